@@ -1,0 +1,32 @@
+# tau-gateway: `make run` to start it, `make test` to check it.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+
+# Everything the build and the tests need, from Debian's packages.
+DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
+	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
+	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev
+
+.PHONY: deps configure build run test format clean
+
+deps:
+	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTAU_WERROR=ON >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: deps build
+	@scripts/run.sh $(BUILD_DIR)/tau-gateway
+
+test: deps build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	@rm -rf $(BUILD_DIR)

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/session_types.h"
+
+namespace tau::bridge {
+
+struct PoolLimits {
+  std::int64_t inactivity_timeout_ms = 600000;
+  std::size_t max_active_sessions = 16;
+  std::size_t max_events_per_session = 256;
+};
+
+struct RuntimeInfo {
+  std::size_t active_sessions = 0;
+  std::int64_t inactivity_timeout_ms = 0;
+  std::size_t max_active_sessions = 0;
+  std::size_t max_events_per_session = 0;
+};
+
+struct AppendResult {
+  SessionEvent event;
+  SessionSnapshot session;
+};
+
+struct DrainResult {
+  std::vector<std::string> followups;
+  SessionSnapshot session;
+};
+
+struct Replay {
+  SessionSnapshot session;
+  std::vector<SessionEvent> events;  // sequence_id > cursor, oldest first
+};
+
+struct ReapResult {
+  std::vector<SessionSnapshot> reaped;
+  RuntimeInfo runtime;
+};
+
+// The session pool: one running session per workspace, each with its numbered event log and
+// FIFO follow-up queue. Thread-safe; every call takes the pool's lock briefly and never does
+// I/O under it. Stale running sessions are reaped before any call that looks a session up, so
+// callers never observe a session that should already have timed out.
+class SessionPool {
+ public:
+  using IdGenerator = std::function<std::string()>;
+
+  SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr);
+
+  // Returns the workspace's running session, or opens a new one.
+  SessionSnapshot open(std::string_view workspace_id);
+  SessionSnapshot get(std::string_view session_id);
+  AppendResult append_progress(std::string_view session_id, std::string_view message);
+  // Appends a `followup` event and queues the message for the agent.
+  AppendResult append_followup(std::string_view session_id, std::string_view message);
+  // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
+  DrainResult drain_followups(std::string_view session_id, std::size_t limit);
+  // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
+  Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
+                std::size_t limit);
+  // Ends a running session as `closed`; an ended session is returned unchanged.
+  SessionSnapshot close(std::string_view session_id);
+  // Ends a running session with the given terminal status (used by workers: completed, failed).
+  SessionSnapshot end_session(std::string_view session_id, SessionStatus terminal_status);
+  // Times out every running session idle for longer than the inactivity timeout at `now`.
+  ReapResult reap(std::int64_t now_unix_ms);
+  ReapResult reap_now() { return reap(clock_()); }
+
+  RuntimeInfo runtime() const;
+  const PoolLimits& limits() const { return limits_; }
+  std::int64_t now() const { return clock_(); }
+
+ private:
+  struct Session {
+    SessionSnapshot snapshot;
+    std::deque<SessionEvent> events;
+    std::deque<std::string> followups;
+    std::uint64_t last_sequence_id = 0;
+  };
+
+  Session& find_locked(std::string_view session_id);
+  Session& find_running_locked(std::string_view session_id);
+  AppendResult append_locked(Session& session, std::string_view event_type,
+                             std::string_view message, std::int64_t now);
+  void end_locked(Session& session, SessionStatus terminal_status);
+  std::vector<SessionSnapshot> reap_locked(std::int64_t now);
+  RuntimeInfo runtime_locked() const;
+  static SessionSnapshot snapshot_of(const Session& session);
+
+  const PoolLimits limits_;
+  const Clock clock_;
+  const IdGenerator id_generator_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Session> sessions_;
+  // workspace_id -> session_id of its running session; its size is the active count.
+  std::unordered_map<std::string, std::string> running_by_workspace_;
+};
+
+}  // namespace tau::bridge

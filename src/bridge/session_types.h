@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tau::bridge {
+
+// Milliseconds since the Unix epoch. Injected so timeouts are testable without sleeping.
+using Clock = std::function<std::int64_t()>;
+std::int64_t system_clock_unix_ms();
+
+enum class SessionStatus { running, completed, failed, timed_out, closed };
+
+std::string_view to_string(SessionStatus status);
+std::optional<SessionStatus> session_status_from_string(std::string_view text);
+inline bool is_terminal(SessionStatus status) {
+  return status != SessionStatus::running;
+}
+
+struct SessionSnapshot {
+  std::string session_id;
+  std::string workspace_id;
+  SessionStatus status = SessionStatus::running;
+  std::int64_t started_unix_ms = 0;
+  std::int64_t last_activity_unix_ms = 0;
+  std::size_t queued_followups = 0;
+};
+
+struct SessionEvent {
+  std::uint64_t sequence_id = 0;
+  std::string event_type;
+  std::string message;
+  std::int64_t timestamp_unix_ms = 0;
+};
+
+namespace event_types {
+inline constexpr std::string_view progress = "progress";
+inline constexpr std::string_view followup = "followup";
+}  // namespace event_types
+
+enum class BridgeErrorCode {
+  invalid_workspace_id,
+  invalid_message,
+  session_not_found,
+  session_not_running,
+  session_limit_reached,
+};
+
+// The API's stable error code string for each bridge error.
+std::string_view to_string(BridgeErrorCode code);
+
+class BridgeError : public std::runtime_error {
+ public:
+  BridgeError(BridgeErrorCode code, const std::string& message)
+      : std::runtime_error(message), code_(code) {}
+  BridgeErrorCode code() const noexcept { return code_; }
+
+ private:
+  BridgeErrorCode code_;
+};
+
+// Strips ASCII whitespace from both ends.
+std::string_view trim_ascii_whitespace(std::string_view text);
+
+}  // namespace tau::bridge

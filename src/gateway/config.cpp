@@ -1,0 +1,181 @@
+#include "gateway/config.h"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <cctype>
+#include <iostream>
+#include <limits>
+#include <string_view>
+#include <thread>
+
+namespace tau::gateway {
+
+namespace {
+
+constexpr std::string_view kProgram = "tau-gateway";
+
+// "--max-input-chars" -> "TAU_GATEWAY_MAX_INPUT_CHARS"
+std::string env_name(std::string_view flag) {
+  std::string name = "TAU_GATEWAY_";
+  for (char c : flag.substr(2)) {
+    name.push_back(c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  }
+  return name;
+}
+
+struct BindAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// "HOST:PORT" with an IPv4 literal, or "[IPv6]:PORT".
+std::optional<BindAddress> parse_bind(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos)
+      return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos)
+      return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(std::string(host), ec);
+  if (ec || (text.front() == '[') != address.is_v6())
+    return std::nullopt;
+  if (port.empty() || port.size() > 5)
+    return std::nullopt;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535)
+    return std::nullopt;
+  return BindAddress{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+}  // namespace
+
+std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv) {
+  GatewayConfig config;
+  config.threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string bind = "127.0.0.1:8787";
+  std::string auth_mode = "token";
+
+  CLI::App app{
+      "tau-gateway: authenticated HTTP gateway for external coding agents.\n"
+      "Every flag can also be set with the environment variable shown (the flag wins).",
+      std::string(kProgram)};
+  app.get_formatter()->column_width(44);
+  constexpr auto kMaxInt = std::numeric_limits<std::int64_t>::max() / 1000;
+
+  auto add = [&](std::string flag, auto& target, std::string help) {
+    return app.add_option(flag, target, std::move(help))
+        ->envname(env_name(flag))
+        ->capture_default_str();
+  };
+  add("--bind", bind, "listen address, HOST:PORT (IPv4) or [IPv6]:PORT; port 0 picks a free one");
+  add("--threads", config.threads, "I/O threads (default: number of cores)")
+      ->check(CLI::Range(1u, 1024u));
+  add("--state-dir", config.state_dir, "state directory, created if missing");
+  add("--auth-mode", auth_mode, "token | password-session | localhost-dev")
+      ->check(CLI::IsMember({"token", "password-session", "localhost-dev"}));
+  add("--auth-token", config.auth_token, "bearer token; required in token mode");
+  add("--auth-password", config.auth_password, "password; required in password-session mode");
+  add("--session-ttl-seconds", config.session_ttl_seconds, "lifetime of password-session tokens")
+      ->check(CLI::Range(std::int64_t{1}, kMaxInt));
+  add("--rate-limit-window-seconds", config.rate_limit_window_seconds, "rate-limit window")
+      ->check(CLI::Range(std::int64_t{1}, kMaxInt));
+  add("--rate-limit-max-requests", config.rate_limit_max_requests,
+      "requests per principal per window")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  add("--max-input-chars", config.max_input_chars,
+      "input size limit; bodies over 8x this many bytes are refused")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  add("--inactivity-timeout-ms", config.inactivity_timeout_ms,
+      "running sessions idle longer than this are timed out")
+      ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max() / 2));
+  add("--max-active-sessions", config.max_active_sessions, "running sessions at once")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+  add("--max-events-per-session", config.max_events_per_session,
+      "events kept for replay per session")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+
+  auto fail = [](const std::string& message) {
+    std::cerr << kProgram << ": error: " << message << '\n';
+    return ExitRequest{2};
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return ExitRequest{0};
+  } catch (const CLI::ParseError& error) {
+    std::string message = error.what();
+    for (char& c : message) {
+      if (c == '\n')
+        c = ' ';
+    }
+    return fail(message);
+  }
+
+  const auto address = parse_bind(bind);
+  if (!address)
+    return fail("--bind: '" + bind + "' is not HOST:PORT or [IPv6]:PORT");
+  config.bind_host = address->host;
+  config.bind_port = address->port;
+  config.auth_mode = *auth::auth_mode_from_string(auth_mode);
+
+  switch (config.auth_mode) {
+    case auth::AuthMode::token:
+      if (config.auth_token.empty()) {
+        return fail("--auth-token is required in token mode (or set TAU_GATEWAY_AUTH_TOKEN)");
+      }
+      break;
+    case auth::AuthMode::password_session:
+      if (config.auth_password.empty()) {
+        return fail(
+            "--auth-password is required in password-session mode (or set "
+            "TAU_GATEWAY_AUTH_PASSWORD)");
+      }
+      break;
+    case auth::AuthMode::localhost_dev:
+      if (!boost::asio::ip::make_address(config.bind_host).is_loopback()) {
+        return fail("--auth-mode localhost-dev needs a loopback --bind address, not " +
+                    config.bind_host);
+      }
+      break;
+  }
+  return config;
+}
+
+std::string describe(const GatewayConfig& config) {
+  const bool v6 = config.bind_host.find(':') != std::string::npos;
+  std::string text;
+  text += "bind=" + (v6 ? "[" + config.bind_host + "]" : config.bind_host) + ":" +
+          std::to_string(config.bind_port);
+  text += " threads=" + std::to_string(config.threads);
+  text += " state_dir=" + config.state_dir;
+  text += " auth_mode=" + std::string(auth::to_string(config.auth_mode));
+  text += std::string(" auth_token=") + (config.auth_token.empty() ? "unset" : "<redacted>");
+  text += std::string(" auth_password=") + (config.auth_password.empty() ? "unset" : "<redacted>");
+  text += " session_ttl_seconds=" + std::to_string(config.session_ttl_seconds);
+  text += " rate_limit_window_seconds=" + std::to_string(config.rate_limit_window_seconds);
+  text += " rate_limit_max_requests=" + std::to_string(config.rate_limit_max_requests);
+  text += " max_input_chars=" + std::to_string(config.max_input_chars);
+  text += " inactivity_timeout_ms=" + std::to_string(config.inactivity_timeout_ms);
+  text += " max_active_sessions=" + std::to_string(config.max_active_sessions);
+  text += " max_events_per_session=" + std::to_string(config.max_events_per_session);
+  return text;
+}
+
+}  // namespace tau::gateway

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "auth/authenticator.h"
+
+namespace tau::gateway {
+
+struct GatewayConfig {
+  std::string bind_host = "127.0.0.1";
+  std::uint16_t bind_port = 8787;
+  unsigned threads = 1;
+  std::string state_dir = ".tau/gateway";
+  auth::AuthMode auth_mode = auth::AuthMode::token;
+  std::string auth_token;
+  std::string auth_password;
+  std::int64_t session_ttl_seconds = 3600;
+  std::int64_t rate_limit_window_seconds = 60;
+  std::uint64_t rate_limit_max_requests = 120;
+  std::uint64_t max_input_chars = 32000;
+  std::int64_t inactivity_timeout_ms = 600000;
+  std::uint64_t max_active_sessions = 16;
+  std::uint64_t max_events_per_session = 256;
+
+  // Request bodies larger than this are refused with 413.
+  std::uint64_t max_body_bytes() const { return max_input_chars * 8; }
+};
+
+// What parsing the command line decided: run with a config, or exit with a code (after --help
+// or an error, both already printed).
+struct ExitRequest {
+  int code = 0;
+};
+
+// Parses flags, with TAU_GATEWAY_<FLAG> environment variables as fallbacks (a flag wins), and
+// checks the combinations (e.g. token mode needs a token). Errors are printed as one line on
+// stderr naming the flag.
+std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv);
+
+// The effective configuration as one line, with secrets redacted.
+std::string describe(const GatewayConfig& config);
+
+}  // namespace tau::gateway

@@ -1,0 +1,332 @@
+#include "gateway/gateway_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <optional>
+
+#include "gateway/json_codec.h"
+#include "http/query.h"
+#include "http/sse.h"
+
+namespace tau::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace beast_http = boost::beast::http;
+using beast_http::verb;
+
+struct RequestContext {
+  http::Exchange& exchange;
+  http::RequestTarget target;
+  std::vector<std::string> params;  // path parameters, in template order
+  std::string body;
+
+  const std::string& session_id() const { return params.at(0); }
+};
+
+namespace {
+
+constexpr std::int64_t kMaxDrainLimit = 1000000;
+constexpr std::int64_t kDefaultDrainLimit = 64;
+
+http::StringResponse json_response(unsigned status, const json::object& body) {
+  http::StringResponse response{static_cast<beast_http::status>(status), 11};
+  response.set(beast_http::field::content_type, "application/json");
+  response.set(beast_http::field::cache_control, "no-store");
+  response.body() = json::serialize(body);
+  return response;
+}
+
+http::StringResponse error_response(unsigned status, std::string_view code,
+                                    std::string_view message) {
+  return json_response(status, error_envelope(status, code, message));
+}
+
+unsigned http_status_of(bridge::BridgeErrorCode code) {
+  switch (code) {
+    case bridge::BridgeErrorCode::invalid_workspace_id:
+    case bridge::BridgeErrorCode::invalid_message:
+      return 400;
+    case bridge::BridgeErrorCode::session_not_found:
+      return 404;
+    case bridge::BridgeErrorCode::session_not_running:
+    case bridge::BridgeErrorCode::session_limit_reached:
+      return 409;
+  }
+  return 500;
+}
+
+std::optional<std::uint64_t> parse_cursor(std::string_view text) {
+  auto cursor = http::parse_unsigned(text);
+  if (!cursor)
+    throw ApiError(400, "invalid_cursor", "cursor must be a non-negative integer");
+  return cursor;
+}
+
+http::SseFrame sse_frame(std::optional<std::string> id, std::string event, std::string data) {
+  http::SseFrame frame;
+  frame.id = std::move(id);
+  frame.event = std::move(event);
+  frame.data = std::move(data);
+  return frame;
+}
+
+// The body of a replay stream: the snapshot, the events after the cursor, then `done`.
+std::string replay_frames(const bridge::Replay& replay, std::optional<std::uint64_t> cursor) {
+  json::object snapshot{{"session", to_json(replay.session)}};
+  snapshot["replay_after_sequence_id"] = cursor ? json::value(*cursor) : json::value(nullptr);
+  std::string frames = http::serialize_sse(
+      sse_frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(snapshot)));
+  for (const auto& event : replay.events) {
+    frames += http::serialize_sse(sse_frame(std::to_string(event.sequence_id),
+                                            "external_coding_agent.progress",
+                                            json::serialize(to_json(event))));
+  }
+  frames += http::serialize_sse(sse_frame(std::nullopt, "done", "[DONE]"));
+  return frames;
+}
+
+}  // namespace
+
+GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
+                       auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter)
+    : config_(config), pool_(pool), authenticator_(authenticator), rate_limiter_(rate_limiter) {
+  constexpr bool kPublic = false;
+  constexpr bool kReadsBody = true;
+  auto json_route = [this](verb method, const char* path, JsonHandler handler,
+                           bool authenticated = true, bool reads_body = false) {
+    router_.add(method, path, RouteSpec{std::move(handler), nullptr, authenticated, reads_body});
+  };
+  json_route(verb::post, paths::auth_session, &GatewayApi::issue_auth_session, kPublic, kReadsBody);
+  json_route(verb::get, paths::status, &GatewayApi::status);
+  json_route(verb::post, paths::sessions, &GatewayApi::open_session, true, kReadsBody);
+  json_route(verb::get, paths::session_detail, &GatewayApi::session_detail);
+  json_route(verb::post, paths::progress, &GatewayApi::append_progress, true, kReadsBody);
+  json_route(verb::post, paths::followups, &GatewayApi::append_followup, true, kReadsBody);
+  json_route(verb::post, paths::followups_drain, &GatewayApi::drain_followups, true, kReadsBody);
+  router_.add(verb::get, paths::stream, RouteSpec{nullptr, &GatewayApi::stream, true, false});
+  json_route(verb::post, paths::close, &GatewayApi::close_session);
+  json_route(verb::post, paths::reap, &GatewayApi::reap, true, kReadsBody);
+}
+
+asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
+  std::optional<http::RequestTarget> target =
+      http::parse_request_target(exchange.header().target());
+  if (!target) {
+    co_await exchange.send(
+        error_response(400, "invalid_target", "request target is not a valid path and query"));
+    co_return;
+  }
+  RequestContext context{exchange, std::move(*target), {}, {}};
+  std::optional<ApiError> failure;
+  try {
+    co_await dispatch(exchange, context);
+  } catch (const ApiError& error) {
+    failure = error;
+  } catch (const bridge::BridgeError& error) {
+    failure =
+        ApiError(http_status_of(error.code()), std::string(to_string(error.code())), error.what());
+  } catch (const boost::system::system_error&) {
+    throw;  // the connection failed; there is no one to answer
+  } catch (const std::exception& error) {
+    spdlog::error("request failed: {}", error.what());
+    failure = ApiError(500, "internal_error", "the gateway failed to handle the request");
+  }
+  if (failure && !exchange.responded()) {
+    co_await exchange.send(error_response(failure->status(), failure->code(), failure->what()));
+  }
+}
+
+asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestContext& context) {
+  const auto& header = exchange.header();
+  auto match = router_.match(header.method(), context.target.path_segments);
+  using Kind = decltype(match)::Kind;
+  if (match.kind == Kind::not_found) {
+    throw ApiError(404, "not_found", "no route for this path");
+  }
+  if (match.kind == Kind::method_not_allowed) {
+    auto response = error_response(405, "method_not_allowed",
+                                   "method not allowed here; allowed: " + match.allow);
+    response.set(beast_http::field::allow, match.allow);
+    co_await exchange.send(std::move(response));
+    co_return;
+  }
+  const RouteSpec& spec = match.route->value;
+  context.params = std::move(match.params);
+
+  std::string principal_key;
+  if (spec.authenticated) {
+    auto authorization = authenticator_.authorize(header[beast_http::field::authorization]);
+    if (auto* failure = std::get_if<auth::AuthFailure>(&authorization)) {
+      throw ApiError(401, std::string(auth::to_string(*failure)),
+                     "missing or invalid bearer token");
+    }
+    principal_key = std::get<auth::Principal>(authorization).key;
+  } else {
+    // The login endpoint has no principal yet; it is limited per client address.
+    principal_key = "address:" + exchange.remote().address().to_string();
+  }
+  if (const auto decision = rate_limiter_.check(principal_key); !decision.allowed) {
+    auto response = error_response(429, "rate_limited", "too many requests; retry later");
+    response.set(beast_http::field::retry_after, std::to_string(decision.retry_after_seconds));
+    co_await exchange.send(std::move(response));
+    co_return;
+  }
+  if (spec.reads_body) {
+    const auto limit = static_cast<std::size_t>(config_.max_body_bytes());
+    auto body = co_await exchange.read_body(limit);
+    if (!body) {
+      throw ApiError(413, "input_too_large",
+                     "request body is larger than " + std::to_string(limit) + " bytes");
+    }
+    context.body = std::move(*body);
+  }
+  if (spec.stream_handler) {
+    co_await spec.stream_handler(*this, context);
+  } else {
+    co_await exchange.send(json_response(200, spec.json_handler(*this, context)));
+  }
+}
+
+json::object GatewayApi::issue_auth_session(RequestContext& context) {
+  if (authenticator_.mode() != auth::AuthMode::password_session) {
+    throw ApiError(400, "auth_mode_mismatch",
+                   "the gateway is not in password-session mode; it runs in " +
+                       std::string(auth::to_string(authenticator_.mode())) + " mode");
+  }
+  const json::object body = parse_json_object(context.body, false);
+  auto issued = authenticator_.issue_session(required_string(body, "password"));
+  if (std::holds_alternative<auth::AuthFailure>(issued)) {
+    throw ApiError(401, "invalid_credentials", "wrong password");
+  }
+  const auto& token = std::get<auth::IssuedToken>(issued);
+  return json::object{
+      {"access_token", token.access_token},
+      {"token_type", "bearer"},
+      {"expires_unix_ms", token.expires_unix_ms},
+      {"expires_in_seconds", token.expires_in_seconds},
+  };
+}
+
+json::object GatewayApi::status(RequestContext& /*context*/) {
+  const auto stats = authenticator_.stats();
+  json::object auth{
+      {"mode", auth::to_string(authenticator_.mode())},
+      {"active_sessions", stats.active_sessions},
+      {"total_sessions_issued", stats.total_sessions_issued},
+      {"auth_failures", stats.auth_failures},
+      {"rate_limited_requests", rate_limiter_.rejected_requests()},
+      {"rate_limit_window_seconds", rate_limiter_.window_seconds()},
+      {"rate_limit_max_requests", rate_limiter_.max_requests()},
+      {"session_ttl_seconds", authenticator_.session_ttl_seconds()},
+  };
+  json::object external_coding_agent{
+      {"sessions_endpoint", paths::sessions},
+      {"session_detail_endpoint", paths::session_detail},
+      {"progress_endpoint", paths::progress},
+      {"followups_endpoint", paths::followups},
+      {"followups_drain_endpoint", paths::followups_drain},
+      {"stream_endpoint", paths::stream},
+      {"close_endpoint", paths::close},
+      {"reap_endpoint", paths::reap},
+      {"runtime", to_json(pool_.runtime())},
+  };
+  json::object gateway{
+      {"status_endpoint", paths::status},
+      {"auth_session_endpoint", paths::auth_session},
+      {"external_coding_agent", std::move(external_coding_agent)},
+  };
+  return json::object{{"auth", std::move(auth)}, {"gateway", std::move(gateway)}};
+}
+
+json::object GatewayApi::open_session(RequestContext& context) {
+  const json::object body = parse_json_object(context.body, false);
+  const auto session = pool_.open(required_string(body, "workspace_id"));
+  return json::object{{"session", to_json(session)}};
+}
+
+json::object GatewayApi::session_detail(RequestContext& context) {
+  return json::object{{"session", to_json(pool_.get(context.session_id()))}};
+}
+
+json::object GatewayApi::append_progress(RequestContext& context) {
+  const json::object body = parse_json_object(context.body, false);
+  const auto result = pool_.append_progress(context.session_id(), required_string(body, "message"));
+  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+}
+
+json::object GatewayApi::append_followup(RequestContext& context) {
+  const json::object body = parse_json_object(context.body, false);
+  const auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
+  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+}
+
+json::object GatewayApi::drain_followups(RequestContext& context) {
+  const json::object body = parse_json_object(context.body, true);
+  const auto limit =
+      optional_integer(body, "limit", 1, kMaxDrainLimit).value_or(kDefaultDrainLimit);
+  const auto result = pool_.drain_followups(context.session_id(), static_cast<std::size_t>(limit));
+  json::array followups;
+  for (const auto& message : result.followups)
+    followups.emplace_back(message);
+  return json::object{
+      {"session_id", result.session.session_id},
+      {"drained_count", result.followups.size()},
+      {"followups", std::move(followups)},
+      {"session", to_json(result.session)},
+  };
+}
+
+asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
+  // The query parameter wins; browsers reconnecting send the header instead.
+  std::optional<std::uint64_t> cursor;
+  if (auto after = context.target.query_value("after_sequence_id")) {
+    cursor = parse_cursor(*after);
+  } else if (auto header = context.exchange.header()["Last-Event-ID"]; !header.empty()) {
+    cursor = parse_cursor(header);
+  }
+  const std::size_t max_events = pool_.limits().max_events_per_session;
+  std::size_t limit = max_events;
+  if (auto text = context.target.query_value("limit")) {
+    const auto parsed = http::parse_unsigned(*text);
+    if (!parsed || *parsed == 0)
+      throw ApiError(400, "invalid_limit", "limit must be an integer >= 1");
+    limit = static_cast<std::size_t>(std::min<std::uint64_t>(*parsed, max_events));
+  }
+
+  // Everything is read from the bridge before the first byte is written: no lock is held while
+  // the socket is written, and an unknown session still gets a JSON 404.
+  const auto replay = pool_.replay(context.session_id(), cursor, limit);
+
+  beast_http::response<beast_http::empty_body> header{beast_http::status::ok, 11};
+  header.set(beast_http::field::content_type, "text/event-stream");
+  header.set(beast_http::field::cache_control, "no-cache");
+  header.set("X-Accel-Buffering", "no");
+  co_await context.exchange.start_stream(std::move(header));
+
+  co_await context.exchange.write_stream(replay_frames(replay, cursor));
+  co_await context.exchange.end_stream();
+}
+
+json::object GatewayApi::close_session(RequestContext& context) {
+  return json::object{{"session", to_json(pool_.close(context.session_id()))}};
+}
+
+json::object GatewayApi::reap(RequestContext& context) {
+  const json::object body = parse_json_object(context.body, true);
+  const auto now =
+      optional_integer(body, "now_unix_ms", 0, std::numeric_limits<std::int64_t>::max())
+          .value_or(pool_.now());
+  const auto result = pool_.reap(now);
+  json::array sessions;
+  for (const auto& session : result.reaped)
+    sessions.emplace_back(to_json(session));
+  return json::object{
+      {"reaped_count", result.reaped.size()},
+      {"sessions", std::move(sessions)},
+      {"runtime", to_json(result.runtime)},
+  };
+}
+
+}  // namespace tau::gateway

@@ -1,0 +1,93 @@
+#include "gateway/json_codec.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "bridge/session_types.h"
+
+namespace tau::gateway {
+
+namespace json = boost::json;
+
+namespace {
+ApiError malformed(const std::string& message) {
+  return ApiError(400, "malformed_json", message);
+}
+}  // namespace
+
+json::object error_envelope(unsigned status, std::string_view code, std::string_view message) {
+  json::object error;
+  error["type"] = status >= 500 ? "server_error" : "invalid_request_error";
+  error["code"] = code;
+  error["message"] = message;
+  return json::object{{"error", std::move(error)}};
+}
+
+json::object to_json(const bridge::SessionSnapshot& session) {
+  return json::object{
+      {"session_id", session.session_id},
+      {"workspace_id", session.workspace_id},
+      {"status", bridge::to_string(session.status)},
+      {"started_unix_ms", session.started_unix_ms},
+      {"last_activity_unix_ms", session.last_activity_unix_ms},
+      {"queued_followups", session.queued_followups},
+  };
+}
+
+json::object to_json(const bridge::SessionEvent& event) {
+  return json::object{
+      {"sequence_id", event.sequence_id},
+      {"event_type", event.event_type},
+      {"message", event.message},
+      {"timestamp_unix_ms", event.timestamp_unix_ms},
+  };
+}
+
+json::object to_json(const bridge::RuntimeInfo& runtime) {
+  return json::object{
+      {"active_sessions", runtime.active_sessions},
+      {"inactivity_timeout_ms", runtime.inactivity_timeout_ms},
+      {"max_active_sessions", runtime.max_active_sessions},
+      {"max_events_per_session", runtime.max_events_per_session},
+  };
+}
+
+json::object parse_json_object(std::string_view body, bool body_optional) {
+  if (bridge::trim_ascii_whitespace(body).empty()) {
+    if (body_optional)
+      return {};
+    throw malformed("request body is empty; expected a JSON object");
+  }
+  boost::system::error_code ec;
+  json::value value = json::parse(body, ec);
+  if (ec)
+    throw malformed("request body is not valid JSON: " + ec.message());
+  if (!value.is_object())
+    throw malformed("request body must be a JSON object");
+  return std::move(value.as_object());
+}
+
+std::string_view required_string(const json::object& body, std::string_view field) {
+  const json::value* value = body.if_contains(field);
+  if (value == nullptr)
+    throw malformed("field '" + std::string(field) + "' is required");
+  if (!value->is_string())
+    throw malformed("field '" + std::string(field) + "' must be a string");
+  return value->get_string();
+}
+
+std::optional<std::int64_t> optional_integer(const json::object& body, std::string_view field,
+                                             std::int64_t min, std::int64_t max) {
+  const json::value* value = body.if_contains(field);
+  if (value == nullptr)
+    return std::nullopt;
+  const std::string range = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  if (value->is_int64()) {
+    const std::int64_t number = value->get_int64();
+    if (number >= min && number <= max)
+      return number;
+  }
+  throw malformed("field '" + std::string(field) + "' must be " + range);
+}
+
+}  // namespace tau::gateway

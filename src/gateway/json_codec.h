@@ -1,0 +1,44 @@
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "bridge/session_pool.h"
+
+namespace tau::gateway {
+
+// An error answered to the client in the documented envelope.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(unsigned status, std::string code, const std::string& message)
+      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+  unsigned status() const noexcept { return status_; }
+  const std::string& code() const noexcept { return code_; }
+
+ private:
+  unsigned status_;
+  std::string code_;
+};
+
+// {"error":{"type":"invalid_request_error"|"server_error","code":...,"message":...}}
+boost::json::object error_envelope(unsigned status, std::string_view code,
+                                   std::string_view message);
+
+boost::json::object to_json(const bridge::SessionSnapshot& session);
+boost::json::object to_json(const bridge::SessionEvent& event);
+boost::json::object to_json(const bridge::RuntimeInfo& runtime);
+
+// Request bodies. Each throws ApiError 400 `malformed_json` with a message naming the problem.
+// With `body_optional`, an empty (or all-whitespace) body is an empty object.
+boost::json::object parse_json_object(std::string_view body, bool body_optional);
+std::string_view required_string(const boost::json::object& body, std::string_view field);
+// An integer field within [min, max]; absent gives nullopt. Floats are refused even when whole.
+std::optional<std::int64_t> optional_integer(const boost::json::object& body,
+                                             std::string_view field, std::int64_t min,
+                                             std::int64_t max);
+
+}  // namespace tau::gateway

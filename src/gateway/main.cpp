@@ -1,0 +1,112 @@
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
+#include "bridge/session_pool.h"
+#include "gateway/config.h"
+#include "gateway/gateway_api.h"
+#include "http/server.h"
+
+namespace asio = boost::asio;
+using namespace tau;
+
+namespace {
+
+// Times out idle sessions even when no request arrives to trigger a reap.
+asio::awaitable<void> reap_periodically(bridge::SessionPool& pool,
+                                        std::chrono::milliseconds every) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (true) {
+    timer.expires_after(every);
+    co_await timer.async_wait(asio::use_awaitable);
+    const auto result = pool.reap_now();
+    for (const auto& session : result.reaped) {
+      spdlog::info("session {} of workspace {} timed out", session.session_id,
+                   session.workspace_id);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = gateway::parse_config(argc, argv);
+  if (auto* exit = std::get_if<gateway::ExitRequest>(&parsed))
+    return exit->code;
+  const auto& config = std::get<gateway::GatewayConfig>(parsed);
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tau-gateway"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+
+  std::error_code fs_error;
+  std::filesystem::create_directories(config.state_dir, fs_error);
+  if (fs_error) {
+    spdlog::critical("cannot create --state-dir {}: {}", config.state_dir, fs_error.message());
+    return 1;
+  }
+  spdlog::info("configuration: {}", gateway::describe(config));
+
+  bridge::SessionPool pool(
+      bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
+                         config.max_events_per_session},
+      bridge::system_clock_unix_ms);
+  auth::Authenticator authenticator(
+      auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
+                       config.session_ttl_seconds},
+      bridge::system_clock_unix_ms);
+  auth::RateLimiter rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
+                                 bridge::system_clock_unix_ms);
+  gateway::GatewayApi api(config, pool, authenticator, rate_limiter);
+
+  asio::io_context io(static_cast<int>(config.threads));
+  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config.bind_host),
+                                         config.bind_port);
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(
+        io, endpoint, [&api](http::Exchange& exchange) { return api.handle(exchange); });
+  } catch (const boost::system::system_error& error) {
+    spdlog::critical("cannot listen on {} port {}: {}", config.bind_host, config.bind_port,
+                     error.code().message());
+    return 1;
+  }
+  server->start();
+  const auto local = server->local_endpoint();
+  // Tests and scripts read the port from this line when started with port 0.
+  if (local.address().is_v6()) {
+    spdlog::info("listening on http://[{}]:{}", local.address().to_string(), local.port());
+  } else {
+    spdlog::info("listening on http://{}:{}", local.address().to_string(), local.port());
+  }
+
+  const auto reap_every = std::chrono::milliseconds(
+      std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
+  asio::co_spawn(io, reap_periodically(pool, reap_every), asio::detached);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int signal) {
+    spdlog::info("signal {} received; stopping", signal);
+    server->stop();
+    io.stop();
+  });
+
+  std::vector<std::thread> workers;
+  for (unsigned i = 1; i < config.threads; ++i)
+    workers.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& worker : workers)
+    worker.join();
+  return 0;
+}

@@ -1,0 +1,46 @@
+#include "http/query.h"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+#include <charconv>
+#include <cstdint>
+
+namespace tau::http {
+
+std::optional<std::string_view> RequestTarget::query_value(std::string_view name) const {
+  for (const auto& [key, value] : query) {
+    if (key == name)
+      return std::string_view(value);
+  }
+  return std::nullopt;
+}
+
+std::optional<RequestTarget> parse_request_target(std::string_view target) {
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed)
+    return std::nullopt;
+  const boost::urls::url_view& url = *parsed;
+  RequestTarget result;
+  for (const auto& segment : url.segments())
+    result.path_segments.push_back(segment);
+  for (const auto& param : url.params()) {
+    result.query.emplace_back(param.key, param.has_value ? param.value : std::string());
+  }
+  return result;
+}
+
+std::optional<std::uint64_t> parse_unsigned(std::string_view text) {
+  if (text.empty())
+    return std::nullopt;
+  for (char c : text) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+  }
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size())
+    return std::nullopt;
+  return value;
+}
+
+}  // namespace tau::http

@@ -1,0 +1,150 @@
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <limits>
+
+namespace tau::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using asio::use_awaitable;
+
+Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                   beast_http::request_parser<beast_http::string_body>& parser,
+                   asio::ip::tcp::endpoint remote)
+    : stream_(stream),
+      buffer_(buffer),
+      parser_(parser),
+      remote_(std::move(remote)),
+      keep_alive_(parser.get().keep_alive()) {}
+
+asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limit) {
+  if (const auto length = parser_.content_length(); length && *length > limit) {
+    keep_alive_ = false;
+    co_return std::nullopt;
+  }
+  // A chunked body is checked against the limit as it arrives.
+  parser_.body_limit(limit);
+  beast::error_code ec;
+  co_await beast_http::async_read(stream_, buffer_, parser_,
+                                  asio::redirect_error(use_awaitable, ec));
+  if (ec == beast_http::error::body_limit) {
+    keep_alive_ = false;
+    co_return std::nullopt;
+  }
+  if (ec)
+    throw beast::system_error(ec);
+  co_return std::move(parser_.get().body());
+}
+
+void Exchange::prepare(beast_http::header<false>& response_header) {
+  responded_ = true;
+  // A body left unread would be parsed as the next request, so such a connection must close.
+  if (!parser_.is_done())
+    keep_alive_ = false;
+  response_header.version(parser_.get().version());
+  response_header.set(beast_http::field::server, "tau-gateway");
+  if (!keep_alive_)
+    response_header.set(beast_http::field::connection, "close");
+}
+
+asio::awaitable<void> Exchange::send(StringResponse response) {
+  prepare(response.base());
+  response.keep_alive(keep_alive_);
+  response.prepare_payload();
+  stream_.expires_never();
+  co_await beast_http::async_write(stream_, response, use_awaitable);
+}
+
+asio::awaitable<void> Exchange::start_stream(beast_http::response<beast_http::empty_body> header) {
+  prepare(header.base());
+  header.keep_alive(keep_alive_);
+  header.chunked(true);
+  stream_.expires_never();
+  beast_http::response_serializer<beast_http::empty_body> serializer{header};
+  co_await beast_http::async_write_header(stream_, serializer, use_awaitable);
+}
+
+asio::awaitable<void> Exchange::write_stream(std::string data) {
+  if (data.empty())
+    co_return;  // an empty chunk would end the body
+  co_await asio::async_write(stream_, beast_http::make_chunk(asio::buffer(data)), use_awaitable);
+}
+
+asio::awaitable<void> Exchange::end_stream() {
+  co_await asio::async_write(stream_, beast_http::make_chunk_last(), use_awaitable);
+}
+
+Server::Server(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint,
+               RequestHandler handler, ServerOptions options)
+    : io_(io), acceptor_(io), handler_(std::move(handler)), options_(options) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+void Server::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+}
+
+void Server::stop() {
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (acceptor_.is_open()) {
+    beast::error_code ec;
+    asio::ip::tcp::socket socket = co_await acceptor_.async_accept(
+        asio::make_strand(io_), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted)
+        co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, serve_connection(std::move(socket)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
+  beast::error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  try {
+    while (true) {
+      beast_http::request_parser<beast_http::string_body> parser;
+      // The body limit is applied by Exchange::read_body once the handler has chosen one.
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      stream.expires_after(options_.header_timeout);
+      co_await beast_http::async_read_header(stream, buffer, parser,
+                                             asio::redirect_error(use_awaitable, ec));
+      if (ec)
+        break;  // closed by the peer, timed out, or not HTTP: nothing to answer
+      Exchange exchange(stream, buffer, parser, remote);
+      co_await handler_(exchange);
+      if (!exchange.responded() || !exchange.keep_alive())
+        break;
+    }
+  } catch (const std::exception& error) {
+    spdlog::debug("connection from {} ended: {}", remote.address().to_string(), error.what());
+  }
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  stream.close();
+}
+
+}  // namespace tau::http

@@ -1,0 +1,90 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace tau::http {
+
+namespace beast_http = boost::beast::http;
+using StringResponse = beast_http::response<beast_http::string_body>;
+using RequestHeader = beast_http::request_header<>;
+
+// One request/response exchange on a connection. The handler sees the header first and decides
+// (route, auth, limits) before the body is read, so an unauthorized client cannot make the server
+// read a large body. A handler sends exactly one response: a whole one, or a chunked stream.
+class Exchange {
+ public:
+  Exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
+           beast_http::request_parser<beast_http::string_body>& parser,
+           boost::asio::ip::tcp::endpoint remote);
+
+  const RequestHeader& header() const { return parser_.get().base(); }
+  const boost::asio::ip::tcp::endpoint& remote() const { return remote_; }
+
+  // Reads the body. Nullopt when it is larger than `limit` bytes; the body is then not read and
+  // the connection closes after the response.
+  boost::asio::awaitable<std::optional<std::string>> read_body(std::size_t limit);
+
+  boost::asio::awaitable<void> send(StringResponse response);
+
+  // Starts a chunked response whose body is written piece by piece.
+  boost::asio::awaitable<void> start_stream(beast_http::response<beast_http::empty_body> header);
+  boost::asio::awaitable<void> write_stream(std::string data);
+  boost::asio::awaitable<void> end_stream();
+
+  bool responded() const { return responded_; }
+  // Whether the connection can serve another request after this exchange.
+  bool keep_alive() const { return keep_alive_; }
+
+ private:
+  void prepare(beast_http::header<false>& response_header);
+
+  boost::beast::tcp_stream& stream_;
+  boost::beast::flat_buffer& buffer_;
+  beast_http::request_parser<beast_http::string_body>& parser_;
+  boost::asio::ip::tcp::endpoint remote_;
+  bool responded_ = false;
+  bool keep_alive_ = true;
+};
+
+using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;
+
+struct ServerOptions {
+  // How long a connection may take to send a request header, or sit idle between requests.
+  std::chrono::milliseconds header_timeout{60000};
+};
+
+// Accepts connections and runs one coroutine per connection on its own strand. The handler is
+// called once per request; the server owns parsing, keep-alive and the socket.
+class Server {
+ public:
+  Server(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint,
+         RequestHandler handler, ServerOptions options = {});
+
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+  void start();
+  void stop();
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  RequestHandler handler_;
+  ServerOptions options_;
+};
+
+}  // namespace tau::http
