@@ -82,6 +82,13 @@ int main(int argc, char** argv) {
                      error.code().message());
     return 1;
   }
+  // Handle signals before announcing the port: whoever reads that line may stop us at once.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int signal) {
+    spdlog::info("signal {} received; stopping", signal);
+    server->stop();
+    io.stop();
+  });
   server->start();
   const auto local = server->local_endpoint();
   // Tests and scripts read the port from this line when started with port 0.
@@ -95,12 +102,6 @@ int main(int argc, char** argv) {
       std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
   asio::co_spawn(io, reap_periodically(pool, reap_every), asio::detached);
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code&, int signal) {
-    spdlog::info("signal {} received; stopping", signal);
-    server->stop();
-    io.stop();
-  });
 
   std::vector<std::thread> workers;
   for (unsigned i = 1; i < config.threads; ++i)

@@ -1,1 +1,86 @@
+// Start-up: flag parsing, environment fallbacks and the refusals, against the real binary.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "support/gateway_process.h"
+#include "support/http_client.h"
+
+namespace tau::test {
+namespace {
+
+void expect_refusal(const std::vector<std::string>& args, const std::string& names,
+                    const std::map<std::string, std::string>& env = {}) {
+  const auto result = run_gateway_to_exit(args, env);
+  std::string joined;
+  for (const auto& arg : args)
+    joined += arg + " ";
+  EXPECT_NE(result.exit_code, 0) << joined;
+  EXPECT_NE(result.stderr_text.find(names), std::string::npos)
+      << joined << "\nstderr: " << result.stderr_text;
+  // One line, so it reads well in a terminal and in logs.
+  EXPECT_EQ(std::count(result.stderr_text.begin(), result.stderr_text.end(), '\n'), 1)
+      << result.stderr_text;
+}
+
+TEST(Startup, RefusesBadCommandLines) {
+  expect_refusal({}, "--auth-token");
+  expect_refusal({"--auth-mode", "password-session"}, "--auth-password");
+  expect_refusal({"--auth-mode", "localhost-dev", "--bind", "0.0.0.0:8787"}, "loopback");
+  expect_refusal({"--auth-mode", "banana"}, "--auth-mode");
+  expect_refusal({"--auth-mode", "localhost-dev", "--no-such-flag"}, "--no-such-flag");
+  expect_refusal({"--auth-mode", "localhost-dev", "--threads"}, "--threads");
+  expect_refusal({"--auth-mode", "localhost-dev", "--threads", "0"}, "--threads");
+  expect_refusal({"--auth-mode", "localhost-dev", "--max-active-sessions", "many"},
+                 "--max-active-sessions");
+  expect_refusal({"--auth-mode", "localhost-dev", "--max-events-per-session", "-1"},
+                 "--max-events-per-session");
+  expect_refusal({"--auth-mode", "localhost-dev", "--bind", "localhost"}, "--bind");
+  expect_refusal({"--auth-mode", "localhost-dev", "--bind", "127.0.0.1:70000"}, "--bind");
+  expect_refusal({"--auth-mode", "localhost-dev"}, "--inactivity-timeout-ms",
+                 {{"TAU_GATEWAY_INACTIVITY_TIMEOUT_MS", "soon"}});
+}
+
+TEST(Startup, HelpListsEveryFlagWithItsDefault) {
+  const auto result = run_gateway_to_exit({"--help"});
+  EXPECT_EQ(result.exit_code, 0);
+  for (const std::string flag :
+       {"--bind", "--threads", "--state-dir", "--auth-mode", "--auth-token", "--auth-password",
+        "--session-ttl-seconds", "--rate-limit-window-seconds", "--rate-limit-max-requests",
+        "--max-input-chars", "--inactivity-timeout-ms", "--max-active-sessions",
+        "--max-events-per-session", "127.0.0.1:8787", "600000", "32000", "TAU_GATEWAY_BIND"}) {
+    EXPECT_NE(result.stdout_text.find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(Startup, EnvironmentVariablesBackEveryFlagAndFlagsWin) {
+  GatewayProcess from_env(
+      {}, {{"TAU_GATEWAY_AUTH_TOKEN", "env-token"}, {"TAU_GATEWAY_MAX_ACTIVE_SESSIONS", "3"}});
+  EXPECT_EQ(HttpClient(from_env.port(), "env-token").get("/gateway/status").status, 200u);
+  EXPECT_EQ(HttpClient(from_env.port(), "env-token")
+                .get("/gateway/status")
+                .json()
+                .at("gateway")
+                .at("external_coding_agent")
+                .at("runtime")
+                .at("max_active_sessions")
+                .as_int64(),
+            3);
+
+  GatewayProcess flag_wins({"--auth-token", "flag-token"},
+                           {{"TAU_GATEWAY_AUTH_TOKEN", "env-token"}});
+  EXPECT_EQ(HttpClient(flag_wins.port(), "flag-token").get("/gateway/status").status, 200u);
+  EXPECT_EQ(HttpClient(flag_wins.port(), "env-token").get("/gateway/status").status, 401u);
+  EXPECT_EQ(flag_wins.stderr_text().find("flag-token"), std::string::npos);
+  EXPECT_EQ(flag_wins.stderr_text().find("env-token"), std::string::npos);
+}
+
+TEST(Startup, CreatesTheStateDirectory) {
+  TempDir parent;
+  const std::string state_dir = parent.path() + "/nested/state";
+  GatewayProcess gateway({"--auth-mode", "localhost-dev", "--state-dir", state_dir});
+  EXPECT_TRUE(std::filesystem::is_directory(state_dir));
+}
+
+}  // namespace
+}  // namespace tau::test

@@ -1,0 +1,168 @@
+#include "support/gateway_process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <regex>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace tau::test {
+
+namespace {
+
+// The binary's environment: the test's own, minus TAU_GATEWAY_* settings, plus `extra`.
+std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) {
+  std::vector<std::string> result;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "TAU_GATEWAY_", 12) != 0)
+      result.emplace_back(*entry);
+  }
+  for (const auto& [key, value] : extra)
+    result.push_back(key + "=" + value);
+  return result;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& s : strings)
+    pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Starts the gateway with stdout and stderr on the given pipe ends (-1 leaves them alone).
+pid_t spawn_gateway(std::vector<std::string> args, const std::map<std::string, std::string>& env,
+                    int stdout_fd, int stderr_fd) {
+  args.insert(args.begin(), TAU_GATEWAY_BINARY);
+  std::vector<std::string> environment = child_environment(env);
+  auto argv = c_strings(args);
+  auto envp = c_strings(environment);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdout_fd >= 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  if (stderr_fd >= 0)
+    posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0)
+    throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(error));
+  return pid;
+}
+
+std::string read_all(int fd) {
+  std::string text;
+  char buffer[4096];
+  ssize_t got;
+  while ((got = ::read(fd, buffer, sizeof buffer)) > 0)
+    text.append(buffer, static_cast<size_t>(got));
+  return text;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "tau-gateway-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env) {
+  int out[2];
+  int err[2];
+  if (::pipe(out) != 0 || ::pipe(err) != 0)
+    throw std::runtime_error("pipe failed");
+  const pid_t pid = spawn_gateway(args, env, out[1], err[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  ExitResult result;
+  // The outputs are small (a help text at most), so reading one after the other cannot block.
+  result.stdout_text = read_all(out[0]);
+  result.stderr_text = read_all(err[0]);
+  ::close(out[0]);
+  ::close(err[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+GatewayProcess::GatewayProcess(std::vector<std::string> args,
+                               std::map<std::string, std::string> env) {
+  args.insert(args.end(), {"--bind", "127.0.0.1:0"});
+  if (std::find(args.begin(), args.end(), "--state-dir") == args.end()) {
+    args.insert(args.end(), {"--state-dir", state_dir_.path()});
+  }
+  int err[2];
+  if (::pipe(err) != 0)
+    throw std::runtime_error("pipe failed");
+  pid_ = spawn_gateway(args, env, -1, err[1]);
+  ::close(err[1]);
+  reader_ = std::thread([this, fd = err[0]] { drain_stderr(fd); });
+
+  static const std::regex kListening(R"(listening on http://127\.0\.0\.1:(\d+))");
+  std::unique_lock lock(mutex_);
+  std::smatch match;
+  const bool started = changed_.wait_for(lock, std::chrono::seconds(20), [&] {
+    return std::regex_search(stderr_, match, kListening) || stderr_closed_;
+  });
+  if (!started || match.empty()) {
+    const std::string output = stderr_;
+    lock.unlock();
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    reader_.join();
+    throw std::runtime_error("gateway did not start; stderr:\n" + output);
+  }
+  port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
+}
+
+GatewayProcess::~GatewayProcess() {
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  reader_.join();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "gateway did not exit cleanly on SIGTERM; stderr:\n"
+      << stderr_;
+}
+
+std::string GatewayProcess::stderr_text() {
+  std::lock_guard lock(mutex_);
+  return stderr_;
+}
+
+void GatewayProcess::drain_stderr(int fd) {
+  char buffer[4096];
+  ssize_t got;
+  while ((got = ::read(fd, buffer, sizeof buffer)) > 0) {
+    std::lock_guard lock(mutex_);
+    stderr_.append(buffer, static_cast<size_t>(got));
+    changed_.notify_all();
+  }
+  ::close(fd);
+  std::lock_guard lock(mutex_);
+  stderr_closed_ = true;
+  changed_.notify_all();
+}
+
+}  // namespace tau::test

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tau::test {
+
+// A temporary directory removed with everything in it when this goes out of scope.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct ExitResult {
+  int exit_code = -1;
+  std::string stderr_text;
+  std::string stdout_text;
+};
+
+// Runs the real tau-gateway binary with `args` until it exits (for start-up refusals and
+// --help). TAU_GATEWAY_* variables of the test's own environment are not passed on; `env` adds
+// variables.
+ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env = {});
+
+// The real tau-gateway binary serving on an ephemeral loopback port, with its own state dir.
+// The constructor returns once the gateway has logged the port it listens on; the destructor
+// stops it with SIGTERM.
+class GatewayProcess {
+ public:
+  explicit GatewayProcess(std::vector<std::string> args = {"--auth-mode", "localhost-dev"},
+                          std::map<std::string, std::string> env = {});
+  ~GatewayProcess();
+  GatewayProcess(const GatewayProcess&) = delete;
+  GatewayProcess& operator=(const GatewayProcess&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  // Everything the gateway wrote to stderr so far.
+  std::string stderr_text();
+
+ private:
+  void drain_stderr(int fd);
+
+  TempDir state_dir_;
+  pid_t pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string stderr_;
+  bool stderr_closed_ = false;
+};
+
+}  // namespace tau::test

@@ -1,0 +1,169 @@
+#include "support/http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <cctype>
+#include <chrono>
+
+namespace tau::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+
+std::string HttpResponse::header(const std::string& lower_case_name) const {
+  auto found = headers.find(lower_case_name);
+  return found == headers.end() ? std::string() : found->second;
+}
+
+json::value HttpResponse::json() const {
+  boost::system::error_code ec;
+  json::value value = json::parse(body, ec);
+  EXPECT_FALSE(ec) << "body is not JSON: " << body;
+  return value;
+}
+
+std::string HttpResponse::error_code() const {
+  const json::value value = json();
+  const json::object* envelope = value.if_object();
+  if (envelope == nullptr || !envelope->contains("error")) {
+    ADD_FAILURE() << "not an error envelope: " << body;
+    return {};
+  }
+  const json::object& error = envelope->at("error").as_object();
+  EXPECT_EQ(error.at("type").as_string(), status >= 500 ? "server_error" : "invalid_request_error")
+      << body;
+  EXPECT_FALSE(error.at("message").as_string().empty()) << body;
+  EXPECT_EQ(header("content-type"), "application/json");
+  return std::string(error.at("code").as_string());
+}
+
+HttpResponse HttpClient::get(const std::string& target, const Headers& headers) const {
+  return request("GET", target, std::nullopt, headers);
+}
+
+HttpResponse HttpClient::post(const std::string& target, const std::string& body,
+                              const Headers& headers) const {
+  return request("POST", target, body, headers);
+}
+
+HttpResponse HttpClient::request(const std::string& method, const std::string& target,
+                                 std::optional<std::string> body, const Headers& headers) const {
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.expires_after(std::chrono::seconds(30));
+  stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
+
+  http::request<http::string_body> request{http::string_to_verb(method), target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  if (!bearer_token_.empty())
+    request.set(http::field::authorization, "Bearer " + bearer_token_);
+  for (const auto& [name, value] : headers)
+    request.set(name, value);
+  if (body) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = *body;
+  }
+  request.prepare_payload();
+  http::write(stream, request);
+
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  http::read(stream, buffer, parser);
+  const auto& message = parser.get();
+
+  HttpResponse response;
+  response.status = message.result_int();
+  for (const auto& field : message.base()) {
+    std::string name(field.name_string());
+    for (char& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    response.headers[name] = std::string(field.value());
+  }
+  response.body = message.body();
+  beast::error_code ignored;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  return response;
+}
+
+std::string raw_exchange(std::uint16_t port, const std::string& bytes, int read_timeout_ms) {
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  stream.expires_after(std::chrono::milliseconds(read_timeout_ms));
+  asio::write(stream, asio::buffer(bytes));
+  std::string received;
+  char chunk[4096];
+  while (true) {
+    beast::error_code ec;
+    stream.expires_after(std::chrono::milliseconds(read_timeout_ms));
+    const std::size_t got = stream.read_some(asio::buffer(chunk), ec);
+    received.append(chunk, got);
+    if (ec)
+      break;
+  }
+  return received;
+}
+
+std::vector<SseMessage> parse_sse(const std::string& body) {
+  std::vector<SseMessage> messages;
+  SseMessage current;
+  bool has_data = false;
+  std::size_t position = 0;
+  while (position < body.size()) {
+    std::size_t end = body.find_first_of("\r\n", position);
+    if (end == std::string::npos)
+      break;  // an unterminated last line is not dispatched
+    const std::string line = body.substr(position, end - position);
+    position = end + 1;
+    if (body[end] == '\r' && position < body.size() && body[position] == '\n')
+      ++position;
+
+    if (line.empty()) {
+      if (has_data) {
+        if (!current.data.empty() && current.data.back() == '\n')
+          current.data.pop_back();
+        messages.push_back(current);
+      }
+      current.data.clear();
+      current.event.clear();
+      current.id.clear();
+      current.retry_ms.reset();
+      has_data = false;
+      continue;
+    }
+    if (line.front() == ':')
+      continue;
+    const std::size_t colon = line.find(':');
+    std::string field = line.substr(0, colon);
+    std::string value = colon == std::string::npos ? std::string() : line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ')
+      value.erase(0, 1);
+    if (field == "data") {
+      current.data += value + "\n";
+      has_data = true;
+    } else if (field == "event") {
+      current.event = value;
+    } else if (field == "id") {
+      if (value.find('\0') == std::string::npos)
+        current.id = value;
+    } else if (field == "retry") {
+      current.retry_ms = std::stoll(value);
+    }
+  }
+  return messages;
+}
+
+std::string json_body(const json::object& fields) { return json::serialize(fields); }
+
+}  // namespace tau::test

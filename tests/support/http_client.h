@@ -1,0 +1,69 @@
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tau::test {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpResponse {
+  unsigned status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+
+  // The header's value, or "" when absent.
+  std::string header(const std::string& lower_case_name) const;
+  // The body parsed as JSON; fails the test when it is not JSON.
+  boost::json::value json() const;
+  // The `error.code` of an error envelope, checking the envelope's shape on the way.
+  std::string error_code() const;
+};
+
+// A Beast client speaking HTTP/1.1 to the gateway on loopback, one connection per request.
+class HttpClient {
+ public:
+  explicit HttpClient(std::uint16_t port, std::string bearer_token = {})
+      : port_(port), bearer_token_(std::move(bearer_token)) {}
+
+  HttpResponse get(const std::string& target, const Headers& headers = {}) const;
+  HttpResponse post(const std::string& target, const std::string& body,
+                    const Headers& headers = {}) const;
+  HttpResponse request(const std::string& method, const std::string& target,
+                       std::optional<std::string> body, const Headers& headers = {}) const;
+
+ private:
+  std::uint16_t port_;
+  std::string bearer_token_;
+};
+
+// Writes raw bytes to the gateway and returns everything it answers until it closes the
+// connection (or `read_timeout_ms` of silence). For requests no well-behaved client would send.
+std::string raw_exchange(std::uint16_t port, const std::string& bytes, int read_timeout_ms = 5000);
+
+// One Server-Sent Events message, as a client's parser would dispatch it.
+struct SseMessage {
+  std::string id;  // this message's own id field (a browser would also carry the last one over)
+  std::string event;
+  std::string data;
+  std::optional<std::int64_t> retry_ms;
+};
+
+// Parses an event-stream body following the WHATWG algorithm (field lines, multi-line data
+// joined with LF, comments ignored, a blank line dispatches).
+std::vector<SseMessage> parse_sse(const std::string& body);
+
+// Frequently used paths.
+inline const std::string kSessions = "/gateway/external-coding-agent/sessions";
+inline std::string session_path(const std::string& session_id, const std::string& suffix = "") {
+  return kSessions + "/" + session_id + suffix;
+}
+std::string json_body(const boost::json::object& fields);
+
+}  // namespace tau::test
