@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <utility>
 
 #include "bridge/random_id.h"
@@ -120,7 +121,11 @@ std::variant<IssuedToken, AuthFailure> Authenticator::issue_session(std::string_
   IssuedToken issued;
   issued.access_token = bridge::random_hex(kTokenBytes);
   issued.expires_in_seconds = config_.session_ttl_seconds;
-  issued.expires_unix_ms = now + config_.session_ttl_seconds * 1000;
+  // Saturate: a TTL near the configurable maximum would otherwise overflow into the past.
+  constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max();
+  const std::int64_t ttl_ms =
+      config_.session_ttl_seconds > kMaxMs / 1000 ? kMaxMs : config_.session_ttl_seconds * 1000;
+  issued.expires_unix_ms = ttl_ms > kMaxMs - now ? kMaxMs : now + ttl_ms;
   std::lock_guard lock(mutex_);
   purge_expired_locked(now);
   session_expiry_unix_ms_.emplace(issued.access_token, issued.expires_unix_ms);

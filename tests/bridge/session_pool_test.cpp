@@ -1,3 +1,850 @@
-#include <gtest/gtest.h>
 #include "bridge/session_pool.h"
-TEST(Placeholder, Builds) { SUCCEED(); }
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tau::bridge {
+namespace {
+
+constexpr std::int64_t kStartMs = 1'700'000'000'000;
+constexpr std::int64_t kTimeoutMs = 1'000;
+
+// A clock the test sets by hand; shared so copies handed to the pool see every change.
+class ManualClock {
+ public:
+  Clock as_clock() const {
+    return [now = now_] { return now->load(); };
+  }
+  std::int64_t now() const { return now_->load(); }
+  void set(std::int64_t now_ms) { now_->store(now_ms); }
+  void advance(std::int64_t delta_ms) { now_->fetch_add(delta_ms); }
+
+ private:
+  std::shared_ptr<std::atomic<std::int64_t>> now_ =
+      std::make_shared<std::atomic<std::int64_t>>(kStartMs);
+};
+
+// Hands out "session-1", "session-2", ... and counts how often it was asked.
+class SequentialIds {
+ public:
+  SessionPool::IdGenerator as_generator() const {
+    return [calls = calls_] { return "session-" + std::to_string(++*calls); };
+  }
+  int calls() const { return calls_->load(); }
+
+ private:
+  std::shared_ptr<std::atomic<int>> calls_ = std::make_shared<std::atomic<int>>(0);
+};
+
+PoolLimits test_limits() {
+  PoolLimits limits;
+  limits.inactivity_timeout_ms = kTimeoutMs;
+  limits.max_active_sessions = 4;
+  limits.max_events_per_session = 100;
+  return limits;
+}
+
+// Runs `call` and returns the BridgeError code it threw, or nullopt if it threw nothing.
+template <class Call>
+std::optional<BridgeErrorCode> bridge_error_of(Call&& call) {
+  try {
+    call();
+  } catch (const BridgeError& error) {
+    return error.code();
+  }
+  return std::nullopt;
+}
+
+std::vector<std::uint64_t> sequence_ids(const std::vector<SessionEvent>& events) {
+  std::vector<std::uint64_t> ids;
+  for (const SessionEvent& event : events)
+    ids.push_back(event.sequence_id);
+  return ids;
+}
+
+std::vector<std::string> messages(const std::vector<SessionEvent>& events) {
+  std::vector<std::string> texts;
+  for (const SessionEvent& event : events)
+    texts.push_back(event.message);
+  return texts;
+}
+
+class SessionPoolTest : public ::testing::Test {
+ protected:
+  SessionPool make_pool(PoolLimits limits = test_limits()) {
+    return SessionPool(limits, clock_.as_clock(), ids_.as_generator());
+  }
+
+  ManualClock clock_;
+  SequentialIds ids_;
+};
+
+// --- open and reuse ---------------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, OpenStartsRunningSessionWithTrimmedWorkspaceId) {
+  SessionPool pool = make_pool();
+
+  const SessionSnapshot session = pool.open(" \t ws-1 \r\n");
+
+  EXPECT_EQ(session.session_id, "session-1");
+  EXPECT_EQ(session.workspace_id, "ws-1");
+  EXPECT_EQ(session.status, SessionStatus::running);
+  EXPECT_EQ(session.started_unix_ms, kStartMs);
+  EXPECT_EQ(session.last_activity_unix_ms, kStartMs);
+  EXPECT_EQ(session.queued_followups, 0u);
+  EXPECT_EQ(pool.runtime().active_sessions, 1u);
+}
+
+TEST_F(SessionPoolTest, OpenRejectsEmptyOrWhitespaceWorkspaceId) {
+  SessionPool pool = make_pool();
+
+  for (const char* workspace : {"", " ", "\t\r\n\f\v "}) {
+    SCOPED_TRACE(testing::Message() << "workspace_id=[" << workspace << "]");
+    EXPECT_EQ(bridge_error_of([&] { pool.open(workspace); }),
+              BridgeErrorCode::invalid_workspace_id);
+  }
+  EXPECT_EQ(pool.runtime().active_sessions, 0u);
+  EXPECT_EQ(ids_.calls(), 0);
+}
+
+TEST_F(SessionPoolTest, OpenReturnsTheRunningSessionOfTheSameWorkspace) {
+  SessionPool pool = make_pool();
+  const SessionSnapshot first = pool.open("ws-1");
+  clock_.advance(250);
+
+  const SessionSnapshot again = pool.open("  ws-1  ");
+
+  EXPECT_EQ(again.session_id, first.session_id);
+  EXPECT_EQ(again.workspace_id, "ws-1");
+  EXPECT_EQ(again.started_unix_ms, kStartMs);
+  EXPECT_EQ(again.last_activity_unix_ms, kStartMs + 250);
+  EXPECT_EQ(ids_.calls(), 1);
+  EXPECT_EQ(pool.runtime().active_sessions, 1u);
+}
+
+TEST_F(SessionPoolTest, DifferentWorkspacesGetDifferentSessions) {
+  SessionPool pool = make_pool();
+
+  const SessionSnapshot a = pool.open("ws-a");
+  const SessionSnapshot b = pool.open("ws-b");
+
+  EXPECT_NE(a.session_id, b.session_id);
+  EXPECT_EQ(a.workspace_id, "ws-a");
+  EXPECT_EQ(b.workspace_id, "ws-b");
+  EXPECT_EQ(pool.runtime().active_sessions, 2u);
+}
+
+TEST_F(SessionPoolTest, WorkspaceIdsAreCaseSensitive) {
+  SessionPool pool = make_pool();
+
+  EXPECT_NE(pool.open("WS").session_id, pool.open("ws").session_id);
+}
+
+TEST_F(SessionPoolTest, UsesInjectedIdGeneratorAndSkipsIdsAlreadyTaken) {
+  std::vector<std::string> handed_out{"dup", "dup", "unique"};
+  std::size_t next = 0;
+  SessionPool pool(test_limits(), clock_.as_clock(), [&] { return handed_out.at(next++); });
+
+  EXPECT_EQ(pool.open("ws-1").session_id, "dup");
+  EXPECT_EQ(pool.open("ws-2").session_id, "unique");
+  EXPECT_EQ(next, 3u);
+}
+
+TEST_F(SessionPoolTest, DefaultIdGeneratorGivesUnguessableIds) {
+  SessionPool pool(test_limits(), clock_.as_clock());
+
+  const std::string a = pool.open("ws-1").session_id;
+  const std::string b = pool.open("ws-2").session_id;
+
+  for (const std::string& id : {a, b}) {
+    ASSERT_EQ(id.size(), 4u + 32u) << id;
+    EXPECT_EQ(id.substr(0, 4), "eca_");
+    EXPECT_TRUE(std::all_of(id.begin() + 4, id.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    })) << id;
+  }
+  EXPECT_NE(a, b);
+}
+
+// --- terminal states --------------------------------------------------------------------------
+
+enum class Ending { closed, timed_out, completed, failed };
+
+std::string ending_name(const testing::TestParamInfo<Ending>& info) {
+  switch (info.param) {
+    case Ending::closed:
+      return "Closed";
+    case Ending::timed_out:
+      return "TimedOut";
+    case Ending::completed:
+      return "Completed";
+    case Ending::failed:
+      return "Failed";
+  }
+  return "Unknown";
+}
+
+SessionStatus status_after(Ending ending) {
+  switch (ending) {
+    case Ending::closed:
+      return SessionStatus::closed;
+    case Ending::timed_out:
+      return SessionStatus::timed_out;
+    case Ending::completed:
+      return SessionStatus::completed;
+    case Ending::failed:
+      return SessionStatus::failed;
+  }
+  return SessionStatus::running;
+}
+
+class SessionPoolEndingTest : public SessionPoolTest, public testing::WithParamInterface<Ending> {
+ protected:
+  // Ends the session the way the parameter says.
+  void end(SessionPool& pool, const std::string& session_id) {
+    switch (GetParam()) {
+      case Ending::closed:
+        pool.close(session_id);
+        break;
+      case Ending::timed_out: {
+        clock_.advance(kTimeoutMs + 1);
+        const ReapResult result = pool.reap_now();
+        ASSERT_EQ(result.reaped.size(), 1u);
+        ASSERT_EQ(result.reaped[0].session_id, session_id);
+        break;
+      }
+      case Ending::completed:
+        pool.end_session(session_id, SessionStatus::completed);
+        break;
+      case Ending::failed:
+        pool.end_session(session_id, SessionStatus::failed);
+        break;
+    }
+  }
+};
+
+TEST_P(SessionPoolEndingTest, ReopeningTheWorkspaceGivesFreshSessionAndOldOneStaysInspectable) {
+  SessionPool pool = make_pool();
+  const SessionSnapshot old_session = pool.open("ws-1");
+  pool.append_progress(old_session.session_id, "working");
+  end(pool, old_session.session_id);
+  EXPECT_EQ(pool.runtime().active_sessions, 0u);
+
+  const SessionSnapshot fresh = pool.open("ws-1");
+
+  EXPECT_NE(fresh.session_id, old_session.session_id);
+  EXPECT_EQ(fresh.status, SessionStatus::running);
+  EXPECT_EQ(fresh.workspace_id, "ws-1");
+  EXPECT_EQ(pool.runtime().active_sessions, 1u);
+
+  const SessionSnapshot old_now = pool.get(old_session.session_id);
+  EXPECT_EQ(old_now.status, status_after(GetParam()));
+  EXPECT_EQ(old_now.workspace_id, "ws-1");
+  const Replay old_events = pool.replay(old_session.session_id, std::nullopt, 100);
+  EXPECT_EQ(old_events.session.status, status_after(GetParam()));
+  EXPECT_EQ(messages(old_events.events), std::vector<std::string>{"working"});
+  // The fresh session has its own, empty log.
+  EXPECT_TRUE(pool.replay(fresh.session_id, std::nullopt, 100).events.empty());
+}
+
+TEST_P(SessionPoolEndingTest, EndedSessionRefusesProgressAndFollowups) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  end(pool, id);
+
+  EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "late"); }),
+            BridgeErrorCode::session_not_running);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, "late"); }),
+            BridgeErrorCode::session_not_running);
+  EXPECT_TRUE(pool.replay(id, std::nullopt, 100).events.empty());
+  EXPECT_EQ(pool.get(id).queued_followups, 0u);
+}
+
+TEST_P(SessionPoolEndingTest, EndedSessionStillDrainsItsQueuedFollowups) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  pool.append_followup(id, "first");
+  pool.append_followup(id, "second");
+  end(pool, id);
+  const SessionSnapshot before = pool.get(id);
+
+  const DrainResult drained = pool.drain_followups(id, 10);
+
+  EXPECT_EQ(drained.followups, (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(drained.session.status, status_after(GetParam()));
+  EXPECT_EQ(drained.session.queued_followups, 0u);
+  EXPECT_EQ(drained.session.last_activity_unix_ms, before.last_activity_unix_ms);
+}
+
+TEST_P(SessionPoolEndingTest, FirstTerminalStatusSticks) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  end(pool, id);
+
+  EXPECT_EQ(pool.close(id).status, status_after(GetParam()));
+  EXPECT_EQ(pool.end_session(id, SessionStatus::failed).status, status_after(GetParam()));
+  EXPECT_EQ(pool.end_session(id, SessionStatus::completed).status, status_after(GetParam()));
+  EXPECT_EQ(pool.get(id).status, status_after(GetParam()));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTerminalStates, SessionPoolEndingTest,
+                         testing::Values(Ending::closed, Ending::timed_out, Ending::completed,
+                                         Ending::failed),
+                         ending_name);
+
+TEST_F(SessionPoolTest, EndSessionWithRunningStatusChangesNothing) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  EXPECT_EQ(pool.end_session(id, SessionStatus::running).status, SessionStatus::running);
+  EXPECT_EQ(pool.runtime().active_sessions, 1u);
+  EXPECT_EQ(pool.open("ws-1").session_id, id);
+}
+
+TEST_F(SessionPoolTest, CloseReturnsClosedSnapshotStampedWithCloseTime) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(40);
+
+  const SessionSnapshot closed = pool.close(id);
+
+  EXPECT_EQ(closed.session_id, id);
+  EXPECT_EQ(closed.status, SessionStatus::closed);
+  EXPECT_EQ(closed.last_activity_unix_ms, kStartMs + 40);
+}
+
+// --- unknown ids and invalid messages ---------------------------------------------------------
+
+TEST_F(SessionPoolTest, UnknownSessionIdIsNotFoundEverywhere) {
+  SessionPool pool = make_pool();
+  pool.open("ws-1");
+  const std::string unknown = "session-404";
+
+  EXPECT_EQ(bridge_error_of([&] { pool.get(unknown); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_progress(unknown, "x"); }),
+            BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(unknown, "x"); }),
+            BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.drain_followups(unknown, 1); }),
+            BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.replay(unknown, std::nullopt, 1); }),
+            BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.close(unknown); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.end_session(unknown, SessionStatus::failed); }),
+            BridgeErrorCode::session_not_found);
+  // A workspace id is not a session id.
+  EXPECT_EQ(bridge_error_of([&] { pool.get("ws-1"); }), BridgeErrorCode::session_not_found);
+}
+
+TEST_F(SessionPoolTest, BlankMessagesAreRejectedAndOthersStoredTrimmed) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, " \n\t"); }),
+            BridgeErrorCode::invalid_message);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, ""); }),
+            BridgeErrorCode::invalid_message);
+  EXPECT_EQ(pool.append_progress(id, "  step one\n").event.message, "step one");
+  EXPECT_EQ(pool.append_followup(id, "\tdo this ").event.message, "do this");
+  EXPECT_EQ(pool.drain_followups(id, 10).followups, std::vector<std::string>{"do this"});
+  // Rejected messages used no sequence ids.
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 10).events),
+            (std::vector<std::uint64_t>{1, 2}));
+}
+
+TEST_F(SessionPoolTest, MessagesKeepInnerLineBreaks) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  EXPECT_EQ(pool.append_progress(id, "line 1\nline 2\r\nline 3").event.message,
+            "line 1\nline 2\r\nline 3");
+}
+
+// --- follow-up queue --------------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, DrainTakesFollowupsOldestFirstUpToTheLimit) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  for (const char* message : {"f1", "f2", "f3", "f4", "f5"}) {
+    pool.append_followup(id, message);
+  }
+  EXPECT_EQ(pool.get(id).queued_followups, 5u);
+
+  const DrainResult first = pool.drain_followups(id, 2);
+  EXPECT_EQ(first.followups, (std::vector<std::string>{"f1", "f2"}));
+  EXPECT_EQ(first.session.queued_followups, 3u);
+  EXPECT_EQ(pool.get(id).queued_followups, 3u);
+
+  const DrainResult rest = pool.drain_followups(id, 100);
+  EXPECT_EQ(rest.followups, (std::vector<std::string>{"f3", "f4", "f5"}));
+  EXPECT_EQ(rest.session.queued_followups, 0u);
+
+  const DrainResult empty = pool.drain_followups(id, 100);
+  EXPECT_TRUE(empty.followups.empty());
+  EXPECT_EQ(empty.session.queued_followups, 0u);
+}
+
+TEST_F(SessionPoolTest, DrainWithZeroLimitTakesNothing) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  pool.append_followup(id, "f1");
+
+  const DrainResult drained = pool.drain_followups(id, 0);
+
+  EXPECT_TRUE(drained.followups.empty());
+  EXPECT_EQ(drained.session.queued_followups, 1u);
+}
+
+TEST_F(SessionPoolTest, FollowupsInterleavedWithDrainsKeepFifoOrder) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  pool.append_followup(id, "a");
+  pool.append_followup(id, "b");
+  EXPECT_EQ(pool.drain_followups(id, 1).followups, std::vector<std::string>{"a"});
+  pool.append_followup(id, "c");
+
+  EXPECT_EQ(pool.drain_followups(id, 5).followups, (std::vector<std::string>{"b", "c"}));
+}
+
+TEST_F(SessionPoolTest, ProgressEventsAreNotQueuedAsFollowups) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  const AppendResult progress = pool.append_progress(id, "p");
+  const AppendResult followup = pool.append_followup(id, "f");
+
+  EXPECT_EQ(progress.session.queued_followups, 0u);
+  EXPECT_EQ(followup.session.queued_followups, 1u);
+  EXPECT_EQ(pool.drain_followups(id, 10).followups, std::vector<std::string>{"f"});
+}
+
+TEST_F(SessionPoolTest, DrainingDoesNotRemoveFollowupEventsFromTheLog) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  pool.append_followup(id, "f1");
+  pool.drain_followups(id, 10);
+
+  const Replay replay = pool.replay(id, std::nullopt, 10);
+
+  ASSERT_EQ(replay.events.size(), 1u);
+  EXPECT_EQ(replay.events[0].event_type, event_types::followup);
+  EXPECT_EQ(replay.events[0].message, "f1");
+}
+
+// --- event log --------------------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, SequenceIdsCountWithoutGapsAcrossProgressAndFollowups) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  const AppendResult first = pool.append_progress(id, "p1");
+  clock_.advance(5);
+  const AppendResult second = pool.append_followup(id, "f1");
+  clock_.advance(5);
+  const AppendResult third = pool.append_progress(id, "p2");
+
+  EXPECT_EQ(first.event.sequence_id, 1u);
+  EXPECT_EQ(second.event.sequence_id, 2u);
+  EXPECT_EQ(third.event.sequence_id, 3u);
+  EXPECT_EQ(first.event.event_type, event_types::progress);
+  EXPECT_EQ(second.event.event_type, event_types::followup);
+  EXPECT_EQ(third.event.event_type, event_types::progress);
+  EXPECT_EQ(first.event.timestamp_unix_ms, kStartMs);
+  EXPECT_EQ(third.event.timestamp_unix_ms, kStartMs + 10);
+  EXPECT_EQ(third.session.last_activity_unix_ms, kStartMs + 10);
+
+  const Replay replay = pool.replay(id, std::nullopt, 10);
+  EXPECT_EQ(sequence_ids(replay.events), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(messages(replay.events), (std::vector<std::string>{"p1", "f1", "p2"}));
+}
+
+TEST_F(SessionPoolTest, SequenceIdsArePerSession) {
+  SessionPool pool = make_pool();
+  const std::string a = pool.open("ws-a").session_id;
+  const std::string b = pool.open("ws-b").session_id;
+
+  pool.append_progress(a, "a1");
+  pool.append_progress(a, "a2");
+
+  EXPECT_EQ(pool.append_progress(b, "b1").event.sequence_id, 1u);
+  EXPECT_EQ(pool.append_progress(a, "a3").event.sequence_id, 3u);
+}
+
+TEST_F(SessionPoolTest, ReplayCursorAndLimit) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  for (const char* message : {"e1", "e2", "e3", "e4", "e5"}) {
+    pool.append_progress(id, message);
+  }
+  using Ids = std::vector<std::uint64_t>;
+
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 100).events), (Ids{1, 2, 3, 4, 5}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, 0, 100).events), (Ids{1, 2, 3, 4, 5}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, 2, 100).events), (Ids{3, 4, 5}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, 2, 2).events), (Ids{3, 4}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 3).events), (Ids{1, 2, 3}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, 4, 100).events), (Ids{5}));
+  EXPECT_TRUE(pool.replay(id, 5, 100).events.empty());
+  EXPECT_TRUE(pool.replay(id, 6, 100).events.empty());
+  EXPECT_TRUE(pool.replay(id, UINT64_MAX, 100).events.empty());
+  EXPECT_TRUE(pool.replay(id, std::nullopt, 0).events.empty());
+
+  const Replay replay = pool.replay(id, 3, 100);
+  EXPECT_EQ(replay.session.session_id, id);
+  EXPECT_EQ(replay.session.status, SessionStatus::running);
+  EXPECT_EQ(messages(replay.events), (std::vector<std::string>{"e4", "e5"}));
+}
+
+TEST_F(SessionPoolTest, ReplayOfSessionWithoutEventsIsEmpty) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  EXPECT_TRUE(pool.replay(id, std::nullopt, 100).events.empty());
+  EXPECT_TRUE(pool.replay(id, 0, 100).events.empty());
+}
+
+TEST_F(SessionPoolTest, RetentionDropsOldestEventsButSequenceIdsKeepCounting) {
+  PoolLimits limits = test_limits();
+  limits.max_events_per_session = 3;
+  SessionPool pool = make_pool(limits);
+  const std::string id = pool.open("ws-1").session_id;
+  for (const char* message : {"e1", "e2", "e3", "e4", "e5"}) {
+    pool.append_progress(id, message);
+  }
+  using Ids = std::vector<std::uint64_t>;
+
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 100).events), (Ids{3, 4, 5}));
+  EXPECT_EQ(messages(pool.replay(id, std::nullopt, 100).events),
+            (std::vector<std::string>{"e3", "e4", "e5"}));
+  // A cursor before the retained window gets what is still there.
+  EXPECT_EQ(sequence_ids(pool.replay(id, 1, 100).events), (Ids{3, 4, 5}));
+  EXPECT_EQ(sequence_ids(pool.replay(id, 3, 100).events), (Ids{4, 5}));
+
+  EXPECT_EQ(pool.append_followup(id, "e6").event.sequence_id, 6u);
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 100).events), (Ids{4, 5, 6}));
+}
+
+TEST_F(SessionPoolTest, RetentionDoesNotDropQueuedFollowups) {
+  PoolLimits limits = test_limits();
+  limits.max_events_per_session = 1;
+  SessionPool pool = make_pool(limits);
+  const std::string id = pool.open("ws-1").session_id;
+  pool.append_followup(id, "f1");
+  pool.append_followup(id, "f2");
+  pool.append_progress(id, "p");
+
+  EXPECT_EQ(pool.replay(id, std::nullopt, 100).events.size(), 1u);
+  EXPECT_EQ(pool.drain_followups(id, 10).followups, (std::vector<std::string>{"f1", "f2"}));
+}
+
+// --- inactivity timeout -----------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, ReapTimesOutOnlySessionsIdleStrictlyLongerThanTheTimeout) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+
+  const ReapResult at_timeout = pool.reap(kStartMs + kTimeoutMs);
+  EXPECT_TRUE(at_timeout.reaped.empty());
+  EXPECT_EQ(at_timeout.runtime.active_sessions, 1u);
+  EXPECT_EQ(pool.get(id).status, SessionStatus::running);
+
+  const ReapResult past_timeout = pool.reap(kStartMs + kTimeoutMs + 1);
+  ASSERT_EQ(past_timeout.reaped.size(), 1u);
+  EXPECT_EQ(past_timeout.reaped[0].session_id, id);
+  EXPECT_EQ(past_timeout.reaped[0].workspace_id, "ws-1");
+  EXPECT_EQ(past_timeout.reaped[0].status, SessionStatus::timed_out);
+  EXPECT_EQ(past_timeout.runtime.active_sessions, 0u);
+  EXPECT_EQ(past_timeout.runtime.inactivity_timeout_ms, kTimeoutMs);
+  EXPECT_EQ(past_timeout.runtime.max_active_sessions, 4u);
+  EXPECT_EQ(past_timeout.runtime.max_events_per_session, 100u);
+  EXPECT_EQ(pool.get(id).status, SessionStatus::timed_out);
+
+  // Already ended: a later reap does not report it again.
+  EXPECT_TRUE(pool.reap(kStartMs + 10 * kTimeoutMs).reaped.empty());
+}
+
+TEST_F(SessionPoolTest, ReapNowUsesTheInjectedClock) {
+  SessionPool pool = make_pool();
+  pool.open("ws-1");
+
+  clock_.set(kStartMs + kTimeoutMs);
+  EXPECT_TRUE(pool.reap_now().reaped.empty());
+  clock_.set(kStartMs + kTimeoutMs + 1);
+  EXPECT_EQ(pool.reap_now().reaped.size(), 1u);
+  EXPECT_EQ(pool.now(), kStartMs + kTimeoutMs + 1);
+}
+
+TEST_F(SessionPoolTest, ReapReportsStaleSessionsOldestActivityFirstAndSparesFreshOnes) {
+  SessionPool pool = make_pool();
+  const std::string a = pool.open("ws-a").session_id;
+  clock_.advance(10);
+  const std::string b = pool.open("ws-b").session_id;
+  clock_.advance(10);
+  const std::string c = pool.open("ws-c").session_id;
+  clock_.advance(500);
+  pool.append_progress(a, "a is alive");  // a is now the most recent
+
+  const ReapResult result = pool.reap(kStartMs + 20 + kTimeoutMs + 1);
+
+  ASSERT_EQ(result.reaped.size(), 2u);
+  EXPECT_EQ(result.reaped[0].session_id, b);
+  EXPECT_EQ(result.reaped[1].session_id, c);
+  EXPECT_EQ(result.runtime.active_sessions, 1u);
+  EXPECT_EQ(pool.get(a).status, SessionStatus::running);
+}
+
+TEST_F(SessionPoolTest, ActivityPostponesTheTimeout) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs);
+  pool.append_progress(id, "p");  // idle for exactly the timeout: not yet stale
+  clock_.advance(kTimeoutMs);
+  pool.append_followup(id, "f");
+  clock_.advance(kTimeoutMs);
+  pool.drain_followups(id, 1);  // polling the queue counts as activity
+  clock_.advance(kTimeoutMs);
+  pool.open("ws-1");  // so does reopening the running session
+  clock_.advance(kTimeoutMs);
+
+  EXPECT_TRUE(pool.reap_now().reaped.empty());
+  EXPECT_EQ(pool.get(id).status, SessionStatus::running);
+}
+
+TEST_F(SessionPoolTest, GetAndReplayDoNotCountAsActivity) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs);
+  pool.get(id);
+  pool.replay(id, std::nullopt, 10);
+  clock_.advance(1);
+
+  EXPECT_EQ(pool.get(id).status, SessionStatus::timed_out);
+}
+
+TEST_F(SessionPoolTest, GetReapsStaleSessionFirst) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs + 1);
+
+  const SessionSnapshot session = pool.get(id);
+
+  EXPECT_EQ(session.status, SessionStatus::timed_out);
+  EXPECT_EQ(session.last_activity_unix_ms, kStartMs);
+  EXPECT_EQ(pool.runtime().active_sessions, 0u);
+}
+
+TEST_F(SessionPoolTest, ProgressAndFollowupReapStaleSessionFirst) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs + 1);
+
+  EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "too late"); }),
+            BridgeErrorCode::session_not_running);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, "too late"); }),
+            BridgeErrorCode::session_not_running);
+  EXPECT_EQ(pool.get(id).status, SessionStatus::timed_out);
+}
+
+TEST_F(SessionPoolTest, OpenReapsStaleSessionFirstAndStartsAFreshOne) {
+  SessionPool pool = make_pool();
+  const std::string stale = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs + 1);
+
+  const SessionSnapshot fresh = pool.open("ws-1");
+
+  EXPECT_NE(fresh.session_id, stale);
+  EXPECT_EQ(fresh.started_unix_ms, kStartMs + kTimeoutMs + 1);
+  EXPECT_EQ(pool.get(stale).status, SessionStatus::timed_out);
+  EXPECT_EQ(pool.runtime().active_sessions, 1u);
+}
+
+TEST_F(SessionPoolTest, CloseOfStaleSessionReportsTimedOut) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  clock_.advance(kTimeoutMs + 1);
+
+  EXPECT_EQ(pool.close(id).status, SessionStatus::timed_out);
+}
+
+// --- active session limit ---------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, OpeningBeyondTheLimitFailsButReusingARunningSessionDoesNot) {
+  PoolLimits limits = test_limits();
+  limits.max_active_sessions = 2;
+  SessionPool pool = make_pool(limits);
+  const std::string a = pool.open("ws-a").session_id;
+  pool.open("ws-b");
+
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-c"); }), BridgeErrorCode::session_limit_reached);
+  EXPECT_EQ(pool.open("ws-a").session_id, a);
+  EXPECT_EQ(pool.runtime().active_sessions, 2u);
+  EXPECT_EQ(ids_.calls(), 2);
+}
+
+TEST_F(SessionPoolTest, EndedSessionsFreeTheirSlot) {
+  PoolLimits limits = test_limits();
+  limits.max_active_sessions = 2;
+  SessionPool pool = make_pool(limits);
+  const std::string a = pool.open("ws-a").session_id;
+  const std::string b = pool.open("ws-b").session_id;
+
+  pool.close(a);
+  EXPECT_NO_THROW(pool.open("ws-c"));
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-d"); }), BridgeErrorCode::session_limit_reached);
+
+  pool.end_session(b, SessionStatus::completed);
+  EXPECT_NO_THROW(pool.open("ws-d"));
+  EXPECT_EQ(pool.runtime().active_sessions, 2u);
+}
+
+TEST_F(SessionPoolTest, TimedOutSessionsFreeTheirSlotWhenOpenReapsThem) {
+  PoolLimits limits = test_limits();
+  limits.max_active_sessions = 1;
+  SessionPool pool = make_pool(limits);
+  const std::string a = pool.open("ws-a").session_id;
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-b"); }), BridgeErrorCode::session_limit_reached);
+  clock_.advance(kTimeoutMs + 1);
+
+  const SessionSnapshot b = pool.open("ws-b");
+
+  EXPECT_EQ(b.status, SessionStatus::running);
+  EXPECT_EQ(pool.get(a).status, SessionStatus::timed_out);
+}
+
+// --- concurrency ------------------------------------------------------------------------------
+
+TEST_F(SessionPoolTest, RacingOpensOfOneWorkspaceShareOneSession) {
+  // Several rounds, each with a fresh pool, to give a race more than one chance to show.
+  constexpr int kRounds = 50;
+  constexpr int kThreads = 16;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE(testing::Message() << "round " << round);
+    SequentialIds ids;
+    SessionPool pool(test_limits(), clock_.as_clock(), ids.as_generator());
+    std::vector<std::string> session_ids(kThreads);
+    std::latch start(kThreads);
+    {
+      std::vector<std::jthread> threads;
+      for (int i = 0; i < kThreads; ++i) {
+        threads.emplace_back([&, i] {
+          start.arrive_and_wait();
+          session_ids[i] = pool.open("shared-ws").session_id;
+        });
+      }
+    }
+
+    ASSERT_EQ(std::set<std::string>(session_ids.begin(), session_ids.end()).size(), 1u);
+    ASSERT_EQ(session_ids[0], "session-1");
+    ASSERT_EQ(ids.calls(), 1);
+    ASSERT_EQ(pool.runtime().active_sessions, 1u);
+  }
+}
+
+TEST_F(SessionPoolTest, RacingOpensOfDistinctWorkspacesNeverExceedTheLimit) {
+  PoolLimits limits = test_limits();
+  limits.max_active_sessions = 5;
+  SessionPool pool = make_pool(limits);
+  constexpr int kThreads = 24;
+  std::atomic<int> opened{0};
+  std::atomic<int> refused{0};
+  std::latch start(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        try {
+          pool.open("ws-" + std::to_string(i));
+          ++opened;
+        } catch (const BridgeError& error) {
+          if (error.code() == BridgeErrorCode::session_limit_reached)
+            ++refused;
+        }
+      });
+    }
+  }
+
+  EXPECT_EQ(opened.load(), 5);
+  EXPECT_EQ(refused.load(), kThreads - 5);
+  EXPECT_EQ(pool.runtime().active_sessions, 5u);
+}
+
+TEST_F(SessionPoolTest, ConcurrentAppendsGetUniqueGaplessSequenceIds) {
+  SessionPool pool = make_pool();
+  const std::string id = pool.open("ws-1").session_id;
+  constexpr int kThreads = 8;
+  constexpr int kAppendsPerThread = 10;
+  std::vector<std::vector<std::uint64_t>> seen(kThreads);
+  std::latch start(kThreads);
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int i = 0; i < kAppendsPerThread; ++i) {
+          const AppendResult result =
+              (i % 2 == 0) ? pool.append_progress(id, "p") : pool.append_followup(id, "f");
+          seen[t].push_back(result.event.sequence_id);
+        }
+      });
+    }
+  }
+
+  std::vector<std::uint64_t> all;
+  for (const auto& ids : seen)
+    all.insert(all.end(), ids.begin(), ids.end());
+  std::sort(all.begin(), all.end());
+  std::vector<std::uint64_t> expected(kThreads * kAppendsPerThread);
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    expected[i] = i + 1;
+  EXPECT_EQ(all, expected);
+  EXPECT_EQ(sequence_ids(pool.replay(id, std::nullopt, 1000).events), expected);
+  EXPECT_EQ(pool.get(id).queued_followups, static_cast<std::size_t>(kThreads * 5));
+}
+
+// --- small helpers in session_types -----------------------------------------------------------
+
+TEST(SessionTypesTest, StatusNamesRoundTrip) {
+  for (SessionStatus status :
+       {SessionStatus::running, SessionStatus::completed, SessionStatus::failed,
+        SessionStatus::timed_out, SessionStatus::closed}) {
+    EXPECT_EQ(session_status_from_string(to_string(status)), status);
+  }
+  EXPECT_EQ(to_string(SessionStatus::timed_out), "timed_out");
+  EXPECT_EQ(session_status_from_string("Running"), std::nullopt);
+  EXPECT_EQ(session_status_from_string(""), std::nullopt);
+  EXPECT_FALSE(is_terminal(SessionStatus::running));
+  EXPECT_TRUE(is_terminal(SessionStatus::closed));
+}
+
+TEST(SessionTypesTest, TrimAsciiWhitespace) {
+  EXPECT_EQ(trim_ascii_whitespace("  a b\t\r\n"), "a b");
+  EXPECT_EQ(trim_ascii_whitespace("\f\v"), "");
+  EXPECT_EQ(trim_ascii_whitespace(""), "");
+  EXPECT_EQ(trim_ascii_whitespace("x"), "x");
+}
+
+TEST(SessionTypesTest, BridgeErrorCodesHaveStableApiNames) {
+  EXPECT_EQ(to_string(BridgeErrorCode::invalid_workspace_id), "invalid_workspace_id");
+  EXPECT_EQ(to_string(BridgeErrorCode::invalid_message), "invalid_message");
+  EXPECT_EQ(to_string(BridgeErrorCode::session_not_found),
+            "external_coding_agent_session_not_found");
+  EXPECT_EQ(to_string(BridgeErrorCode::session_not_running),
+            "external_coding_agent_session_not_running");
+  EXPECT_EQ(to_string(BridgeErrorCode::session_limit_reached),
+            "external_coding_agent_session_limit_reached");
+}
+
+}  // namespace
+}  // namespace tau::bridge

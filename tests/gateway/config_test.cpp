@@ -1,1 +1,485 @@
+#include "gateway/config.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+extern char** environ;
+
+namespace tau::gateway {
+namespace {
+
+constexpr std::string_view kEnvPrefix = "TAU_GATEWAY_";
+
+// Names and values of every TAU_GATEWAY_* variable currently set.
+std::vector<std::pair<std::string, std::string>> gateway_environment() {
+  std::vector<std::pair<std::string, std::string>> variables;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    if (!text.starts_with(kEnvPrefix))
+      continue;
+    const auto equals = text.find('=');
+    variables.emplace_back(
+        std::string(text.substr(0, equals)),
+        equals == std::string_view::npos ? std::string() : std::string(text.substr(equals + 1)));
+  }
+  return variables;
+}
+
+// Runs each test with no TAU_GATEWAY_* variables but those it sets, and puts the caller's
+// environment back afterwards.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    saved_ = gateway_environment();
+    clear_gateway_environment();
+  }
+
+  void TearDown() override {
+    clear_gateway_environment();
+    for (const auto& [name, value] : saved_)
+      ::setenv(name.c_str(), value.c_str(), 1);
+  }
+
+  static void set_env(const char* name, const char* value) {
+    ASSERT_EQ(::setenv(name, value, 1), 0);
+  }
+
+  // Parses `args` as if given after the program name.
+  static std::variant<GatewayConfig, ExitRequest> parse(std::initializer_list<const char*> args) {
+    std::vector<const char*> argv{"tau-gateway"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return parse_config(static_cast<int>(argv.size()), argv.data());
+  }
+
+  // The config `args` parse to; fails the test when they do not parse.
+  static std::optional<GatewayConfig> parse_ok(std::initializer_list<const char*> args) {
+    auto result = parse(args);
+    if (auto* exit = std::get_if<ExitRequest>(&result)) {
+      ADD_FAILURE() << "parse_config asked to exit with code " << exit->code;
+      return std::nullopt;
+    }
+    return std::get<GatewayConfig>(std::move(result));
+  }
+
+  // The exit code `args` lead to, or -1 when they parse to a config.
+  static int exit_code(std::initializer_list<const char*> args) {
+    const auto result = parse(args);
+    if (const auto* exit = std::get_if<ExitRequest>(&result))
+      return exit->code;
+    return -1;
+  }
+
+  // Success when `args` are refused with a nonzero exit code and one line on stderr that
+  // names `flag`.
+  static testing::AssertionResult refused_naming(std::initializer_list<const char*> args,
+                                                 std::string_view flag) {
+    testing::internal::CaptureStderr();
+    const int code = exit_code(args);
+    const std::string error = testing::internal::GetCapturedStderr();
+    if (code <= 0)
+      return testing::AssertionFailure() << "exit code " << code << ", stderr: " << error;
+    if (error.find(flag) == std::string::npos)
+      return testing::AssertionFailure() << "stderr does not name " << flag << ": " << error;
+    if (std::count(error.begin(), error.end(), '\n') != 1 || error.back() != '\n')
+      return testing::AssertionFailure() << "stderr is not one line: " << error;
+    return testing::AssertionSuccess();
+  }
+
+ private:
+  static void clear_gateway_environment() {
+    for (const auto& [name, value] : gateway_environment())
+      ::unsetenv(name.c_str());
+  }
+
+  std::vector<std::pair<std::string, std::string>> saved_;
+};
+
+// --- defaults and explicit values -------------------------------------------------------------
+
+TEST_F(ConfigTest, Defaults) {
+  const auto config = parse_ok({"--auth-token", "tok"});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->bind_host, "127.0.0.1");
+  EXPECT_EQ(config->bind_port, 8787);
+  EXPECT_EQ(config->threads, std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(config->state_dir, ".tau/gateway");
+  EXPECT_EQ(config->auth_mode, auth::AuthMode::token);
+  EXPECT_EQ(config->auth_token, "tok");
+  EXPECT_EQ(config->auth_password, "");
+  EXPECT_EQ(config->session_ttl_seconds, 3600);
+  EXPECT_EQ(config->rate_limit_window_seconds, 60);
+  EXPECT_EQ(config->rate_limit_max_requests, 120u);
+  EXPECT_EQ(config->max_input_chars, 32000u);
+  EXPECT_EQ(config->max_body_bytes(), 256000u);
+  EXPECT_EQ(config->inactivity_timeout_ms, 600000);
+  EXPECT_EQ(config->max_active_sessions, 16u);
+  EXPECT_EQ(config->max_events_per_session, 256u);
+}
+
+TEST_F(ConfigTest, EveryFlagIsApplied) {
+  const auto config = parse_ok({"--bind",
+                                "127.0.0.1:9100",
+                                "--threads",
+                                "3",
+                                "--state-dir",
+                                "/tmp/tau-state",
+                                "--auth-mode",
+                                "password-session",
+                                "--auth-password",
+                                "pw",
+                                "--session-ttl-seconds",
+                                "120",
+                                "--rate-limit-window-seconds",
+                                "10",
+                                "--rate-limit-max-requests",
+                                "5",
+                                "--max-input-chars",
+                                "100",
+                                "--inactivity-timeout-ms",
+                                "2500",
+                                "--max-active-sessions",
+                                "2",
+                                "--max-events-per-session",
+                                "9"});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->bind_host, "127.0.0.1");
+  EXPECT_EQ(config->bind_port, 9100);
+  EXPECT_EQ(config->threads, 3u);
+  EXPECT_EQ(config->state_dir, "/tmp/tau-state");
+  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth_password, "pw");
+  EXPECT_EQ(config->session_ttl_seconds, 120);
+  EXPECT_EQ(config->rate_limit_window_seconds, 10);
+  EXPECT_EQ(config->rate_limit_max_requests, 5u);
+  EXPECT_EQ(config->max_input_chars, 100u);
+  EXPECT_EQ(config->max_body_bytes(), 800u);
+  EXPECT_EQ(config->inactivity_timeout_ms, 2500);
+  EXPECT_EQ(config->max_active_sessions, 2u);
+  EXPECT_EQ(config->max_events_per_session, 9u);
+}
+
+TEST_F(ConfigTest, EqualsSignSyntaxWorks) {
+  const auto config = parse_ok({"--auth-token=tok", "--threads=2", "--bind=127.0.0.1:1"});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->auth_token, "tok");
+  EXPECT_EQ(config->threads, 2u);
+  EXPECT_EQ(config->bind_port, 1);
+}
+
+TEST_F(ConfigTest, RangeBoundsAreAccepted) {
+  const auto low = parse_ok({"--auth-token", "tok", "--threads", "1", "--max-active-sessions", "1",
+                             "--max-events-per-session", "1", "--inactivity-timeout-ms", "1",
+                             "--session-ttl-seconds", "1", "--rate-limit-window-seconds", "1",
+                             "--rate-limit-max-requests", "1", "--max-input-chars", "1"});
+  ASSERT_TRUE(low);
+  EXPECT_EQ(low->threads, 1u);
+  EXPECT_EQ(low->max_active_sessions, 1u);
+
+  const auto high = parse_ok({"--auth-token", "tok", "--threads", "1024", "--max-active-sessions",
+                              "4294967296", "--session-ttl-seconds", "9223372036854775"});
+  ASSERT_TRUE(high);
+  EXPECT_EQ(high->threads, 1024u);
+  EXPECT_EQ(high->max_active_sessions, 4294967296u);
+  EXPECT_EQ(high->session_ttl_seconds, 9223372036854775);
+}
+
+// --- environment fallback ---------------------------------------------------------------------
+
+TEST_F(ConfigTest, EnvironmentVariablesAreFallbacks) {
+  set_env("TAU_GATEWAY_AUTH_TOKEN", "env-token");
+  set_env("TAU_GATEWAY_BIND", "127.0.0.1:9200");
+  set_env("TAU_GATEWAY_THREADS", "5");
+  set_env("TAU_GATEWAY_STATE_DIR", "/tmp/env-state");
+  set_env("TAU_GATEWAY_MAX_INPUT_CHARS", "1000");
+  set_env("TAU_GATEWAY_INACTIVITY_TIMEOUT_MS", "1234");
+  set_env("TAU_GATEWAY_MAX_ACTIVE_SESSIONS", "7");
+  set_env("TAU_GATEWAY_MAX_EVENTS_PER_SESSION", "11");
+  set_env("TAU_GATEWAY_RATE_LIMIT_WINDOW_SECONDS", "30");
+  set_env("TAU_GATEWAY_RATE_LIMIT_MAX_REQUESTS", "40");
+
+  const auto config = parse_ok({});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->auth_token, "env-token");
+  EXPECT_EQ(config->bind_port, 9200);
+  EXPECT_EQ(config->threads, 5u);
+  EXPECT_EQ(config->state_dir, "/tmp/env-state");
+  EXPECT_EQ(config->max_input_chars, 1000u);
+  EXPECT_EQ(config->inactivity_timeout_ms, 1234);
+  EXPECT_EQ(config->max_active_sessions, 7u);
+  EXPECT_EQ(config->max_events_per_session, 11u);
+  EXPECT_EQ(config->rate_limit_window_seconds, 30);
+  EXPECT_EQ(config->rate_limit_max_requests, 40u);
+}
+
+TEST_F(ConfigTest, EnvironmentSelectsPasswordSessionMode) {
+  set_env("TAU_GATEWAY_AUTH_MODE", "password-session");
+  set_env("TAU_GATEWAY_AUTH_PASSWORD", "env-password");
+  set_env("TAU_GATEWAY_SESSION_TTL_SECONDS", "90");
+
+  const auto config = parse_ok({});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth_password, "env-password");
+  EXPECT_EQ(config->session_ttl_seconds, 90);
+}
+
+TEST_F(ConfigTest, FlagWinsOverEnvironment) {
+  set_env("TAU_GATEWAY_AUTH_TOKEN", "env-token");
+  set_env("TAU_GATEWAY_THREADS", "5");
+  set_env("TAU_GATEWAY_BIND", "127.0.0.1:9200");
+
+  const auto config =
+      parse_ok({"--auth-token", "flag-token", "--threads", "2", "--bind", "127.0.0.1:9300"});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->auth_token, "flag-token");
+  EXPECT_EQ(config->threads, 2u);
+  EXPECT_EQ(config->bind_port, 9300);
+}
+
+TEST_F(ConfigTest, InvalidEnvironmentValueIsAnError) {
+  set_env("TAU_GATEWAY_AUTH_TOKEN", "tok");
+
+  set_env("TAU_GATEWAY_THREADS", "0");
+  EXPECT_TRUE(refused_naming({}, "--threads"));
+  ::unsetenv("TAU_GATEWAY_THREADS");
+
+  set_env("TAU_GATEWAY_BIND", "nonsense");
+  EXPECT_TRUE(refused_naming({}, "--bind"));
+  ::unsetenv("TAU_GATEWAY_BIND");
+
+  set_env("TAU_GATEWAY_AUTH_MODE", "none");
+  EXPECT_TRUE(refused_naming({}, "--auth-mode"));
+}
+
+TEST_F(ConfigTest, EnvironmentTokenSatisfiesTokenMode) {
+  set_env("TAU_GATEWAY_AUTH_TOKEN", "env-token");
+
+  EXPECT_EQ(exit_code({"--auth-mode", "token"}), -1);
+}
+
+// --- command-line errors ----------------------------------------------------------------------
+
+TEST_F(ConfigTest, UnknownFlagIsAnError) {
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--no-such-flag"}, "--no-such-flag"));
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--no-such-flag", "1"}, "--no-such-flag"));
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "stray-positional"}, "stray-positional"));
+}
+
+TEST_F(ConfigTest, MissingValueIsAnError) {
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--threads"}, "--threads"));
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--bind"}, "--bind"));
+  EXPECT_TRUE(refused_naming({"--auth-token"}, "--auth-token"));
+}
+
+TEST_F(ConfigTest, OutOfRangeOrMalformedNumbersAreErrors) {
+  const std::vector<std::pair<const char*, const char*>> cases{
+      {"--threads", "0"},
+      {"--threads", "1025"},
+      {"--threads", "abc"},
+      {"--threads", "2.5"},
+      {"--max-active-sessions", "-1"},
+      {"--max-active-sessions", "0"},
+      {"--max-active-sessions", "4294967297"},
+      {"--max-events-per-session", "0"},
+      {"--inactivity-timeout-ms", "0"},
+      {"--inactivity-timeout-ms", "-5"},
+      {"--session-ttl-seconds", "0"},
+      {"--session-ttl-seconds", "9223372036854776"},
+      {"--rate-limit-window-seconds", "0"},
+      {"--rate-limit-max-requests", "0"},
+      {"--max-input-chars", "0"},
+      {"--max-input-chars", "18446744073709551616"},
+  };
+  for (const auto& [flag, value] : cases) {
+    SCOPED_TRACE(testing::Message() << flag << " " << value);
+    EXPECT_TRUE(refused_naming({"--auth-token", "tok", flag, value}, flag));
+  }
+}
+
+TEST_F(ConfigTest, UnknownAuthModeIsAnError) {
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--auth-mode", "none"}, "--auth-mode"));
+  EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--auth-mode", "Token"}, "--auth-mode"));
+  EXPECT_TRUE(
+      refused_naming({"--auth-token", "tok", "--auth-mode", "password_session"}, "--auth-mode"));
+}
+
+TEST_F(ConfigTest, HelpExitsWithZero) {
+  testing::internal::CaptureStdout();
+  const int code = exit_code({"--help"});
+  const std::string help = testing::internal::GetCapturedStdout();
+
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(help.find("--bind"), std::string::npos);
+  EXPECT_NE(help.find("TAU_GATEWAY_BIND"), std::string::npos);
+}
+
+// --- bind addresses ---------------------------------------------------------------------------
+
+TEST_F(ConfigTest, MalformedBindAddressesAreErrors) {
+  for (const char* bind : {
+           "nonsense",
+           "",
+           "127.0.0.1",
+           "127.0.0.1:",
+           ":8080",
+           "127.0.0.1:65536",
+           "127.0.0.1:123456",
+           "127.0.0.1:-1",
+           "127.0.0.1:+80",
+           "127.0.0.1:80a",
+           "127.0.0.1: 80",
+           "localhost:80",
+           "256.0.0.1:80",
+           "::1:80",
+           "[::1]",
+           "[::1]:",
+           "[::1]80",
+           "[127.0.0.1]:80",
+           "[nonsense]:80",
+       }) {
+    SCOPED_TRACE(testing::Message() << "--bind [" << bind << "]");
+    EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--bind", bind}, "--bind"));
+  }
+}
+
+TEST_F(ConfigTest, Ipv4BindAddresses) {
+  const auto any = parse_ok({"--auth-token", "tok", "--bind", "0.0.0.0:0"});
+  ASSERT_TRUE(any);
+  EXPECT_EQ(any->bind_host, "0.0.0.0");
+  EXPECT_EQ(any->bind_port, 0);
+
+  const auto highest_port = parse_ok({"--auth-token", "tok", "--bind", "10.1.2.3:65535"});
+  ASSERT_TRUE(highest_port);
+  EXPECT_EQ(highest_port->bind_host, "10.1.2.3");
+  EXPECT_EQ(highest_port->bind_port, 65535);
+}
+
+TEST_F(ConfigTest, BracketedIpv6BindAddress) {
+  const auto config = parse_ok({"--auth-token", "tok", "--bind", "[::1]:0"});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->bind_host, "::1");
+  EXPECT_EQ(config->bind_port, 0);
+  EXPECT_NE(describe(*config).find("bind=[::1]:0"), std::string::npos) << describe(*config);
+}
+
+// --- auth mode requirements -------------------------------------------------------------------
+
+TEST_F(ConfigTest, TokenModeNeedsAToken) {
+  EXPECT_TRUE(refused_naming({}, "--auth-token"));
+  EXPECT_TRUE(refused_naming({"--auth-mode", "token"}, "--auth-token"));
+  EXPECT_TRUE(refused_naming({"--auth-mode", "token", "--auth-token", ""}, "--auth-token"));
+  // A password is no substitute.
+  EXPECT_TRUE(refused_naming({"--auth-mode", "token", "--auth-password", "pw"}, "--auth-token"));
+}
+
+TEST_F(ConfigTest, PasswordSessionModeNeedsAPassword) {
+  EXPECT_TRUE(refused_naming({"--auth-mode", "password-session"}, "--auth-password"));
+  EXPECT_TRUE(refused_naming({"--auth-mode", "password-session", "--auth-password", ""},
+                             "--auth-password"));
+  EXPECT_TRUE(refused_naming({"--auth-mode", "password-session", "--auth-token", "tok"},
+                             "--auth-password"));
+
+  const auto config = parse_ok({"--auth-mode", "password-session", "--auth-password", "pw"});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
+}
+
+TEST_F(ConfigTest, LocalhostDevModeNeedsALoopbackBind) {
+  EXPECT_TRUE(refused_naming({"--auth-mode", "localhost-dev", "--bind", "0.0.0.0:1"}, "--bind"));
+  EXPECT_TRUE(
+      refused_naming({"--auth-mode", "localhost-dev", "--bind", "10.0.0.1:8787"}, "--bind"));
+  EXPECT_TRUE(refused_naming({"--auth-mode", "localhost-dev", "--bind", "[::]:1"}, "--bind"));
+
+  const auto v4 = parse_ok({"--auth-mode", "localhost-dev", "--bind", "127.0.0.1:0"});
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->auth_mode, auth::AuthMode::localhost_dev);
+
+  EXPECT_TRUE(parse_ok({"--auth-mode", "localhost-dev", "--bind", "[::1]:0"}));
+  // The default bind address is loopback, and no credential is needed.
+  EXPECT_TRUE(parse_ok({"--auth-mode", "localhost-dev"}));
+}
+
+// --- describe ---------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, DescribeRedactsTheToken) {
+  const auto config = parse_ok({"--auth-token", "tok-Zq8Xv3-secret", "--threads", "2"});
+  ASSERT_TRUE(config);
+
+  const std::string text = describe(*config);
+
+  EXPECT_EQ(text.find("tok-Zq8Xv3-secret"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Zq8Xv3"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_token=<redacted>"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_password=unset"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_mode=token"), std::string::npos) << text;
+  EXPECT_NE(text.find("bind=127.0.0.1:8787"), std::string::npos) << text;
+  EXPECT_NE(text.find("threads=2"), std::string::npos) << text;
+  EXPECT_EQ(text.find('\n'), std::string::npos) << text;
+}
+
+TEST_F(ConfigTest, DescribeRedactsThePassword) {
+  const auto config =
+      parse_ok({"--auth-mode", "password-session", "--auth-password", "pw-Kd93Lq-secret"});
+  ASSERT_TRUE(config);
+
+  const std::string text = describe(*config);
+
+  EXPECT_EQ(text.find("pw-Kd93Lq-secret"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Kd93Lq"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_password=<redacted>"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_token=unset"), std::string::npos) << text;
+  EXPECT_NE(text.find("auth_mode=password-session"), std::string::npos) << text;
+}
+
+TEST_F(ConfigTest, DescribeNeverShowsSecretsEvenWhenBothAreSet) {
+  GatewayConfig config;
+  config.auth_token = "token-7f3a9c";
+  config.auth_password = "password-51be02";
+
+  const std::string text = describe(config);
+
+  EXPECT_EQ(text.find("token-7f3a9c"), std::string::npos) << text;
+  EXPECT_EQ(text.find("password-51be02"), std::string::npos) << text;
+  EXPECT_EQ(text.find("7f3a9c"), std::string::npos) << text;
+  EXPECT_EQ(text.find("51be02"), std::string::npos) << text;
+}
+
+TEST_F(ConfigTest, DescribeListsEveryLimit) {
+  GatewayConfig config;
+  config.session_ttl_seconds = 11;
+  config.rate_limit_window_seconds = 12;
+  config.rate_limit_max_requests = 13;
+  config.max_input_chars = 14;
+  config.inactivity_timeout_ms = 15;
+  config.max_active_sessions = 16;
+  config.max_events_per_session = 17;
+
+  const std::string text = describe(config);
+
+  for (const char* expected :
+       {"session_ttl_seconds=11", "rate_limit_window_seconds=12", "rate_limit_max_requests=13",
+        "max_input_chars=14", "inactivity_timeout_ms=15", "max_active_sessions=16",
+        "max_events_per_session=17", "state_dir=.tau/gateway"}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << expected << " in " << text;
+  }
+}
+
+}  // namespace
+}  // namespace tau::gateway
