@@ -7,10 +7,12 @@
 
 namespace tau::bridge {
 
-SessionPool::SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator)
+SessionPool::SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator,
+                         EventEncoder encoder)
     : limits_(limits),
       clock_(clock ? std::move(clock) : Clock(system_clock_unix_ms)),
-      id_generator_(id_generator ? std::move(id_generator) : IdGenerator(random_session_id)) {}
+      id_generator_(id_generator ? std::move(id_generator) : IdGenerator(random_session_id)),
+      encoder_(std::move(encoder)) {}
 
 SessionSnapshot SessionPool::open(std::string_view workspace_id) {
   const std::string_view workspace = trim_ascii_whitespace(workspace_id);
@@ -102,17 +104,43 @@ Replay SessionPool::replay(std::string_view session_id,
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
+  return replay_locked(find_locked(session_id), after_sequence_id, limit);
+}
+
+FollowStart SessionPool::follow(std::string_view session_id,
+                                std::optional<std::uint64_t> after_sequence_id, std::size_t limit,
+                                std::shared_ptr<SessionFollower> follower) {
+  const std::int64_t now = clock_();
+  std::lock_guard lock(mutex_);
+  reap_locked(now);
+  Session& session = find_locked(session_id);
+  FollowStart start{replay_locked(session, after_sequence_id, limit), session.last_sequence_id};
+  if (session.snapshot.status == SessionStatus::running) {
+    session.followers.push_back(std::move(follower));
+  }
+  return start;
+}
+
+FollowUpdate SessionPool::events_after(std::string_view session_id, std::uint64_t after_sequence_id,
+                                       std::size_t max_events) {
+  std::lock_guard lock(mutex_);
   const Session& session = find_locked(session_id);
-  Replay replay;
-  replay.session = snapshot_of(session);
-  const std::uint64_t after = after_sequence_id.value_or(0);
-  // Events are stored in sequence order, so the first one past the cursor is found by search.
-  auto first = std::upper_bound(
-      session.events.begin(), session.events.end(), after,
-      [](std::uint64_t cursor, const SessionEvent& event) { return cursor < event.sequence_id; });
-  const auto available = static_cast<std::size_t>(session.events.end() - first);
-  replay.events.assign(first, first + static_cast<std::ptrdiff_t>(std::min(limit, available)));
-  return replay;
+  const Replay replay = replay_locked(session, after_sequence_id, max_events);
+  FollowUpdate update;
+  update.events = replay.events;
+  update.session = replay.session;
+  update.events_lost = after_sequence_id < replay.last_sequence_id &&
+                       after_sequence_id + 1 < replay.first_retained_sequence_id;
+  return update;
+}
+
+void SessionPool::unfollow(std::string_view session_id, const SessionFollower* follower) {
+  std::lock_guard lock(mutex_);
+  auto found = sessions_.find(std::string(session_id));
+  if (found == sessions_.end())
+    return;
+  std::erase_if(found->second.followers,
+                [follower](const auto& candidate) { return candidate.get() == follower; });
 }
 
 SessionSnapshot SessionPool::close(std::string_view session_id) {
@@ -165,21 +193,32 @@ SessionPool::Session& SessionPool::find_running_locked(std::string_view session_
 
 AppendResult SessionPool::append_locked(Session& session, std::string_view event_type,
                                         std::string_view message, std::int64_t now) {
-  SessionEvent event;
+  auto retained = std::make_shared<RetainedEvent>();
+  SessionEvent& event = retained->event;
   event.sequence_id = ++session.last_sequence_id;
   event.event_type = std::string(event_type);
   event.message = std::string(message);
   event.timestamp_unix_ms = now;
-  session.events.push_back(event);
+  if (encoder_)
+    retained->encoded = encoder_(event);
+  session.encoded_bytes_total += retained->encoded.size();
+  retained->encoded_bytes_through = session.encoded_bytes_total;
+  session.events.push_back(retained);
   while (session.events.size() > limits_.max_events_per_session)
     session.events.pop_front();
   session.snapshot.last_activity_unix_ms = now;
-  return AppendResult{std::move(event), snapshot_of(session)};
+  for (const auto& follower : session.followers)
+    follower->notify(session.encoded_bytes_total);
+  return AppendResult{event, snapshot_of(session)};
 }
 
 void SessionPool::end_locked(Session& session, SessionStatus terminal_status) {
   session.snapshot.status = terminal_status;
   running_by_workspace_.erase(session.snapshot.workspace_id);
+  // An ended session never changes again: tell its followers once and let them go.
+  for (const auto& follower : session.followers)
+    follower->notify(session.encoded_bytes_total);
+  session.followers.clear();
 }
 
 std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now) {
@@ -201,6 +240,28 @@ std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now) {
     reaped.push_back(snapshot_of(*session));
   }
   return reaped;
+}
+
+Replay SessionPool::replay_locked(const Session& session,
+                                  std::optional<std::uint64_t> after_sequence_id,
+                                  std::size_t limit) const {
+  Replay replay;
+  replay.session = snapshot_of(session);
+  replay.last_sequence_id = session.last_sequence_id;
+  replay.encoded_bytes_total = session.encoded_bytes_total;
+  if (!session.events.empty()) {
+    replay.first_retained_sequence_id = session.events.front()->event.sequence_id;
+  }
+  const std::uint64_t after = after_sequence_id.value_or(0);
+  // Retained ids are consecutive, so the first one past the cursor is found by arithmetic.
+  const std::uint64_t skip =
+      after < replay.first_retained_sequence_id ? 0 : after - replay.first_retained_sequence_id + 1;
+  if (skip < session.events.size()) {
+    const auto first = session.events.begin() + static_cast<std::ptrdiff_t>(skip);
+    const auto count = std::min<std::size_t>(limit, session.events.size() - skip);
+    replay.events.assign(first, first + static_cast<std::ptrdiff_t>(count));
+  }
+  return replay;
 }
 
 RuntimeInfo SessionPool::runtime_locked() const {

@@ -40,7 +40,35 @@ struct DrainResult {
 
 struct Replay {
   SessionSnapshot session;
-  std::vector<SessionEvent> events;  // sequence_id > cursor, oldest first
+  std::vector<SharedEvent> events;  // sequence_id > cursor, oldest first
+  // The oldest retained event's sequence id (0 when none is retained): a cursor below it minus
+  // one means events were dropped by retention.
+  std::uint64_t first_retained_sequence_id = 0;
+  std::uint64_t last_sequence_id = 0;     // the newest event's id, retained or not
+  std::uint64_t encoded_bytes_total = 0;  // encoded bytes of every event appended so far
+};
+
+// Told when a followed session changes: events appended, or the session ended. Called with the
+// pool's lock held, so an implementation only records and wakes its reader: no I/O, no calls
+// back into the pool.
+class SessionFollower {
+ public:
+  virtual ~SessionFollower() = default;
+  // `encoded_bytes_total` is the session's encoded bytes appended so far.
+  virtual void notify(std::uint64_t encoded_bytes_total) = 0;
+};
+
+struct FollowStart {
+  Replay replay;
+  // Live events are those after this id (the newest when following began).
+  std::uint64_t live_after_sequence_id = 0;
+};
+
+struct FollowUpdate {
+  std::vector<SharedEvent> events;  // after the given id, oldest first
+  SessionSnapshot session;
+  // Events after the given id were dropped by retention before the follower read them.
+  bool events_lost = false;
 };
 
 struct ReapResult {
@@ -56,7 +84,8 @@ class SessionPool {
  public:
   using IdGenerator = std::function<std::string()>;
 
-  SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr);
+  SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr,
+              EventEncoder encoder = nullptr);
 
   // Returns the workspace's running session, or opens a new one.
   SessionSnapshot open(std::string_view workspace_id);
@@ -69,6 +98,16 @@ class SessionPool {
   // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
   Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
                 std::size_t limit);
+  // Replays like `replay` and, in the same step, registers `follower` to be told of every later
+  // change, so nothing falls between the replay and the live events. An ended session is not
+  // followed (it cannot change).
+  FollowStart follow(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
+                     std::size_t limit, std::shared_ptr<SessionFollower> follower);
+  // Up to `max_events` retained events after `after_sequence_id`, with the session's state.
+  FollowUpdate events_after(std::string_view session_id, std::uint64_t after_sequence_id,
+                            std::size_t max_events);
+  void unfollow(std::string_view session_id, const SessionFollower* follower);
+
   // Ends a running session as `closed`; an ended session is returned unchanged.
   SessionSnapshot close(std::string_view session_id);
   // Ends a running session with the given terminal status (used by workers: completed, failed).
@@ -84,9 +123,11 @@ class SessionPool {
  private:
   struct Session {
     SessionSnapshot snapshot;
-    std::deque<SessionEvent> events;
+    std::deque<SharedEvent> events;
     std::deque<std::string> followups;
     std::uint64_t last_sequence_id = 0;
+    std::uint64_t encoded_bytes_total = 0;
+    std::vector<std::shared_ptr<SessionFollower>> followers;
   };
 
   Session& find_locked(std::string_view session_id);
@@ -96,11 +137,14 @@ class SessionPool {
   void end_locked(Session& session, SessionStatus terminal_status);
   std::vector<SessionSnapshot> reap_locked(std::int64_t now);
   RuntimeInfo runtime_locked() const;
+  Replay replay_locked(const Session& session, std::optional<std::uint64_t> after_sequence_id,
+                       std::size_t limit) const;
   static SessionSnapshot snapshot_of(const Session& session);
 
   const PoolLimits limits_;
   const Clock clock_;
   const IdGenerator id_generator_;
+  const EventEncoder encoder_;
 
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Session> sessions_;

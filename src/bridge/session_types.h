@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,18 @@ struct SessionEvent {
   std::string message;
   std::int64_t timestamp_unix_ms = 0;
 };
+
+// A retained event with its encoded form (for the gateway, its SSE frame), made once when the
+// event is appended and shared by every replay and follower instead of re-encoded per reader.
+struct RetainedEvent {
+  SessionEvent event;
+  std::string encoded;
+  // Encoded bytes of the session's events up to and including this one, so a follower's backlog
+  // is the session's total minus this value of the last event it has sent.
+  std::uint64_t encoded_bytes_through = 0;
+};
+using SharedEvent = std::shared_ptr<const RetainedEvent>;
+using EventEncoder = std::function<std::string(const SessionEvent&)>;
 
 namespace event_types {
 inline constexpr std::string_view progress = "progress";

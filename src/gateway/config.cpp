@@ -109,6 +109,20 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "events kept for replay per session")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
 
+  add("--sse-retry-ms", config.sse_retry_ms, "reconnect delay sent to stream clients (retry:)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
+  add("--sse-heartbeat-ms", config.sse_heartbeat_ms,
+      "comment heartbeat interval on open follow streams")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400000}));
+  add("--sse-max-buffered-bytes", config.sse_max_buffered_bytes,
+      "a follow stream whose unsent backlog exceeds this is disconnected")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  add("--max-streams", config.max_streams, "open follow streams at once")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+  add("--sse-stream-max-ms", config.sse_stream_max_ms,
+      "end follow streams after this long so clients reconnect and resume (0: never)")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max() / 2));
+
   auto fail = [](const std::string& message) {
     std::cerr << kProgram << ": error: " << message << '\n';
     return ExitRequest{2};
@@ -175,6 +189,11 @@ std::string describe(const GatewayConfig& config) {
   text += " inactivity_timeout_ms=" + std::to_string(config.inactivity_timeout_ms);
   text += " max_active_sessions=" + std::to_string(config.max_active_sessions);
   text += " max_events_per_session=" + std::to_string(config.max_events_per_session);
+  text += " sse_retry_ms=" + std::to_string(config.sse_retry_ms);
+  text += " sse_heartbeat_ms=" + std::to_string(config.sse_heartbeat_ms);
+  text += " sse_max_buffered_bytes=" + std::to_string(config.sse_max_buffered_bytes);
+  text += " max_streams=" + std::to_string(config.max_streams);
+  text += " sse_stream_max_ms=" + std::to_string(config.sse_stream_max_ms);
   return text;
 }
 

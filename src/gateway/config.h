@@ -24,6 +24,11 @@ struct GatewayConfig {
   std::int64_t inactivity_timeout_ms = 600000;
   std::uint64_t max_active_sessions = 16;
   std::uint64_t max_events_per_session = 256;
+  std::int64_t sse_retry_ms = 3000;
+  std::int64_t sse_heartbeat_ms = 15000;
+  std::uint64_t sse_max_buffered_bytes = 1024 * 1024;
+  std::uint64_t max_streams = 10000;
+  std::int64_t sse_stream_max_ms = 0;  // 0: follow streams stay open until the session ends
 
   // Request bodies larger than this are refused with 413.
   std::uint64_t max_body_bytes() const { return max_input_chars * 8; }

@@ -5,9 +5,9 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
 #include "http/query.h"
-#include "http/sse.h"
 
 namespace tau::gateway {
 
@@ -64,39 +64,22 @@ std::optional<std::uint64_t> parse_cursor(std::string_view text) {
   return cursor;
 }
 
-http::SseFrame sse_frame(std::optional<std::string> id, std::string event, std::string data) {
-  http::SseFrame frame;
-  frame.id = std::move(id);
-  frame.event = std::move(event);
-  frame.data = std::move(data);
-  return frame;
-}
-
-// The body of a replay stream: the snapshot, the events after the cursor, then `done`.
-std::string replay_frames(const bridge::Replay& replay, std::optional<std::uint64_t> cursor) {
-  json::object snapshot{{"session", to_json(replay.session)}};
-  snapshot["replay_after_sequence_id"] = cursor ? json::value(*cursor) : json::value(nullptr);
-  std::string frames = http::serialize_sse(
-      sse_frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(snapshot)));
-  for (const auto& event : replay.events) {
-    frames += http::serialize_sse(sse_frame(std::to_string(event.sequence_id),
-                                            "external_coding_agent.progress",
-                                            json::serialize(to_json(event))));
-  }
-  frames += http::serialize_sse(sse_frame(std::nullopt, "done", "[DONE]"));
-  return frames;
-}
-
 }  // namespace
 
 GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
                        auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter)
-    : config_(config), pool_(pool), authenticator_(authenticator), rate_limiter_(rate_limiter) {
+    : config_(config),
+      pool_(pool),
+      authenticator_(authenticator),
+      rate_limiter_(rate_limiter),
+      stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
+                       config.sse_stream_max_ms} {
   constexpr bool kPublic = false;
   constexpr bool kReadsBody = true;
   auto json_route = [this](verb method, const char* path, JsonHandler handler,
                            bool authenticated = true, bool reads_body = false) {
-    router_.add(method, path, RouteSpec{std::move(handler), nullptr, authenticated, reads_body});
+    router_.add(method, path,
+                RouteSpec{std::move(handler), nullptr, authenticated, reads_body, false});
   };
   json_route(verb::post, paths::auth_session, &GatewayApi::issue_auth_session, kPublic, kReadsBody);
   json_route(verb::get, paths::status, &GatewayApi::status);
@@ -105,7 +88,8 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
   json_route(verb::post, paths::progress, &GatewayApi::append_progress, true, kReadsBody);
   json_route(verb::post, paths::followups, &GatewayApi::append_followup, true, kReadsBody);
   json_route(verb::post, paths::followups_drain, &GatewayApi::drain_followups, true, kReadsBody);
-  router_.add(verb::get, paths::stream, RouteSpec{nullptr, &GatewayApi::stream, true, false});
+  router_.add(verb::get, paths::stream,
+              RouteSpec{nullptr, &GatewayApi::stream, true, false, /*accepts_query_token=*/true});
   json_route(verb::post, paths::close, &GatewayApi::close_session);
   json_route(verb::post, paths::reap, &GatewayApi::reap, true, kReadsBody);
 }
@@ -157,7 +141,14 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
 
   std::string principal_key;
   if (spec.authenticated) {
-    auto authorization = authenticator_.authorize(header[beast_http::field::authorization]);
+    std::string authorization_value(header[beast_http::field::authorization]);
+    // EventSource cannot set headers, so the stream also takes the token from its query.
+    if (authorization_value.empty() && spec.accepts_query_token) {
+      if (auto token = context.target.query_value("access_token")) {
+        authorization_value = "Bearer " + std::string(*token);
+      }
+    }
+    auto authorization = authenticator_.authorize(authorization_value);
     if (auto* failure = std::get_if<auth::AuthFailure>(&authorization)) {
       throw ApiError(401, std::string(auth::to_string(*failure)),
                      "missing or invalid bearer token");
@@ -230,7 +221,7 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
       {"stream_endpoint", paths::stream},
       {"close_endpoint", paths::close},
       {"reap_endpoint", paths::reap},
-      {"runtime", to_json(pool_.runtime())},
+      {"runtime", runtime_json(pool_.runtime())},
   };
   json::object gateway{
       {"status_endpoint", paths::status},
@@ -279,34 +270,51 @@ json::object GatewayApi::drain_followups(RequestContext& context) {
 }
 
 asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
-  // The query parameter wins; browsers reconnecting send the header instead.
-  std::optional<std::uint64_t> cursor;
+  StreamRequest request;
+  request.session_id = context.session_id();
+  // Cursor precedence: the query parameters (browsers cannot set headers on a first connect),
+  // then the Last-Event-ID header an EventSource sends when it reconnects.
   if (auto after = context.target.query_value("after_sequence_id")) {
-    cursor = parse_cursor(*after);
+    request.cursor = parse_cursor(*after);
+  } else if (auto last_event_id = context.target.query_value("last_event_id")) {
+    request.cursor = parse_cursor(*last_event_id);
   } else if (auto header = context.exchange.header()["Last-Event-ID"]; !header.empty()) {
-    cursor = parse_cursor(header);
+    request.cursor = parse_cursor(header);
   }
   const std::size_t max_events = pool_.limits().max_events_per_session;
-  std::size_t limit = max_events;
+  request.limit = max_events;
   if (auto text = context.target.query_value("limit")) {
     const auto parsed = http::parse_unsigned(*text);
-    if (!parsed || *parsed == 0)
+    if (!parsed || *parsed == 0) {
       throw ApiError(400, "invalid_limit", "limit must be an integer >= 1");
-    limit = static_cast<std::size_t>(std::min<std::uint64_t>(*parsed, max_events));
+    }
+    request.limit = static_cast<std::size_t>(std::min<std::uint64_t>(*parsed, max_events));
+  }
+  if (auto follow = context.target.query_value("follow")) {
+    if (*follow == "true" || *follow == "1") {
+      request.follow = true;
+    } else if (*follow != "false" && *follow != "0") {
+      throw ApiError(400, "invalid_follow", "follow must be true, 1, false or 0");
+    }
   }
 
-  // Everything is read from the bridge before the first byte is written: no lock is held while
-  // the socket is written, and an unknown session still gets a JSON 404.
-  const auto replay = pool_.replay(context.session_id(), cursor, limit);
+  std::optional<StreamSlot> follow_slot;
+  if (request.follow) {
+    follow_slot.emplace(follow_streams_);
+    if (follow_slot->count() > config_.max_streams) {
+      throw ApiError(503, "stream_limit_reached",
+                     "the gateway already serves the maximum of " +
+                         std::to_string(config_.max_streams) + " follow streams");
+    }
+  }
+  StreamSlot open_slot(open_streams_);
+  co_await write_event_stream(context.exchange, pool_, request, stream_settings_);
+}
 
-  beast_http::response<beast_http::empty_body> header{beast_http::status::ok, 11};
-  header.set(beast_http::field::content_type, "text/event-stream");
-  header.set(beast_http::field::cache_control, "no-cache");
-  header.set("X-Accel-Buffering", "no");
-  co_await context.exchange.start_stream(std::move(header));
-
-  co_await context.exchange.write_stream(replay_frames(replay, cursor));
-  co_await context.exchange.end_stream();
+json::object GatewayApi::runtime_json(const bridge::RuntimeInfo& runtime) const {
+  json::object result = to_json(runtime);
+  result["open_streams"] = open_streams_.load();
+  return result;
 }
 
 json::object GatewayApi::close_session(RequestContext& context) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
 #include <functional>
@@ -10,6 +11,7 @@
 #include "auth/rate_limiter.h"
 #include "bridge/session_pool.h"
 #include "gateway/config.h"
+#include "gateway/event_stream.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -54,8 +56,26 @@ class GatewayApi {
     StreamHandler stream_handler;
     bool authenticated = true;
     bool reads_body = false;
+    bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
   };
 
+  // Counts a stream for as long as it is open.
+  class StreamSlot {
+   public:
+    explicit StreamSlot(std::atomic<std::uint64_t>& counter)
+        : counter_(counter), count_(++counter) {}
+    ~StreamSlot() { --counter_; }
+    StreamSlot(const StreamSlot&) = delete;
+    StreamSlot& operator=(const StreamSlot&) = delete;
+    // The number of open streams including this one, when it was opened.
+    std::uint64_t count() const { return count_; }
+
+   private:
+    std::atomic<std::uint64_t>& counter_;
+    std::uint64_t count_;
+  };
+
+  boost::json::object runtime_json(const bridge::RuntimeInfo& runtime) const;
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
 
   boost::json::object issue_auth_session(RequestContext& context);
@@ -73,7 +93,10 @@ class GatewayApi {
   bridge::SessionPool& pool_;
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
+  const StreamSettings stream_settings_;
   http::Router<RouteSpec> router_;
+  std::atomic<std::uint64_t> open_streams_{0};    // every open stream response
+  std::atomic<std::uint64_t> follow_streams_{0};  // the follow ones, limited by --max-streams
 };
 
 }  // namespace tau::gateway

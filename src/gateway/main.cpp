@@ -16,6 +16,7 @@
 #include "auth/rate_limiter.h"
 #include "bridge/session_pool.h"
 #include "gateway/config.h"
+#include "gateway/event_stream.h"
 #include "gateway/gateway_api.h"
 #include "http/server.h"
 
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
   bridge::SessionPool pool(
       bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
                          config.max_events_per_session},
-      bridge::system_clock_unix_ms);
+      bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame);
   auth::Authenticator authenticator(
       auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
                        config.session_ttl_seconds},
@@ -101,7 +102,6 @@ int main(int argc, char** argv) {
   const auto reap_every = std::chrono::milliseconds(
       std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
   asio::co_spawn(io, reap_periodically(pool, reap_every), asio::detached);
-
 
   std::vector<std::thread> workers;
   for (unsigned i = 1; i < config.threads; ++i)

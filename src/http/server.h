@@ -44,6 +44,12 @@ class Exchange {
   boost::asio::awaitable<void> write_stream(std::string data);
   boost::asio::awaitable<void> end_stream();
 
+  // The connection's socket, for a long-lived response that must notice the peer leaving or cut
+  // a stalled peer off. Only touch it from the connection's strand.
+  boost::asio::ip::tcp::socket& socket() { return stream_.socket(); }
+  // Closes the connection once this exchange ends instead of keeping it alive.
+  void close_after() { keep_alive_ = false; }
+
   bool responded() const { return responded_; }
   // Whether the connection can serve another request after this exchange.
   bool keep_alive() const { return keep_alive_; }

@@ -66,17 +66,17 @@ std::optional<BridgeErrorCode> bridge_error_of(Call&& call) {
   return std::nullopt;
 }
 
-std::vector<std::uint64_t> sequence_ids(const std::vector<SessionEvent>& events) {
+std::vector<std::uint64_t> sequence_ids(const std::vector<SharedEvent>& events) {
   std::vector<std::uint64_t> ids;
-  for (const SessionEvent& event : events)
-    ids.push_back(event.sequence_id);
+  for (const SharedEvent& retained : events)
+    ids.push_back(retained->event.sequence_id);
   return ids;
 }
 
-std::vector<std::string> messages(const std::vector<SessionEvent>& events) {
+std::vector<std::string> messages(const std::vector<SharedEvent>& events) {
   std::vector<std::string> texts;
-  for (const SessionEvent& event : events)
-    texts.push_back(event.message);
+  for (const SharedEvent& retained : events)
+    texts.push_back(retained->event.message);
   return texts;
 }
 
@@ -438,8 +438,8 @@ TEST_F(SessionPoolTest, DrainingDoesNotRemoveFollowupEventsFromTheLog) {
   const Replay replay = pool.replay(id, std::nullopt, 10);
 
   ASSERT_EQ(replay.events.size(), 1u);
-  EXPECT_EQ(replay.events[0].event_type, event_types::followup);
-  EXPECT_EQ(replay.events[0].message, "f1");
+  EXPECT_EQ(replay.events[0]->event.event_type, event_types::followup);
+  EXPECT_EQ(replay.events[0]->event.message, "f1");
 }
 
 // --- event log --------------------------------------------------------------------------------
@@ -844,6 +844,127 @@ TEST(SessionTypesTest, BridgeErrorCodesHaveStableApiNames) {
             "external_coding_agent_session_not_running");
   EXPECT_EQ(to_string(BridgeErrorCode::session_limit_reached),
             "external_coding_agent_session_limit_reached");
+}
+
+// Records what the pool tells it, as a stream would before waking its writer.
+class RecordingFollower : public SessionFollower {
+ public:
+  void notify(std::uint64_t encoded_bytes_total) override {
+    ++notifications;
+    last_total = encoded_bytes_total;
+  }
+  int notifications = 0;
+  std::uint64_t last_total = 0;
+};
+
+SessionPool encoding_pool(const ManualClock& clock, PoolLimits limits = test_limits()) {
+  return SessionPool(limits, clock.as_clock(), nullptr, [](const SessionEvent& event) {
+    return "<" + std::to_string(event.sequence_id) + ":" + event.message + ">";
+  });
+}
+
+TEST(SessionPoolFollowTest, EventsAreEncodedOnceWithRunningByteTotals) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  pool.append_progress(id, "a");
+  pool.append_followup(id, "bc");
+  const Replay first = pool.replay(id, std::nullopt, 10);
+  const Replay second = pool.replay(id, std::nullopt, 10);
+  ASSERT_EQ(first.events.size(), 2u);
+  EXPECT_EQ(first.events[0]->encoded, "<1:a>");
+  EXPECT_EQ(first.events[1]->encoded, "<2:bc>");
+  EXPECT_EQ(first.events[0]->encoded_bytes_through, 5u);
+  EXPECT_EQ(first.events[1]->encoded_bytes_through, 11u);
+  // Every reader shares the same retained event rather than a copy.
+  EXPECT_EQ(first.events[1].get(), second.events[1].get());
+}
+
+TEST(SessionPoolFollowTest, FollowReplaysAndThenNotifiesOfEachAppend) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  pool.append_progress(id, "before");
+  auto follower = std::make_shared<RecordingFollower>();
+  const FollowStart start = pool.follow(id, std::nullopt, 10, follower);
+  EXPECT_EQ(sequence_ids(start.replay.events), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(start.live_after_sequence_id, 1u);
+  EXPECT_EQ(follower->notifications, 0);
+
+  pool.append_progress(id, "live");
+  EXPECT_EQ(follower->notifications, 1);
+  EXPECT_EQ(follower->last_total, std::string("<1:before><2:live>").size());
+  const FollowUpdate update = pool.events_after(id, start.live_after_sequence_id, 10);
+  EXPECT_EQ(messages(update.events), (std::vector<std::string>{"live"}));
+  EXPECT_FALSE(update.events_lost);
+  EXPECT_EQ(update.session.status, SessionStatus::running);
+
+  pool.unfollow(id, follower.get());
+  pool.append_progress(id, "unheard");
+  EXPECT_EQ(follower->notifications, 1);
+}
+
+TEST(SessionPoolFollowTest, LiveEventsStartAfterTheNewestEvenWhenTheReplayIsLimited) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  for (int i = 0; i < 5; ++i)
+    pool.append_progress(id, "e");
+  const FollowStart start = pool.follow(id, 1, 2, std::make_shared<RecordingFollower>());
+  EXPECT_EQ(sequence_ids(start.replay.events), (std::vector<std::uint64_t>{2, 3}));
+  EXPECT_EQ(start.live_after_sequence_id, 5u);
+}
+
+TEST(SessionPoolFollowTest, EndingTheSessionNotifiesOnceAndReleasesFollowers) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  auto follower = std::make_shared<RecordingFollower>();
+  pool.follow(id, std::nullopt, 10, follower);
+  pool.close(id);
+  EXPECT_EQ(follower->notifications, 1);
+  EXPECT_EQ(follower.use_count(), 1) << "the pool must not keep followers of an ended session";
+  EXPECT_EQ(pool.events_after(id, 0, 10).session.status, SessionStatus::closed);
+}
+
+TEST(SessionPoolFollowTest, ReapingNotifiesFollowersOfTimedOutSessions) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  auto follower = std::make_shared<RecordingFollower>();
+  pool.follow(id, std::nullopt, 10, follower);
+  pool.reap(clock.now() + kTimeoutMs + 1);
+  EXPECT_EQ(follower->notifications, 1);
+}
+
+TEST(SessionPoolFollowTest, EndedSessionsAreNotFollowed) {
+  ManualClock clock;
+  SessionPool pool = encoding_pool(clock);
+  const std::string id = pool.open("w").session_id;
+  pool.append_progress(id, "only");
+  pool.close(id);
+  auto follower = std::make_shared<RecordingFollower>();
+  const FollowStart start = pool.follow(id, std::nullopt, 10, follower);
+  EXPECT_EQ(start.replay.session.status, SessionStatus::closed);
+  EXPECT_EQ(start.replay.events.size(), 1u);
+  EXPECT_EQ(follower.use_count(), 1);
+}
+
+TEST(SessionPoolFollowTest, RetentionReportsTheFirstRetainedIdAndLostEvents) {
+  ManualClock clock;
+  PoolLimits limits = test_limits();
+  limits.max_events_per_session = 3;
+  SessionPool pool = encoding_pool(clock, limits);
+  const std::string id = pool.open("w").session_id;
+  for (int i = 0; i < 6; ++i)
+    pool.append_progress(id, "e");
+  const Replay replay = pool.replay(id, 1, 10);
+  EXPECT_EQ(replay.first_retained_sequence_id, 4u);
+  EXPECT_EQ(replay.last_sequence_id, 6u);
+  EXPECT_TRUE(pool.events_after(id, 2, 10).events_lost);
+  EXPECT_FALSE(pool.events_after(id, 3, 10).events_lost);
+  EXPECT_FALSE(pool.events_after(id, 6, 10).events_lost);
+  EXPECT_EQ(sequence_ids(pool.events_after(id, 3, 2).events), (std::vector<std::uint64_t>{4, 5}));
 }
 
 }  // namespace

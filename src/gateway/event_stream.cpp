@@ -1,0 +1,235 @@
+#include "gateway/event_stream.h"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <limits>
+#include <memory>
+
+#include "gateway/json_codec.h"
+#include "http/sse.h"
+
+namespace tau::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace beast_http = boost::beast::http;
+using namespace asio::experimental::awaitable_operators;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Events written per batch while catching up, to bound the size of one write.
+constexpr std::size_t kBatchEvents = 256;
+
+http::SseFrame frame(std::optional<std::string> id, std::string event, std::string data) {
+  http::SseFrame result;
+  result.id = std::move(id);
+  result.event = std::move(event);
+  result.data = std::move(data);
+  return result;
+}
+
+std::string snapshot_frame(const bridge::SessionSnapshot& session,
+                           std::optional<std::uint64_t> cursor, std::optional<std::int64_t> retry) {
+  json::object data{{"session", to_json(session)}};
+  data["replay_after_sequence_id"] = cursor ? json::value(*cursor) : json::value(nullptr);
+  http::SseFrame snapshot =
+      frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(data));
+  snapshot.retry_ms = retry;
+  return http::serialize_sse(snapshot);
+}
+
+std::string final_frames(const bridge::SessionSnapshot& session) {
+  json::object data{{"session", to_json(session)}};
+  return http::serialize_sse(
+             frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(data))) +
+         http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
+}
+
+// The first block of every stream: retry and snapshot, the gap signal, and the replay.
+std::string opening_frames(const bridge::Replay& replay, std::optional<std::uint64_t> cursor,
+                           std::int64_t retry_ms) {
+  std::string frames = snapshot_frame(replay.session, cursor, retry_ms);
+  if (cursor && replay.first_retained_sequence_id > 0 &&
+      *cursor + 1 < replay.first_retained_sequence_id) {
+    json::object gap{{"requested_after_sequence_id", *cursor},
+                     {"first_available_sequence_id", replay.first_retained_sequence_id}};
+    frames +=
+        http::serialize_sse(frame(std::nullopt, "external_coding_agent.gap", json::serialize(gap)));
+  }
+  for (const auto& retained : replay.events)
+    frames += retained->encoded;
+  return frames;
+}
+
+// The bridge's view of one follow stream. The pool calls notify() from whichever thread appended;
+// it only records and posts a wake-up to the stream's strand, where everything else happens.
+class StreamFollower : public bridge::SessionFollower,
+                       public std::enable_shared_from_this<StreamFollower> {
+ public:
+  StreamFollower(asio::ip::tcp::socket& socket, std::uint64_t max_backlog_bytes)
+      : socket_(&socket),
+        wake_timer_(socket.get_executor()),
+        max_backlog_bytes_(max_backlog_bytes) {}
+
+  void notify(std::uint64_t encoded_bytes_total) override {
+    const std::uint64_t sent = bytes_sent_.load();
+    if (encoded_bytes_total > sent && encoded_bytes_total - sent > max_backlog_bytes_) {
+      overflowed_ = true;
+    }
+    if (wake_pending_.exchange(true))
+      return;  // a wake-up is already on its way
+    asio::post(wake_timer_.get_executor(), [weak = weak_from_this()] {
+      if (auto self = weak.lock())
+        self->wake();
+    });
+  }
+
+  // Strand only. Called before reading the pool, so a notify() after it posts a new wake-up.
+  void rearm() { wake_pending_ = false; }
+  void sent_through(std::uint64_t encoded_bytes_through) { bytes_sent_ = encoded_bytes_through; }
+  bool overflowed() const { return overflowed_; }
+  asio::steady_timer& wake_timer() { return wake_timer_; }
+  // Strand only: the stream is over, the socket may go away.
+  void detach() { socket_ = nullptr; }
+
+ private:
+  void wake() {
+    // A stalled reader leaves the stream stuck in a write: abort it rather than wait.
+    if (overflowed_ && socket_ != nullptr) {
+      boost::system::error_code ignored;
+      socket_->cancel(ignored);
+    }
+    wake_timer_.cancel();
+  }
+
+  asio::ip::tcp::socket* socket_;
+  asio::steady_timer wake_timer_;
+  const std::uint64_t max_backlog_bytes_;
+  // Unknown (and the backlog unchecked) until the stream knows where its replay ended.
+  std::atomic<std::uint64_t> bytes_sent_{std::numeric_limits<std::uint64_t>::max()};
+  std::atomic<bool> overflowed_{false};
+  std::atomic<bool> wake_pending_{false};
+};
+
+// True when the timer ran its course, false when it was cancelled (a wake-up).
+asio::awaitable<bool> sleep_unless_woken(asio::steady_timer& timer) {
+  auto [error] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return !error;
+}
+
+// Completes when the peer closes its side (or sends anything: an event stream expects nothing).
+asio::awaitable<void> peer_leaves(asio::ip::tcp::socket& socket) {
+  char byte;
+  co_await socket.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
+}
+
+// Removes the follower from the pool however the stream ends.
+struct FollowRegistration {
+  bridge::SessionPool& pool;
+  const std::string& session_id;
+  std::shared_ptr<StreamFollower> follower;
+  ~FollowRegistration() {
+    follower->detach();
+    pool.unfollow(session_id, follower.get());
+  }
+};
+
+asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool& pool,
+                                  const StreamRequest& request, const StreamSettings& settings,
+                                  StreamFollower& follower, std::uint64_t last_sent) {
+  const auto deadline = settings.stream_max_ms > 0
+                            ? Clock::now() + std::chrono::milliseconds(settings.stream_max_ms)
+                            : Clock::time_point::max();
+  const auto heartbeat = std::chrono::milliseconds(settings.heartbeat_ms);
+  while (true) {
+    follower.rearm();
+    if (follower.overflowed())
+      co_return;  // cut off: it resumes from its last id
+    const bridge::FollowUpdate update =
+        pool.events_after(request.session_id, last_sent, kBatchEvents);
+    if (update.events_lost)
+      co_return;  // fell behind retention: resuming shows the gap
+    if (!update.events.empty()) {
+      std::string frames;
+      for (const auto& retained : update.events)
+        frames += retained->encoded;
+      co_await exchange.write_stream(std::move(frames));
+      last_sent = update.events.back()->event.sequence_id;
+      follower.sent_through(update.events.back()->encoded_bytes_through);
+      continue;
+    }
+    if (bridge::is_terminal(update.session.status)) {
+      co_await exchange.write_stream(final_frames(update.session));
+      co_await exchange.end_stream();
+      co_return;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      // A clean end without `done`: the client reconnects and resumes from its last id.
+      co_await exchange.end_stream();
+      co_return;
+    }
+    auto& timer = follower.wake_timer();
+    timer.expires_at(deadline - now < heartbeat ? deadline : now + heartbeat);
+    auto outcome = co_await (sleep_unless_woken(timer) || peer_leaves(exchange.socket()));
+    if (outcome.index() == 1)
+      co_return;  // the client went away
+    if (std::get<0>(outcome) && Clock::now() < deadline) {
+      co_await exchange.write_stream(http::serialize_sse_comment("keepalive"));
+    }
+  }
+}
+
+}  // namespace
+
+std::string encode_event_frame(const bridge::SessionEvent& event) {
+  return http::serialize_sse(frame(std::to_string(event.sequence_id),
+                                   "external_coding_agent.progress",
+                                   json::serialize(to_json(event))));
+}
+
+asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+                                         const StreamRequest& request,
+                                         const StreamSettings& settings) {
+  std::shared_ptr<StreamFollower> follower;
+  bridge::FollowStart start;
+  if (request.follow) {
+    // Registered before the replay is read, in one step, so nothing falls in between.
+    follower = std::make_shared<StreamFollower>(exchange.socket(), settings.max_buffered_bytes);
+    start = pool.follow(request.session_id, request.cursor, request.limit, follower);
+    follower->sent_through(start.replay.encoded_bytes_total);
+  } else {
+    start.replay = pool.replay(request.session_id, request.cursor, request.limit);
+  }
+  std::optional<FollowRegistration> registration;
+  if (follower)
+    registration.emplace(FollowRegistration{pool, request.session_id, follower});
+
+  beast_http::response<beast_http::empty_body> header{beast_http::status::ok, 11};
+  header.set(beast_http::field::content_type, "text/event-stream");
+  header.set(beast_http::field::cache_control, "no-cache");
+  header.set("X-Accel-Buffering", "no");
+  // A follow stream holds its connection until the end; it is not reused afterwards.
+  if (request.follow)
+    exchange.close_after();
+  co_await exchange.start_stream(std::move(header));
+
+  std::string opening = opening_frames(start.replay, request.cursor, settings.retry_ms);
+  if (!request.follow) {
+    opening += http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
+    co_await exchange.write_stream(std::move(opening));
+    co_await exchange.end_stream();
+    co_return;
+  }
+  co_await exchange.write_stream(std::move(opening));
+  co_await follow_live(exchange, pool, request, settings, *follower, start.live_after_sequence_id);
+}
+
+}  // namespace tau::gateway

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "bridge/session_pool.h"
+#include "http/server.h"
+
+namespace tau::gateway {
+
+struct StreamSettings {
+  std::int64_t retry_ms = 3000;
+  std::int64_t heartbeat_ms = 15000;
+  std::uint64_t max_buffered_bytes = 1024 * 1024;
+  std::int64_t stream_max_ms = 0;  // 0: no cap
+};
+
+struct StreamRequest {
+  std::string session_id;
+  std::optional<std::uint64_t> cursor;
+  std::size_t limit = 0;
+  bool follow = false;
+};
+
+// An event's SSE frame (`id`, `event: external_coding_agent.progress`, `data`). The pool encodes
+// each event once with this and every stream shares the result.
+std::string encode_event_frame(const bridge::SessionEvent& event);
+
+// Writes a session's event stream: the retry hint and snapshot, a gap frame when retention
+// dropped events after the cursor, the replay, then either `done` or, when following, every new
+// event as it is appended until the session ends (final snapshot, then `done`). A follower whose
+// unsent backlog passes the limit, or who fell behind retention, is disconnected to resume from
+// its last id. Unknown sessions throw before anything is written.
+boost::asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+                                                const StreamRequest& request,
+                                                const StreamSettings& settings);
+
+}  // namespace tau::gateway
