@@ -6,12 +6,14 @@ JOBS ?= $(shell nproc)
 # Everything the build and the tests need, from Debian's packages.
 DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
-	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev
+	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
+	nodejs chromium
 
 .PHONY: deps configure build run test format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
+	@scripts/install-node-deps.sh tests/clients
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTAU_WERROR=ON >/dev/null

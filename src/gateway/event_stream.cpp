@@ -80,11 +80,13 @@ class StreamFollower : public bridge::SessionFollower,
 
   void notify(std::uint64_t encoded_bytes_total) override {
     const std::uint64_t sent = bytes_sent_.load();
-    if (encoded_bytes_total > sent && encoded_bytes_total - sent > max_backlog_bytes_) {
-      overflowed_ = true;
-    }
-    if (wake_pending_.exchange(true))
-      return;  // a wake-up is already on its way
+    const bool over_limit =
+        encoded_bytes_total > sent && encoded_bytes_total - sent > max_backlog_bytes_;
+    // The first overflow always posts: an earlier wake-up may have been spent while the stream
+    // sat in a write, and only a new one can cut that write short.
+    const bool newly_overflowed = over_limit && !overflowed_.exchange(true);
+    if (wake_pending_.exchange(true) && !newly_overflowed)
+      return;  // one is on its way already
     asio::post(wake_timer_.get_executor(), [weak = weak_from_this()] {
       if (auto self = weak.lock())
         self->wake();
@@ -131,14 +133,22 @@ asio::awaitable<void> peer_leaves(asio::ip::tcp::socket& socket) {
 }
 
 // Removes the follower from the pool however the stream ends.
-struct FollowRegistration {
-  bridge::SessionPool& pool;
-  const std::string& session_id;
-  std::shared_ptr<StreamFollower> follower;
+class FollowRegistration {
+ public:
+  FollowRegistration(bridge::SessionPool& pool, const std::string& session_id,
+                     std::shared_ptr<StreamFollower> follower)
+      : pool_(pool), session_id_(session_id), follower_(std::move(follower)) {}
+  FollowRegistration(const FollowRegistration&) = delete;
+  FollowRegistration& operator=(const FollowRegistration&) = delete;
   ~FollowRegistration() {
-    follower->detach();
-    pool.unfollow(session_id, follower.get());
+    follower_->detach();
+    pool_.unfollow(session_id_, follower_.get());
   }
+
+ private:
+  bridge::SessionPool& pool_;
+  const std::string& session_id_;
+  std::shared_ptr<StreamFollower> follower_;
 };
 
 asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool& pool,
@@ -210,7 +220,7 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
   }
   std::optional<FollowRegistration> registration;
   if (follower)
-    registration.emplace(FollowRegistration{pool, request.session_id, follower});
+    registration.emplace(pool, request.session_id, follower);
 
   beast_http::response<beast_http::empty_body> header{beast_http::status::ok, 11};
   header.set(beast_http::field::content_type, "text/event-stream");

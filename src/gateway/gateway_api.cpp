@@ -333,7 +333,7 @@ json::object GatewayApi::reap(RequestContext& context) {
   return json::object{
       {"reaped_count", result.reaped.size()},
       {"sessions", std::move(sessions)},
-      {"runtime", to_json(result.runtime)},
+      {"runtime", runtime_json(result.runtime)},
   };
 }
 

@@ -164,6 +164,98 @@ std::vector<SseMessage> parse_sse(const std::string& body) {
   return messages;
 }
 
-std::string json_body(const json::object& fields) { return json::serialize(fields); }
+struct SseStream::Connection {
+  asio::io_context io;
+  beast::tcp_stream stream{io};
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+};
+
+SseStream::SseStream(std::uint16_t port, const std::string& target, const Headers& headers)
+    : connection_(std::make_unique<Connection>()) {
+  auto& c = *connection_;
+  c.parser.body_limit(boost::none);  // a follow stream has no length; Beast's default is 8 MB
+  c.stream.expires_after(std::chrono::seconds(20));
+  c.stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  request.set(http::field::accept, "text/event-stream");
+  for (const auto& [name, value] : headers)
+    request.set(name, value);
+  http::write(c.stream, request);
+  http::read_header(c.stream, c.buffer, c.parser);
+  head_.status = c.parser.get().result_int();
+  for (const auto& field : c.parser.get().base()) {
+    std::string name(field.name_string());
+    for (char& ch : name)
+      ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    head_.headers[name] = std::string(field.value());
+  }
+}
+
+SseStream::~SseStream() = default;
+
+std::optional<SseMessage> SseStream::next(std::chrono::milliseconds timeout) {
+  auto& c = *connection_;
+  while (true) {
+    const std::size_t end = pending_.find("\n\n");
+    if (end != std::string::npos) {
+      const std::string block = pending_.substr(0, end + 2);
+      pending_.erase(0, end + 2);
+      if (block.front() == ':') {
+        SseMessage comment;
+        comment.event = ":";
+        comment.data = block.substr(1, block.size() - 3);
+        if (!comment.data.empty() && comment.data.front() == ' ')
+          comment.data.erase(0, 1);
+        return comment;
+      }
+      auto messages = parse_sse(block);
+      if (messages.empty())
+        continue;  // e.g. a block holding only a retry field
+      return messages.front();
+    }
+    if (ended_ || c.parser.is_done()) {
+      ended_ = true;
+      return std::nullopt;
+    }
+    char chunk[8192];
+    c.parser.get().body().data = chunk;
+    c.parser.get().body().size = sizeof chunk;
+    c.stream.expires_after(timeout);
+    beast::error_code ec;
+    http::read_some(c.stream, c.buffer, c.parser, ec);
+    if (ec == http::error::need_buffer)
+      ec = {};
+    pending_.append(chunk, sizeof chunk - c.parser.get().body().size);
+    if (ec == beast::error::timeout) {
+      throw std::runtime_error("no SSE data within the deadline");
+    }
+    if (ec)
+      ended_ = true;  // the server closed the connection (possibly mid-response)
+  }
+}
+
+std::optional<SseMessage> SseStream::next_message(std::chrono::milliseconds timeout) {
+  while (auto message = next(timeout)) {
+    if (message->event != ":")
+      return message;
+  }
+  return std::nullopt;
+}
+
+bool SseStream::completed() const {
+  return connection_->parser.is_done();
+}
+
+void SseStream::disconnect() {
+  beast::error_code ignored;
+  connection_->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  connection_->stream.socket().close(ignored);
+}
+
+std::string json_body(const json::object& fields) {
+  return json::serialize(fields);
+}
 
 }  // namespace tau::test

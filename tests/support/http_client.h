@@ -2,8 +2,10 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -58,6 +60,35 @@ struct SseMessage {
 // Parses an event-stream body following the WHATWG algorithm (field lines, multi-line data
 // joined with LF, comments ignored, a blank line dispatches).
 std::vector<SseMessage> parse_sse(const std::string& body);
+
+// A streaming response read as it arrives, for follow streams that stay open. Reads block with a
+// deadline, and a missed deadline fails the test by throwing, so nothing waits forever.
+class SseStream {
+ public:
+  SseStream(std::uint16_t port, const std::string& target, const Headers& headers = {});
+  ~SseStream();
+  SseStream(const SseStream&) = delete;
+  SseStream& operator=(const SseStream&) = delete;
+
+  const HttpResponse& head() const { return head_; }
+  // The next message, or a comment (returned with event ":" and the comment text as data).
+  // Nullopt once the response has ended.
+  std::optional<SseMessage> next(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Reads until the next message that is not a comment.
+  std::optional<SseMessage> next_message(
+      std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Whether the response ended properly (last chunk received), as opposed to being cut off.
+  bool completed() const;
+  // Closes the connection from the client's side.
+  void disconnect();
+
+ private:
+  struct Connection;
+  std::unique_ptr<Connection> connection_;
+  HttpResponse head_;
+  std::string pending_;  // body text not yet split into messages
+  bool ended_ = false;
+};
 
 // Frequently used paths.
 inline const std::string kSessions = "/gateway/external-coding-agent/sessions";

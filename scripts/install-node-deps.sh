@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the npm packages pinned in <dir>/package-lock.json into <dir>/node_modules, once per
+# lockfile version: `npm ci` runs only when node_modules is missing or older than the lockfile.
+set -euo pipefail
+dir=$1
+[ -f "$dir/package-lock.json" ] || exit 0
+stamp=$dir/node_modules/.package-lock.json
+if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/package-lock.json" ]; then
+  exit 0
+fi
+echo "installing npm packages pinned in $dir/package-lock.json"
+npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
