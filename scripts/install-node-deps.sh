@@ -8,5 +8,7 @@ stamp=$dir/node_modules/.package-lock.json
 if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/package-lock.json" ]; then
   exit 0
 fi
+# Debian's nodejs comes without npm (NodeSource's bundles it): add Debian's npm only if missing.
+command -v npm >/dev/null || "$(dirname "$0")/install-deps.sh" npm
 echo "installing npm packages pinned in $dir/package-lock.json"
 npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error

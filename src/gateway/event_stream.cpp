@@ -1,5 +1,6 @@
 #include "gateway/event_stream.h"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -239,7 +240,9 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
     co_return;
   }
   co_await exchange.write_stream(std::move(opening));
-  co_await follow_live(exchange, pool, request, settings, *follower, start.live_after_sequence_id);
+  // A cursor past the newest event still means "already seen": live events start after it.
+  co_await follow_live(exchange, pool, request, settings, *follower,
+                       std::max(start.live_after_sequence_id, request.cursor.value_or(0)));
 }
 
 }  // namespace tau::gateway

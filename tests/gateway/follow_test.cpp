@@ -156,6 +156,14 @@ TEST(Follow, ResumesFromEachCursorSourceWithoutLossOrRepeats) {
     EXPECT_EQ(sequence_id_of(*stream.next_message()), 3) << query;
     EXPECT_EQ(sequence_id_of(*stream.next_message()), 4) << query;
   }
+  // A cursor beyond the newest event: the next live event past it is the first one sent.
+  {
+    SseStream ahead(gateway.port(), session_path(id, "/stream?follow=true&after_sequence_id=5"));
+    ASSERT_TRUE(ahead.next_message());  // snapshot
+    post_progress(client, id, "fifth");
+    post_progress(client, id, "sixth");
+    EXPECT_EQ(sequence_id_of(*ahead.next_message()), 6);
+  }
   EXPECT_EQ(client.get(session_path(id, "/stream?follow=true&last_event_id=x")).error_code(),
             "invalid_cursor");
   EXPECT_EQ(client.get(session_path(id, "/stream?follow=yes")).error_code(), "invalid_follow");
