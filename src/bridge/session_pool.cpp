@@ -14,7 +14,7 @@ SessionPool::SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generato
       id_generator_(id_generator ? std::move(id_generator) : IdGenerator(random_session_id)),
       encoder_(std::move(encoder)) {}
 
-SessionSnapshot SessionPool::open(std::string_view workspace_id) {
+OpenResult SessionPool::open(std::string_view workspace_id) {
   const std::string_view workspace = trim_ascii_whitespace(workspace_id);
   if (workspace.empty()) {
     throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
@@ -26,7 +26,7 @@ SessionSnapshot SessionPool::open(std::string_view workspace_id) {
       running != running_by_workspace_.end()) {
     Session& session = sessions_.at(running->second);
     session.snapshot.last_activity_unix_ms = now;
-    return snapshot_of(session);
+    return OpenResult{snapshot_of(session), false};
   }
   if (running_by_workspace_.size() >= limits_.max_active_sessions) {
     throw BridgeError(BridgeErrorCode::session_limit_reached,
@@ -45,7 +45,26 @@ SessionSnapshot SessionPool::open(std::string_view workspace_id) {
   session.snapshot.last_activity_unix_ms = now;
   running_by_workspace_.emplace(session.snapshot.workspace_id, session_id);
   auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
-  return snapshot_of(inserted->second);
+  return OpenResult{snapshot_of(inserted->second), true};
+}
+
+void SessionPool::discard(std::string_view session_id) {
+  std::lock_guard lock(mutex_);
+  auto found = sessions_.find(std::string(session_id));
+  if (found == sessions_.end())
+    return;
+  auto running = running_by_workspace_.find(found->second.snapshot.workspace_id);
+  if (running != running_by_workspace_.end() && running->second == found->first) {
+    running_by_workspace_.erase(running);
+  }
+  sessions_.erase(found);
+}
+
+AppendResult SessionPool::append_event(std::string_view session_id, std::string_view event_type,
+                                       std::string_view message) {
+  const std::int64_t now = clock_();
+  std::lock_guard lock(mutex_);
+  return append_locked(find_locked(session_id), event_type, message, now);
 }
 
 SessionSnapshot SessionPool::get(std::string_view session_id) {
@@ -206,7 +225,9 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
   session.events.push_back(retained);
   while (session.events.size() > limits_.max_events_per_session)
     session.events.pop_front();
-  session.snapshot.last_activity_unix_ms = now;
+  // Events recorded on an ended session (a worker's exit) are not activity.
+  if (session.snapshot.status == SessionStatus::running)
+    session.snapshot.last_activity_unix_ms = now;
   for (const auto& follower : session.followers)
     follower->notify(session.encoded_bytes_total);
   return AppendResult{event, snapshot_of(session)};
@@ -215,6 +236,8 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
 void SessionPool::end_locked(Session& session, SessionStatus terminal_status) {
   session.snapshot.status = terminal_status;
   running_by_workspace_.erase(session.snapshot.workspace_id);
+  if (end_listener_)
+    end_listener_(snapshot_of(session));
   // An ended session never changes again: tell its followers once and let them go.
   for (const auto& follower : session.followers)
     follower->notify(session.encoded_bytes_total);

@@ -28,6 +28,11 @@ struct RuntimeInfo {
   std::size_t max_events_per_session = 0;
 };
 
+struct OpenResult {
+  SessionSnapshot session;
+  bool created = false;  // false when the workspace's running session was reused
+};
+
 struct AppendResult {
   SessionEvent event;
   SessionSnapshot session;
@@ -83,16 +88,29 @@ struct ReapResult {
 class SessionPool {
  public:
   using IdGenerator = std::function<std::string()>;
+  // Told of every session that ends (closed, timed out, completed, failed), with the pool's lock
+  // held: it may only record or post work, never call back into the pool.
+  using EndListener = std::function<void(const SessionSnapshot&)>;
 
   SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr,
               EventEncoder encoder = nullptr);
 
+  // Set once before the pool is shared between threads.
+  void set_end_listener(EndListener listener) { end_listener_ = std::move(listener); }
+
   // Returns the workspace's running session, or opens a new one.
-  SessionSnapshot open(std::string_view workspace_id);
+  OpenResult open(std::string_view workspace_id);
+  // Removes a session that `open` has just created, as if it never existed (its worker could
+  // not be started).
+  void discard(std::string_view session_id);
   SessionSnapshot get(std::string_view session_id);
   AppendResult append_progress(std::string_view session_id, std::string_view message);
   // Appends a `followup` event and queues the message for the agent.
   AppendResult append_followup(std::string_view session_id, std::string_view message);
+  // Appends an event of any type, whatever the session's state: facts the gateway records about
+  // a session (a worker's output or exit) are kept even after it ended.
+  AppendResult append_event(std::string_view session_id, std::string_view event_type,
+                            std::string_view message);
   // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
   DrainResult drain_followups(std::string_view session_id, std::size_t limit);
   // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
@@ -145,6 +163,7 @@ class SessionPool {
   const Clock clock_;
   const IdGenerator id_generator_;
   const EventEncoder encoder_;
+  EndListener end_listener_;
 
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Session> sessions_;

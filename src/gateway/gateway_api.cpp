@@ -233,8 +233,8 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
 
 json::object GatewayApi::open_session(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
-  const auto session = pool_.open(required_string(body, "workspace_id"));
-  return json::object{{"session", to_json(session)}};
+  const auto opened = pool_.open(required_string(body, "workspace_id"));
+  return json::object{{"session", to_json(opened.session)}};
 }
 
 json::object GatewayApi::session_detail(RequestContext& context) {

@@ -95,7 +95,7 @@ class SessionPoolTest : public ::testing::Test {
 TEST_F(SessionPoolTest, OpenStartsRunningSessionWithTrimmedWorkspaceId) {
   SessionPool pool = make_pool();
 
-  const SessionSnapshot session = pool.open(" \t ws-1 \r\n");
+  const SessionSnapshot session = pool.open(" \t ws-1 \r\n").session;
 
   EXPECT_EQ(session.session_id, "session-1");
   EXPECT_EQ(session.workspace_id, "ws-1");
@@ -120,10 +120,10 @@ TEST_F(SessionPoolTest, OpenRejectsEmptyOrWhitespaceWorkspaceId) {
 
 TEST_F(SessionPoolTest, OpenReturnsTheRunningSessionOfTheSameWorkspace) {
   SessionPool pool = make_pool();
-  const SessionSnapshot first = pool.open("ws-1");
+  const SessionSnapshot first = pool.open("ws-1").session;
   clock_.advance(250);
 
-  const SessionSnapshot again = pool.open("  ws-1  ");
+  const SessionSnapshot again = pool.open("  ws-1  ").session;
 
   EXPECT_EQ(again.session_id, first.session_id);
   EXPECT_EQ(again.workspace_id, "ws-1");
@@ -136,8 +136,8 @@ TEST_F(SessionPoolTest, OpenReturnsTheRunningSessionOfTheSameWorkspace) {
 TEST_F(SessionPoolTest, DifferentWorkspacesGetDifferentSessions) {
   SessionPool pool = make_pool();
 
-  const SessionSnapshot a = pool.open("ws-a");
-  const SessionSnapshot b = pool.open("ws-b");
+  const SessionSnapshot a = pool.open("ws-a").session;
+  const SessionSnapshot b = pool.open("ws-b").session;
 
   EXPECT_NE(a.session_id, b.session_id);
   EXPECT_EQ(a.workspace_id, "ws-a");
@@ -148,7 +148,7 @@ TEST_F(SessionPoolTest, DifferentWorkspacesGetDifferentSessions) {
 TEST_F(SessionPoolTest, WorkspaceIdsAreCaseSensitive) {
   SessionPool pool = make_pool();
 
-  EXPECT_NE(pool.open("WS").session_id, pool.open("ws").session_id);
+  EXPECT_NE(pool.open("WS").session.session_id, pool.open("ws").session.session_id);
 }
 
 TEST_F(SessionPoolTest, UsesInjectedIdGeneratorAndSkipsIdsAlreadyTaken) {
@@ -156,16 +156,16 @@ TEST_F(SessionPoolTest, UsesInjectedIdGeneratorAndSkipsIdsAlreadyTaken) {
   std::size_t next = 0;
   SessionPool pool(test_limits(), clock_.as_clock(), [&] { return handed_out.at(next++); });
 
-  EXPECT_EQ(pool.open("ws-1").session_id, "dup");
-  EXPECT_EQ(pool.open("ws-2").session_id, "unique");
+  EXPECT_EQ(pool.open("ws-1").session.session_id, "dup");
+  EXPECT_EQ(pool.open("ws-2").session.session_id, "unique");
   EXPECT_EQ(next, 3u);
 }
 
 TEST_F(SessionPoolTest, DefaultIdGeneratorGivesUnguessableIds) {
   SessionPool pool(test_limits(), clock_.as_clock());
 
-  const std::string a = pool.open("ws-1").session_id;
-  const std::string b = pool.open("ws-2").session_id;
+  const std::string a = pool.open("ws-1").session.session_id;
+  const std::string b = pool.open("ws-2").session.session_id;
 
   for (const std::string& id : {a, b}) {
     ASSERT_EQ(id.size(), 4u + 32u) << id;
@@ -236,12 +236,12 @@ class SessionPoolEndingTest : public SessionPoolTest, public testing::WithParamI
 
 TEST_P(SessionPoolEndingTest, ReopeningTheWorkspaceGivesFreshSessionAndOldOneStaysInspectable) {
   SessionPool pool = make_pool();
-  const SessionSnapshot old_session = pool.open("ws-1");
+  const SessionSnapshot old_session = pool.open("ws-1").session;
   pool.append_progress(old_session.session_id, "working");
   end(pool, old_session.session_id);
   EXPECT_EQ(pool.runtime().active_sessions, 0u);
 
-  const SessionSnapshot fresh = pool.open("ws-1");
+  const SessionSnapshot fresh = pool.open("ws-1").session;
 
   EXPECT_NE(fresh.session_id, old_session.session_id);
   EXPECT_EQ(fresh.status, SessionStatus::running);
@@ -260,7 +260,7 @@ TEST_P(SessionPoolEndingTest, ReopeningTheWorkspaceGivesFreshSessionAndOldOneSta
 
 TEST_P(SessionPoolEndingTest, EndedSessionRefusesProgressAndFollowups) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   end(pool, id);
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "late"); }),
@@ -273,7 +273,7 @@ TEST_P(SessionPoolEndingTest, EndedSessionRefusesProgressAndFollowups) {
 
 TEST_P(SessionPoolEndingTest, EndedSessionStillDrainsItsQueuedFollowups) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   pool.append_followup(id, "first");
   pool.append_followup(id, "second");
   end(pool, id);
@@ -289,7 +289,7 @@ TEST_P(SessionPoolEndingTest, EndedSessionStillDrainsItsQueuedFollowups) {
 
 TEST_P(SessionPoolEndingTest, FirstTerminalStatusSticks) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   end(pool, id);
 
   EXPECT_EQ(pool.close(id).status, status_after(GetParam()));
@@ -305,16 +305,16 @@ INSTANTIATE_TEST_SUITE_P(AllTerminalStates, SessionPoolEndingTest,
 
 TEST_F(SessionPoolTest, EndSessionWithRunningStatusChangesNothing) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   EXPECT_EQ(pool.end_session(id, SessionStatus::running).status, SessionStatus::running);
   EXPECT_EQ(pool.runtime().active_sessions, 1u);
-  EXPECT_EQ(pool.open("ws-1").session_id, id);
+  EXPECT_EQ(pool.open("ws-1").session.session_id, id);
 }
 
 TEST_F(SessionPoolTest, CloseReturnsClosedSnapshotStampedWithCloseTime) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(40);
 
   const SessionSnapshot closed = pool.close(id);
@@ -349,7 +349,7 @@ TEST_F(SessionPoolTest, UnknownSessionIdIsNotFoundEverywhere) {
 
 TEST_F(SessionPoolTest, BlankMessagesAreRejectedAndOthersStoredTrimmed) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, " \n\t"); }),
             BridgeErrorCode::invalid_message);
@@ -365,7 +365,7 @@ TEST_F(SessionPoolTest, BlankMessagesAreRejectedAndOthersStoredTrimmed) {
 
 TEST_F(SessionPoolTest, MessagesKeepInnerLineBreaks) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   EXPECT_EQ(pool.append_progress(id, "line 1\nline 2\r\nline 3").event.message,
             "line 1\nline 2\r\nline 3");
@@ -375,7 +375,7 @@ TEST_F(SessionPoolTest, MessagesKeepInnerLineBreaks) {
 
 TEST_F(SessionPoolTest, DrainTakesFollowupsOldestFirstUpToTheLimit) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   for (const char* message : {"f1", "f2", "f3", "f4", "f5"}) {
     pool.append_followup(id, message);
   }
@@ -397,7 +397,7 @@ TEST_F(SessionPoolTest, DrainTakesFollowupsOldestFirstUpToTheLimit) {
 
 TEST_F(SessionPoolTest, DrainWithZeroLimitTakesNothing) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   pool.append_followup(id, "f1");
 
   const DrainResult drained = pool.drain_followups(id, 0);
@@ -408,7 +408,7 @@ TEST_F(SessionPoolTest, DrainWithZeroLimitTakesNothing) {
 
 TEST_F(SessionPoolTest, FollowupsInterleavedWithDrainsKeepFifoOrder) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   pool.append_followup(id, "a");
   pool.append_followup(id, "b");
   EXPECT_EQ(pool.drain_followups(id, 1).followups, std::vector<std::string>{"a"});
@@ -419,7 +419,7 @@ TEST_F(SessionPoolTest, FollowupsInterleavedWithDrainsKeepFifoOrder) {
 
 TEST_F(SessionPoolTest, ProgressEventsAreNotQueuedAsFollowups) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   const AppendResult progress = pool.append_progress(id, "p");
   const AppendResult followup = pool.append_followup(id, "f");
@@ -431,7 +431,7 @@ TEST_F(SessionPoolTest, ProgressEventsAreNotQueuedAsFollowups) {
 
 TEST_F(SessionPoolTest, DrainingDoesNotRemoveFollowupEventsFromTheLog) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   pool.append_followup(id, "f1");
   pool.drain_followups(id, 10);
 
@@ -446,7 +446,7 @@ TEST_F(SessionPoolTest, DrainingDoesNotRemoveFollowupEventsFromTheLog) {
 
 TEST_F(SessionPoolTest, SequenceIdsCountWithoutGapsAcrossProgressAndFollowups) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   const AppendResult first = pool.append_progress(id, "p1");
   clock_.advance(5);
@@ -471,8 +471,8 @@ TEST_F(SessionPoolTest, SequenceIdsCountWithoutGapsAcrossProgressAndFollowups) {
 
 TEST_F(SessionPoolTest, SequenceIdsArePerSession) {
   SessionPool pool = make_pool();
-  const std::string a = pool.open("ws-a").session_id;
-  const std::string b = pool.open("ws-b").session_id;
+  const std::string a = pool.open("ws-a").session.session_id;
+  const std::string b = pool.open("ws-b").session.session_id;
 
   pool.append_progress(a, "a1");
   pool.append_progress(a, "a2");
@@ -483,7 +483,7 @@ TEST_F(SessionPoolTest, SequenceIdsArePerSession) {
 
 TEST_F(SessionPoolTest, ReplayCursorAndLimit) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   for (const char* message : {"e1", "e2", "e3", "e4", "e5"}) {
     pool.append_progress(id, message);
   }
@@ -508,7 +508,7 @@ TEST_F(SessionPoolTest, ReplayCursorAndLimit) {
 
 TEST_F(SessionPoolTest, ReplayOfSessionWithoutEventsIsEmpty) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   EXPECT_TRUE(pool.replay(id, std::nullopt, 100).events.empty());
   EXPECT_TRUE(pool.replay(id, 0, 100).events.empty());
@@ -518,7 +518,7 @@ TEST_F(SessionPoolTest, RetentionDropsOldestEventsButSequenceIdsKeepCounting) {
   PoolLimits limits = test_limits();
   limits.max_events_per_session = 3;
   SessionPool pool = make_pool(limits);
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   for (const char* message : {"e1", "e2", "e3", "e4", "e5"}) {
     pool.append_progress(id, message);
   }
@@ -539,7 +539,7 @@ TEST_F(SessionPoolTest, RetentionDoesNotDropQueuedFollowups) {
   PoolLimits limits = test_limits();
   limits.max_events_per_session = 1;
   SessionPool pool = make_pool(limits);
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   pool.append_followup(id, "f1");
   pool.append_followup(id, "f2");
   pool.append_progress(id, "p");
@@ -552,7 +552,7 @@ TEST_F(SessionPoolTest, RetentionDoesNotDropQueuedFollowups) {
 
 TEST_F(SessionPoolTest, ReapTimesOutOnlySessionsIdleStrictlyLongerThanTheTimeout) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
 
   const ReapResult at_timeout = pool.reap(kStartMs + kTimeoutMs);
   EXPECT_TRUE(at_timeout.reaped.empty());
@@ -587,11 +587,11 @@ TEST_F(SessionPoolTest, ReapNowUsesTheInjectedClock) {
 
 TEST_F(SessionPoolTest, ReapReportsStaleSessionsOldestActivityFirstAndSparesFreshOnes) {
   SessionPool pool = make_pool();
-  const std::string a = pool.open("ws-a").session_id;
+  const std::string a = pool.open("ws-a").session.session_id;
   clock_.advance(10);
-  const std::string b = pool.open("ws-b").session_id;
+  const std::string b = pool.open("ws-b").session.session_id;
   clock_.advance(10);
-  const std::string c = pool.open("ws-c").session_id;
+  const std::string c = pool.open("ws-c").session.session_id;
   clock_.advance(500);
   pool.append_progress(a, "a is alive");  // a is now the most recent
 
@@ -606,7 +606,7 @@ TEST_F(SessionPoolTest, ReapReportsStaleSessionsOldestActivityFirstAndSparesFres
 
 TEST_F(SessionPoolTest, ActivityPostponesTheTimeout) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs);
   pool.append_progress(id, "p");  // idle for exactly the timeout: not yet stale
   clock_.advance(kTimeoutMs);
@@ -623,7 +623,7 @@ TEST_F(SessionPoolTest, ActivityPostponesTheTimeout) {
 
 TEST_F(SessionPoolTest, GetAndReplayDoNotCountAsActivity) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs);
   pool.get(id);
   pool.replay(id, std::nullopt, 10);
@@ -634,7 +634,7 @@ TEST_F(SessionPoolTest, GetAndReplayDoNotCountAsActivity) {
 
 TEST_F(SessionPoolTest, GetReapsStaleSessionFirst) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs + 1);
 
   const SessionSnapshot session = pool.get(id);
@@ -646,7 +646,7 @@ TEST_F(SessionPoolTest, GetReapsStaleSessionFirst) {
 
 TEST_F(SessionPoolTest, ProgressAndFollowupReapStaleSessionFirst) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs + 1);
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "too late"); }),
@@ -658,10 +658,10 @@ TEST_F(SessionPoolTest, ProgressAndFollowupReapStaleSessionFirst) {
 
 TEST_F(SessionPoolTest, OpenReapsStaleSessionFirstAndStartsAFreshOne) {
   SessionPool pool = make_pool();
-  const std::string stale = pool.open("ws-1").session_id;
+  const std::string stale = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs + 1);
 
-  const SessionSnapshot fresh = pool.open("ws-1");
+  const SessionSnapshot fresh = pool.open("ws-1").session;
 
   EXPECT_NE(fresh.session_id, stale);
   EXPECT_EQ(fresh.started_unix_ms, kStartMs + kTimeoutMs + 1);
@@ -671,7 +671,7 @@ TEST_F(SessionPoolTest, OpenReapsStaleSessionFirstAndStartsAFreshOne) {
 
 TEST_F(SessionPoolTest, CloseOfStaleSessionReportsTimedOut) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs + 1);
 
   EXPECT_EQ(pool.close(id).status, SessionStatus::timed_out);
@@ -683,11 +683,11 @@ TEST_F(SessionPoolTest, OpeningBeyondTheLimitFailsButReusingARunningSessionDoesN
   PoolLimits limits = test_limits();
   limits.max_active_sessions = 2;
   SessionPool pool = make_pool(limits);
-  const std::string a = pool.open("ws-a").session_id;
+  const std::string a = pool.open("ws-a").session.session_id;
   pool.open("ws-b");
 
   EXPECT_EQ(bridge_error_of([&] { pool.open("ws-c"); }), BridgeErrorCode::session_limit_reached);
-  EXPECT_EQ(pool.open("ws-a").session_id, a);
+  EXPECT_EQ(pool.open("ws-a").session.session_id, a);
   EXPECT_EQ(pool.runtime().active_sessions, 2u);
   EXPECT_EQ(ids_.calls(), 2);
 }
@@ -696,8 +696,8 @@ TEST_F(SessionPoolTest, EndedSessionsFreeTheirSlot) {
   PoolLimits limits = test_limits();
   limits.max_active_sessions = 2;
   SessionPool pool = make_pool(limits);
-  const std::string a = pool.open("ws-a").session_id;
-  const std::string b = pool.open("ws-b").session_id;
+  const std::string a = pool.open("ws-a").session.session_id;
+  const std::string b = pool.open("ws-b").session.session_id;
 
   pool.close(a);
   EXPECT_NO_THROW(pool.open("ws-c"));
@@ -712,11 +712,11 @@ TEST_F(SessionPoolTest, TimedOutSessionsFreeTheirSlotWhenOpenReapsThem) {
   PoolLimits limits = test_limits();
   limits.max_active_sessions = 1;
   SessionPool pool = make_pool(limits);
-  const std::string a = pool.open("ws-a").session_id;
+  const std::string a = pool.open("ws-a").session.session_id;
   EXPECT_EQ(bridge_error_of([&] { pool.open("ws-b"); }), BridgeErrorCode::session_limit_reached);
   clock_.advance(kTimeoutMs + 1);
 
-  const SessionSnapshot b = pool.open("ws-b");
+  const SessionSnapshot b = pool.open("ws-b").session;
 
   EXPECT_EQ(b.status, SessionStatus::running);
   EXPECT_EQ(pool.get(a).status, SessionStatus::timed_out);
@@ -739,7 +739,7 @@ TEST_F(SessionPoolTest, RacingOpensOfOneWorkspaceShareOneSession) {
       for (int i = 0; i < kThreads; ++i) {
         threads.emplace_back([&, i] {
           start.arrive_and_wait();
-          session_ids[i] = pool.open("shared-ws").session_id;
+          session_ids[i] = pool.open("shared-ws").session.session_id;
         });
       }
     }
@@ -782,7 +782,7 @@ TEST_F(SessionPoolTest, RacingOpensOfDistinctWorkspacesNeverExceedTheLimit) {
 
 TEST_F(SessionPoolTest, ConcurrentAppendsGetUniqueGaplessSequenceIds) {
   SessionPool pool = make_pool();
-  const std::string id = pool.open("ws-1").session_id;
+  const std::string id = pool.open("ws-1").session.session_id;
   constexpr int kThreads = 8;
   constexpr int kAppendsPerThread = 10;
   std::vector<std::vector<std::uint64_t>> seen(kThreads);
@@ -866,7 +866,7 @@ SessionPool encoding_pool(const ManualClock& clock, PoolLimits limits = test_lim
 TEST(SessionPoolFollowTest, EventsAreEncodedOnceWithRunningByteTotals) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "a");
   pool.append_followup(id, "bc");
   const Replay first = pool.replay(id, std::nullopt, 10);
@@ -883,7 +883,7 @@ TEST(SessionPoolFollowTest, EventsAreEncodedOnceWithRunningByteTotals) {
 TEST(SessionPoolFollowTest, FollowReplaysAndThenNotifiesOfEachAppend) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "before");
   auto follower = std::make_shared<RecordingFollower>();
   const FollowStart start = pool.follow(id, std::nullopt, 10, follower);
@@ -907,7 +907,7 @@ TEST(SessionPoolFollowTest, FollowReplaysAndThenNotifiesOfEachAppend) {
 TEST(SessionPoolFollowTest, LiveEventsStartAfterTheNewestEvenWhenTheReplayIsLimited) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   for (int i = 0; i < 5; ++i)
     pool.append_progress(id, "e");
   const FollowStart start = pool.follow(id, 1, 2, std::make_shared<RecordingFollower>());
@@ -918,7 +918,7 @@ TEST(SessionPoolFollowTest, LiveEventsStartAfterTheNewestEvenWhenTheReplayIsLimi
 TEST(SessionPoolFollowTest, EndingTheSessionNotifiesOnceAndReleasesFollowers) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   auto follower = std::make_shared<RecordingFollower>();
   pool.follow(id, std::nullopt, 10, follower);
   pool.close(id);
@@ -930,7 +930,7 @@ TEST(SessionPoolFollowTest, EndingTheSessionNotifiesOnceAndReleasesFollowers) {
 TEST(SessionPoolFollowTest, ReapingNotifiesFollowersOfTimedOutSessions) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   auto follower = std::make_shared<RecordingFollower>();
   pool.follow(id, std::nullopt, 10, follower);
   pool.reap(clock.now() + kTimeoutMs + 1);
@@ -940,7 +940,7 @@ TEST(SessionPoolFollowTest, ReapingNotifiesFollowersOfTimedOutSessions) {
 TEST(SessionPoolFollowTest, EndedSessionsAreNotFollowed) {
   ManualClock clock;
   SessionPool pool = encoding_pool(clock);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "only");
   pool.close(id);
   auto follower = std::make_shared<RecordingFollower>();
@@ -955,7 +955,7 @@ TEST(SessionPoolFollowTest, RetentionReportsTheFirstRetainedIdAndLostEvents) {
   PoolLimits limits = test_limits();
   limits.max_events_per_session = 3;
   SessionPool pool = encoding_pool(clock, limits);
-  const std::string id = pool.open("w").session_id;
+  const std::string id = pool.open("w").session.session_id;
   for (int i = 0; i < 6; ++i)
     pool.append_progress(id, "e");
   const Replay replay = pool.replay(id, 1, 10);
@@ -965,6 +965,65 @@ TEST(SessionPoolFollowTest, RetentionReportsTheFirstRetainedIdAndLostEvents) {
   EXPECT_FALSE(pool.events_after(id, 3, 10).events_lost);
   EXPECT_FALSE(pool.events_after(id, 6, 10).events_lost);
   EXPECT_EQ(sequence_ids(pool.events_after(id, 3, 2).events), (std::vector<std::uint64_t>{4, 5}));
+}
+
+TEST(SessionPoolWorkerSupportTest, OpenTellsWhetherItCreatedTheSession) {
+  ManualClock clock;
+  SessionPool pool(test_limits(), clock.as_clock());
+  const OpenResult first = pool.open("w");
+  EXPECT_TRUE(first.created);
+  const OpenResult again = pool.open("w");
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.session.session_id, first.session.session_id);
+}
+
+TEST(SessionPoolWorkerSupportTest, DiscardRemovesAJustCreatedSessionEntirely) {
+  ManualClock clock;
+  SessionPool pool(test_limits(), clock.as_clock());
+  const std::string id = pool.open("w").session.session_id;
+  pool.discard(id);
+  EXPECT_EQ(bridge_error_of([&] { pool.get(id); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(pool.runtime().active_sessions, 0u);
+  EXPECT_TRUE(pool.open("w").created);
+  pool.discard("no-such-session");  // harmless
+}
+
+TEST(SessionPoolWorkerSupportTest, AppendEventRecordsAnyTypeEvenAfterTheSessionEnded) {
+  ManualClock clock;
+  SessionPool pool(test_limits(), clock.as_clock());
+  const std::string id = pool.open("w").session.session_id;
+  EXPECT_EQ(pool.append_event(id, "subprocess.stdout", "  kept as is ").event.message,
+            "  kept as is ");
+  pool.close(id);
+  const std::int64_t closed_activity = pool.get(id).last_activity_unix_ms;
+  clock.advance(50);
+  const AppendResult exit = pool.append_event(id, "subprocess.exit", "exit code 0");
+  EXPECT_EQ(exit.event.sequence_id, 2u);
+  EXPECT_EQ(exit.event.event_type, "subprocess.exit");
+  EXPECT_EQ(exit.session.status, SessionStatus::closed);
+  EXPECT_EQ(exit.session.last_activity_unix_ms, closed_activity);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_event("nope", "x", "y"); }),
+            BridgeErrorCode::session_not_found);
+}
+
+TEST(SessionPoolWorkerSupportTest, EndListenerHearsEveryWayASessionEnds) {
+  ManualClock clock;
+  SessionPool pool(test_limits(), clock.as_clock());
+  std::vector<std::pair<std::string, SessionStatus>> ended;
+  pool.set_end_listener([&](const SessionSnapshot& session) {
+    ended.emplace_back(session.session_id, session.status);
+  });
+  const std::string closed = pool.open("a").session.session_id;
+  const std::string completed = pool.open("b").session.session_id;
+  const std::string timed_out = pool.open("c").session.session_id;
+  pool.close(closed);
+  pool.close(closed);  // already ended: not told twice
+  pool.end_session(completed, SessionStatus::completed);
+  pool.reap(clock.now() + kTimeoutMs + 1);
+  EXPECT_EQ(ended, (std::vector<std::pair<std::string, SessionStatus>>{
+                       {closed, SessionStatus::closed},
+                       {completed, SessionStatus::completed},
+                       {timed_out, SessionStatus::timed_out}}));
 }
 
 }  // namespace
