@@ -123,6 +123,20 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "end follow streams after this long so clients reconnect and resume (0: never)")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max() / 2));
 
+  std::vector<std::string> worker_env;
+  add("--worker-command", config.worker_command,
+      "worker mode: the agent to start for each new session (a path or a name in PATH; no shell)");
+  add("--worker-arg", config.worker_args, "an argument for the worker (repeatable, in order)");
+  add("--worker-env", worker_env, "KEY=VALUE added to the worker's environment (repeatable)");
+  add("--workspace-root", config.workspace_root,
+      "workers run in <workspace-root>/<workspace_id> (default: <state-dir>/workspaces)");
+  add("--worker-kill-grace-ms", config.worker_kill_grace_ms,
+      "after SIGTERM, how long a worker may take to exit before SIGKILL")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
+  add("--worker-max-line-bytes", config.worker_max_line_bytes,
+      "longer output lines are split into pieces of this size")
+      ->check(CLI::Range(std::uint64_t{16}, std::uint64_t{1} << 30));
+
   auto fail = [](const std::string& message) {
     std::cerr << kProgram << ": error: " << message << '\n';
     return ExitRequest{2};
@@ -141,6 +155,17 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
     }
     return fail(message);
   }
+
+  for (const auto& pair : worker_env) {
+    const auto equals = pair.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      // The value is not echoed: it may be a secret.
+      return fail("--worker-env: each value must be KEY=VALUE with a non-empty KEY");
+    }
+    config.worker_env.emplace_back(pair.substr(0, equals), pair.substr(equals + 1));
+  }
+  if (config.workspace_root.empty())
+    config.workspace_root = config.state_dir + "/workspaces";
 
   const auto address = parse_bind(bind);
   if (!address)
@@ -194,6 +219,15 @@ std::string describe(const GatewayConfig& config) {
   text += " sse_max_buffered_bytes=" + std::to_string(config.sse_max_buffered_bytes);
   text += " max_streams=" + std::to_string(config.max_streams);
   text += " sse_stream_max_ms=" + std::to_string(config.sse_stream_max_ms);
+  text += " worker_command=" + (config.workers_enabled() ? config.worker_command : "none");
+  text += " worker_args=" + std::to_string(config.worker_args.size());
+  // Worker environment values may be secrets: only their names are shown.
+  text += " worker_env=";
+  for (const auto& [name, value] : config.worker_env)
+    text += name + "=<redacted>,";
+  text += " workspace_root=" + config.workspace_root;
+  text += " worker_kill_grace_ms=" + std::to_string(config.worker_kill_grace_ms);
+  text += " worker_max_line_bytes=" + std::to_string(config.worker_max_line_bytes);
   return text;
 }
 

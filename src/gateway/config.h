@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "auth/authenticator.h"
 
@@ -29,6 +31,15 @@ struct GatewayConfig {
   std::uint64_t sse_max_buffered_bytes = 1024 * 1024;
   std::uint64_t max_streams = 10000;
   std::int64_t sse_stream_max_ms = 0;  // 0: follow streams stay open until the session ends
+
+  // Worker mode: with a command, each new session starts one supervised process.
+  std::string worker_command;
+  std::vector<std::string> worker_args;
+  std::vector<std::pair<std::string, std::string>> worker_env;
+  std::string workspace_root;  // default: <state-dir>/workspaces
+  std::int64_t worker_kill_grace_ms = 5000;
+  std::uint64_t worker_max_line_bytes = 65536;
+  bool workers_enabled() const { return !worker_command.empty(); }
 
   // Request bodies larger than this are refused with 413.
   std::uint64_t max_body_bytes() const { return max_input_chars * 8; }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <optional>
 
@@ -67,11 +68,13 @@ std::optional<std::uint64_t> parse_cursor(std::string_view text) {
 }  // namespace
 
 GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
-                       auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter)
+                       auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
+                       WorkerSupervisor& workers)
     : config_(config),
       pool_(pool),
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
+      workers_(workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
                        config.sse_stream_max_ms} {
   constexpr bool kPublic = false;
@@ -233,7 +236,16 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
 
 json::object GatewayApi::open_session(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
-  const auto opened = pool_.open(required_string(body, "workspace_id"));
+  const std::string_view workspace_id = required_string(body, "workspace_id");
+  if (workers_.enabled() &&
+      !WorkerSupervisor::is_valid_workspace_id(bridge::trim_ascii_whitespace(workspace_id))) {
+    throw ApiError(
+        400, "invalid_workspace_id",
+        "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
+  }
+  const auto opened = pool_.open(workspace_id);
+  if (opened.created && workers_.enabled())
+    workers_.start(opened.session);
   return json::object{{"session", to_json(opened.session)}};
 }
 
@@ -249,7 +261,14 @@ json::object GatewayApi::append_progress(RequestContext& context) {
 
 json::object GatewayApi::append_followup(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
-  const auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
+  auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
+  if (workers_.enabled()) {
+    // One follow-up is one line on the worker's stdin, so line breaks inside it become spaces.
+    std::string line = result.event.message;
+    std::replace_if(
+        line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    workers_.deliver_followup(context.session_id(), line);
+  }
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }
 
@@ -314,6 +333,7 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
 json::object GatewayApi::runtime_json(const bridge::RuntimeInfo& runtime) const {
   json::object result = to_json(runtime);
   result["open_streams"] = open_streams_.load();
+  result["worker"] = workers_.status_json();
   return result;
 }
 

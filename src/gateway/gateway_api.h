@@ -12,6 +12,7 @@
 #include "bridge/session_pool.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
+#include "gateway/worker_supervisor.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -42,7 +43,8 @@ struct RequestContext;
 class GatewayApi {
  public:
   GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
-             auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter);
+             auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
+             WorkerSupervisor& workers);
 
   boost::asio::awaitable<void> handle(http::Exchange& exchange);
 
@@ -93,6 +95,7 @@ class GatewayApi {
   bridge::SessionPool& pool_;
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
+  WorkerSupervisor& workers_;
   const StreamSettings stream_settings_;
   http::Router<RouteSpec> router_;
   std::atomic<std::uint64_t> open_streams_{0};    // every open stream response

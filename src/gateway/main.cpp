@@ -8,6 +8,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <csignal>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/gateway_api.h"
+#include "gateway/worker_supervisor.h"
 #include "http/server.h"
 
 namespace asio = boost::asio;
@@ -69,9 +71,14 @@ int main(int argc, char** argv) {
       bridge::system_clock_unix_ms);
   auth::RateLimiter rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
                                  bridge::system_clock_unix_ms);
-  gateway::GatewayApi api(config, pool, authenticator, rate_limiter);
-
+  // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
+  ::signal(SIGPIPE, SIG_IGN);
   asio::io_context io(static_cast<int>(config.threads));
+  gateway::WorkerSupervisor workers(io, pool, config);
+  pool.set_end_listener(
+      [&workers](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
+  gateway::GatewayApi api(config, pool, authenticator, rate_limiter, workers);
+
   const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config.bind_host),
                                          config.bind_port);
   std::unique_ptr<http::Server> server;
@@ -85,10 +92,19 @@ int main(int argc, char** argv) {
   }
   // Handle signals before announcing the port: whoever reads that line may stop us at once.
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer shutdown_deadline(io);
   signals.async_wait([&](const boost::system::error_code&, int signal) {
     spdlog::info("signal {} received; stopping", signal);
     server->stop();
-    io.stop();
+    // Workers get SIGTERM, then SIGKILL after the grace period; the gateway exits once all are
+    // reaped, so none is left behind.
+    workers.shutdown([&io] { io.stop(); });
+    // A worker stuck beyond SIGKILL (e.g. in uninterruptible sleep) must not keep us running.
+    shutdown_deadline.expires_after(std::chrono::milliseconds(config.worker_kill_grace_ms + 2000));
+    shutdown_deadline.async_wait([&io](const boost::system::error_code& error) {
+      if (!error)
+        io.stop();
+    });
   });
   server->start();
   const auto local = server->local_endpoint();
@@ -103,11 +119,11 @@ int main(int argc, char** argv) {
       std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
   asio::co_spawn(io, reap_periodically(pool, reap_every), asio::detached);
 
-  std::vector<std::thread> workers;
+  std::vector<std::thread> io_threads;
   for (unsigned i = 1; i < config.threads; ++i)
-    workers.emplace_back([&io] { io.run(); });
+    io_threads.emplace_back([&io] { io.run(); });
   io.run();
-  for (auto& worker : workers)
-    worker.join();
+  for (auto& thread : io_threads)
+    thread.join();
   return 0;
 }

@@ -1,0 +1,159 @@
+#include "gateway/worker_supervisor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/strand.hpp>
+#include <boost/json/array.hpp>
+#include <filesystem>
+
+#include "gateway/json_codec.h"
+
+namespace tau::gateway {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace event_types {
+constexpr std::string_view stdout_line = "subprocess.stdout";
+constexpr std::string_view stderr_line = "subprocess.stderr";
+constexpr std::string_view exit = "subprocess.exit";
+constexpr std::string_view stdin_error = "subprocess.stdin_error";
+}  // namespace event_types
+
+// Records one worker's output and exit on its session.
+class WorkerSupervisor::SessionWorker : public worker::WorkerListener {
+ public:
+  SessionWorker(WorkerSupervisor& supervisor, std::string session_id)
+      : supervisor_(supervisor), session_id_(std::move(session_id)) {}
+
+  void on_output(worker::OutputStream stream, std::string line) override {
+    supervisor_.pool_.append_event(session_id_,
+                                   stream == worker::OutputStream::stdout_stream
+                                       ? event_types::stdout_line
+                                       : event_types::stderr_line,
+                                   line);
+  }
+
+  void on_exit(const worker::ExitStatus& status) override {
+    supervisor_.pool_.append_event(session_id_, event_types::exit, status.describe());
+    supervisor_.pool_.end_session(session_id_, status.success() ? bridge::SessionStatus::completed
+                                                                : bridge::SessionStatus::failed);
+    supervisor_.worker_exited(session_id_);
+  }
+
+ private:
+  WorkerSupervisor& supervisor_;
+  const std::string session_id_;
+};
+
+WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionPool& pool,
+                                   const GatewayConfig& config)
+    : io_(io), pool_(pool), config_(config), enabled_(config.workers_enabled()) {}
+
+bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
+  if (workspace_id.empty() || workspace_id.size() > 128)
+    return false;
+  if (workspace_id == "." || workspace_id == "..")
+    return false;
+  for (char c : workspace_id) {
+    const bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!allowed)
+      return false;
+  }
+  return true;
+}
+
+void WorkerSupervisor::start(const bridge::SessionSnapshot& session) {
+  const std::filesystem::path directory =
+      std::filesystem::path(config_.workspace_root) / session.workspace_id;
+  try {
+    std::filesystem::create_directories(directory);
+    worker::WorkerCommand command{config_.worker_command, config_.worker_args, config_.worker_env};
+    worker::WorkerOptions options;
+    options.kill_grace = std::chrono::milliseconds(config_.worker_kill_grace_ms);
+    options.max_line_bytes = config_.worker_max_line_bytes;
+    const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},
+                                       {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
+    auto process = worker::WorkerProcess::spawn(
+        asio::make_strand(io_), command, directory.string(), session_env, options,
+        std::make_shared<SessionWorker>(*this, session.session_id));
+    // Recorded before it may report anything, so its exit always finds it here.
+    {
+      std::lock_guard lock(mutex_);
+      workers_.emplace(session.session_id, process);
+    }
+    process->start();
+  } catch (const std::exception& error) {
+    ++failed_to_start_;
+    pool_.discard(session.session_id);
+    throw ApiError(502, "gateway_runtime_error", error.what());
+  }
+}
+
+void WorkerSupervisor::deliver_followup(const std::string& session_id, std::string_view message) {
+  std::shared_ptr<worker::WorkerProcess> process;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto found = workers_.find(session_id); found != workers_.end())
+      process = found->second;
+  }
+  std::optional<std::string> failure =
+      process ? process->write_line(message) : std::optional<std::string>("the worker has exited");
+  if (!failure)
+    return;
+  pool_.append_event(session_id, event_types::stdin_error, *failure);
+  pool_.end_session(session_id, bridge::SessionStatus::failed);
+  throw ApiError(502, "gateway_runtime_error", "could not deliver the follow-up: " + *failure);
+}
+
+void WorkerSupervisor::on_session_end(const bridge::SessionSnapshot& session) {
+  std::lock_guard lock(mutex_);
+  if (auto found = workers_.find(session.session_id); found != workers_.end()) {
+    found->second->terminate();
+  }
+}
+
+void WorkerSupervisor::worker_exited(const std::string& session_id) {
+  std::function<void()> all_exited;
+  {
+    std::lock_guard lock(mutex_);
+    workers_.erase(session_id);
+    ++exited_;
+    if (workers_.empty() && on_all_exited_)
+      all_exited = std::exchange(on_all_exited_, nullptr);
+  }
+  if (all_exited)
+    all_exited();
+}
+
+json::value WorkerSupervisor::status_json() const {
+  if (!enabled_)
+    return nullptr;
+  json::array args;
+  for (const auto& arg : config_.worker_args)
+    args.emplace_back(arg);
+  std::lock_guard lock(mutex_);
+  return json::object{
+      {"command", config_.worker_command},
+      {"args", std::move(args)},
+      {"running", workers_.size()},
+      {"exited", exited_.load()},
+      {"failed_to_start", failed_to_start_.load()},
+  };
+}
+
+void WorkerSupervisor::shutdown(std::function<void()> done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!workers_.empty()) {
+      on_all_exited_ = std::move(done);
+      for (const auto& [session_id, process] : workers_)
+        process->terminate();
+      return;
+    }
+  }
+  done();
+}
+
+}  // namespace tau::gateway

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "bridge/session_pool.h"
+#include "gateway/config.h"
+#include "worker/worker_process.h"
+
+namespace tau::gateway {
+
+// Worker mode: joins each session to one supervised process. Output lines and the exit become
+// the session's events; the exit ends the session; a session's end stops its worker.
+class WorkerSupervisor {
+ public:
+  WorkerSupervisor(boost::asio::io_context& io, bridge::SessionPool& pool,
+                   const GatewayConfig& config);
+
+  bool enabled() const { return enabled_; }
+  // `[A-Za-z0-9._-]{1,128}`, not "." or "..": it names a directory under the workspace root.
+  static bool is_valid_workspace_id(std::string_view workspace_id);
+  // Starts the worker of a session that open() has just created. When the worker cannot start,
+  // the session is discarded and this throws ApiError 502 `gateway_runtime_error`.
+  void start(const bridge::SessionSnapshot& session);
+  // Writes a follow-up as one line to the worker's stdin. When that fails the session is marked
+  // failed with a `subprocess.stdin_error` event and this throws ApiError 502.
+  void deliver_followup(const std::string& session_id, std::string_view message);
+  // For the pool's end listener (called with the pool's lock held): stops the session's worker.
+  void on_session_end(const bridge::SessionSnapshot& session);
+  // The `runtime.worker` status object, or null when worker mode is off.
+  boost::json::value status_json() const;
+  // Stops every worker; calls `done` once all have exited (SIGKILL after the grace period).
+  void shutdown(std::function<void()> done);
+
+ private:
+  class SessionWorker;
+  void worker_exited(const std::string& session_id);
+
+  boost::asio::io_context& io_;
+  bridge::SessionPool& pool_;
+  const GatewayConfig& config_;
+  const bool enabled_;
+
+  mutable std::mutex mutex_;  // never held while calling into the pool
+  std::unordered_map<std::string, std::shared_ptr<worker::WorkerProcess>> workers_;
+  std::function<void()> on_all_exited_;
+  std::atomic<std::uint64_t> exited_{0};
+  std::atomic<std::uint64_t> failed_to_start_{0};
+};
+
+}  // namespace tau::gateway

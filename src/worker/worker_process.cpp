@@ -1,0 +1,344 @@
+#include "worker/worker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "worker/output_lines.h"
+
+extern char** environ;
+
+namespace tau::worker {
+
+namespace asio = boost::asio;
+using asio::use_awaitable;
+
+namespace {
+
+// How long to keep reading output after the worker exited, in case a process it left behind
+// still holds the pipes open.
+constexpr std::chrono::milliseconds kOutputDrainAfterExit{1000};
+
+std::string os_error(int error) {
+  return std::strerror(error);
+}
+
+// The executable for `command`: itself when it names a path, else the first executable match in
+// the gateway's PATH (resolved here because the child may only make async-signal-safe calls).
+std::string resolve_command(const std::string& command) {
+  if (command.find('/') != std::string::npos)
+    return command;
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    if (dir.empty())
+      dir = ".";
+    const std::string candidate = dir + "/" + command;
+    struct stat info {};
+    if (::stat(candidate.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos)
+      break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return command;  // execve reports ENOENT
+}
+
+// The gateway's environment with `overrides` replacing or adding variables, in order.
+std::vector<std::string> child_environment(const EnvPairs& overrides) {
+  std::vector<std::string> result;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view variable(*entry);
+    const std::string_view key = variable.substr(0, variable.find('='));
+    bool overridden = false;
+    for (const auto& [name, value] : overrides)
+      overridden = overridden || name == key;
+    if (!overridden)
+      result.emplace_back(variable);
+  }
+  for (const auto& [name, value] : overrides)
+    result.push_back(name + "=" + value);
+  return result;
+}
+
+std::vector<char*> pointers_to(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& s : strings)
+    pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+void close_all(std::initializer_list<int> fds) {
+  for (int fd : fds) {
+    if (fd >= 0)
+      ::close(fd);
+  }
+}
+
+// In the forked child: report errno to the parent through the status pipe and give up.
+[[noreturn]] void fail_in_child(int status_fd) {
+  const int error = errno;
+  [[maybe_unused]] auto written = ::write(status_fd, &error, sizeof error);
+  ::_exit(127);
+}
+
+}  // namespace
+
+std::string ExitStatus::describe() const {
+  if (!signaled)
+    return "exit code " + std::to_string(value);
+  const char* name = ::strsignal(value);
+  return "killed by signal " + std::to_string(value) + (name ? std::string(" (") + name + ")" : "");
+}
+
+std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
+    asio::any_io_executor strand, const WorkerCommand& command, const std::string& working_dir,
+    const EnvPairs& extra_env, WorkerOptions options, std::shared_ptr<WorkerListener> listener) {
+  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+  const std::string executable = resolve_command(command.command);
+  std::vector<std::string> args{command.command};
+  args.insert(args.end(), command.args.begin(), command.args.end());
+  EnvPairs overrides = command.env;
+  overrides.insert(overrides.end(), extra_env.begin(), extra_env.end());
+  std::vector<std::string> environment = child_environment(overrides);
+  std::vector<char*> argv = pointers_to(args);
+  std::vector<char*> envp = pointers_to(environment);
+
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status[2] = {-1, -1};
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+      ::pipe2(status, O_CLOEXEC) != 0) {
+    const int error = errno;
+    close_all({in[0], in[1], out[0], out[1], err[0], err[1], status[0], status[1]});
+    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(error));
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    // Die with the gateway; if it is already gone, do not start at all.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
+      ::_exit(127);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigaction(SIGPIPE, &default_action, nullptr);  // the gateway ignores it; a worker should not
+    if (::dup2(in[0], STDIN_FILENO) < 0 || ::dup2(out[1], STDOUT_FILENO) < 0 ||
+        ::dup2(err[1], STDERR_FILENO) < 0) {
+      fail_in_child(status[1]);
+    }
+    if (::chdir(working_dir.c_str()) != 0)
+      fail_in_child(status[1]);
+    ::execve(executable.c_str(), argv.data(), envp.data());
+    fail_in_child(status[1]);
+  }
+  const int fork_error = errno;
+  close_all({in[0], out[1], err[1], status[1]});
+  if (pid < 0) {
+    close_all({in[1], out[0], err[0], status[0]});
+    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(fork_error));
+  }
+  // The status pipe closes on a successful exec (CLOEXEC) or carries the child's errno.
+  int child_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(status[0], &child_error, sizeof child_error);
+  } while (got < 0 && errno == EINTR);
+  ::close(status[0]);
+  if (got == static_cast<ssize_t>(sizeof child_error)) {
+    ::waitpid(pid, nullptr, 0);
+    close_all({in[1], out[0], err[0]});
+    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(child_error));
+  }
+  ::setpgid(pid, pid);  // also from this side, so the group exists whichever runs first
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    const int error = errno;
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    close_all({in[1], out[0], err[0]});
+    throw SpawnError("cannot supervise worker '" + command.command + "': " + os_error(error));
+  }
+  for (int fd : {in[1], out[0], err[0]})
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+  return std::make_shared<WorkerProcess>(std::move(strand), pid, pidfd, in[1], out[0], err[0],
+                                         options, std::move(listener));
+}
+
+WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd, int stdin_fd,
+                             int stdout_fd, int stderr_fd, WorkerOptions options,
+                             std::shared_ptr<WorkerListener> listener)
+    : strand_(std::move(strand)),
+      pid_(pid),
+      options_(options),
+      listener_(std::move(listener)),
+      pidfd_(strand_, pidfd),
+      stdout_(strand_, stdout_fd),
+      stderr_(strand_, stderr_fd),
+      kill_timer_(strand_),
+      output_closed_(strand_),
+      stdin_(strand_, stdin_fd) {}
+
+WorkerProcess::~WorkerProcess() = default;
+
+void WorkerProcess::start() {
+  // Each coroutine holds the worker alive until it finishes.
+  auto self = shared_from_this();
+  asio::co_spawn(
+      strand_, [self] { return self->read_output(self->stdout_, OutputStream::stdout_stream); },
+      asio::detached);
+  asio::co_spawn(
+      strand_, [self] { return self->read_output(self->stderr_, OutputStream::stderr_stream); },
+      asio::detached);
+  asio::co_spawn(
+      strand_, [self] { return self->wait_for_exit(); }, asio::detached);
+}
+
+asio::awaitable<void> WorkerProcess::read_output(asio::posix::stream_descriptor& pipe,
+                                                 OutputStream stream) {
+  // Lines are reported only until the exit is: nothing may follow the exit event.
+  LineSplitter lines(options_.max_line_bytes, [this, stream](std::string line) {
+    if (!exited_)
+      listener_->on_output(stream, std::move(line));
+  });
+  std::array<char, 65536> buffer;
+  while (true) {
+    auto [error, read] =
+        co_await pipe.async_read_some(asio::buffer(buffer), asio::as_tuple(use_awaitable));
+    if (read > 0)
+      lines.feed(std::string_view(buffer.data(), read));
+    if (error)
+      break;
+  }
+  lines.finish();
+  --open_outputs_;
+  output_closed_.cancel();
+}
+
+asio::awaitable<void> WorkerProcess::wait_for_exit() {
+  co_await pidfd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                             asio::as_tuple(use_awaitable));
+  siginfo_t info{};
+  // The pidfd is readable once the child has exited, so this reaps it without waiting.
+  while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
+  }
+  ExitStatus status;
+  status.signaled = info.si_code != CLD_EXITED;
+  status.value = info.si_status;
+  reaped_ = true;
+  kill_timer_.cancel();
+
+  // Output written just before the exit may still be in the pipes: read it to the end first.
+  output_closed_.expires_after(kOutputDrainAfterExit);
+  while (open_outputs_ > 0) {
+    auto [timer_error] = co_await output_closed_.async_wait(asio::as_tuple(use_awaitable));
+    if (!timer_error)
+      break;  // something still holds the pipes open: stop waiting for it
+  }
+  exited_ = true;
+  boost::system::error_code ignored;
+  stdout_.close(ignored);
+  stderr_.close(ignored);
+  pidfd_.close(ignored);
+  {
+    std::lock_guard lock(stdin_mutex_);
+    fail_stdin_locked("the worker has exited (" + status.describe() + ")");
+    stdin_.close(ignored);
+  }
+  listener_->on_exit(status);
+}
+
+void WorkerProcess::terminate() {
+  asio::post(strand_, [self = shared_from_this()] {
+    if (self->reaped_ || self->terminating_)
+      return;
+    self->terminating_ = true;
+    ::kill(-self->pid_, SIGTERM);
+    self->kill_timer_.expires_after(self->options_.kill_grace);
+    self->kill_timer_.async_wait([self](const boost::system::error_code& error) {
+      if (!error && !self->reaped_)
+        ::kill(-self->pid_, SIGKILL);
+    });
+  });
+}
+
+std::optional<std::string> WorkerProcess::write_line(std::string_view line) {
+  std::lock_guard lock(stdin_mutex_);
+  if (stdin_failure_)
+    return stdin_failure_;
+  if (stdin_backlog_.size() + line.size() + 1 > options_.max_stdin_backlog_bytes) {
+    fail_stdin_locked("the worker is not reading its stdin (" +
+                      std::to_string(stdin_backlog_.size()) + " bytes are waiting)");
+    return stdin_failure_;
+  }
+  stdin_backlog_.append(line);
+  stdin_backlog_.push_back('\n');
+  if (!write_pending_locked())
+    return stdin_failure_;
+  if (!stdin_backlog_.empty() && !stdin_flush_scheduled_) {
+    stdin_flush_scheduled_ = true;
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand_, [self] { return self->flush_stdin(); }, asio::detached);
+  }
+  return std::nullopt;
+}
+
+bool WorkerProcess::write_pending_locked() {
+  while (!stdin_backlog_.empty()) {
+    const ssize_t written =
+        ::write(stdin_.native_handle(), stdin_backlog_.data(), stdin_backlog_.size());
+    if (written > 0) {
+      stdin_backlog_.erase(0, static_cast<std::size_t>(written));
+    } else if (written < 0 && errno == EINTR) {
+      continue;
+    } else if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return true;  // the pipe is full: the rest waits for the worker to read
+    } else {
+      fail_stdin_locked("writing to the worker's stdin failed: " + os_error(errno));
+      return false;
+    }
+  }
+  return true;
+}
+
+asio::awaitable<void> WorkerProcess::flush_stdin() {
+  while (true) {
+    auto [error] = co_await stdin_.async_wait(asio::posix::stream_descriptor::wait_write,
+                                              asio::as_tuple(use_awaitable));
+    std::lock_guard lock(stdin_mutex_);
+    if (error || stdin_failure_ || !write_pending_locked() || stdin_backlog_.empty()) {
+      stdin_flush_scheduled_ = false;
+      co_return;
+    }
+  }
+}
+
+void WorkerProcess::fail_stdin_locked(std::string reason) {
+  if (!stdin_failure_)
+    stdin_failure_ = std::move(reason);
+  stdin_backlog_.clear();
+}
+
+}  // namespace tau::worker

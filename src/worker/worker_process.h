@@ -1,0 +1,118 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tau::worker {
+
+using EnvPairs = std::vector<std::pair<std::string, std::string>>;
+
+struct WorkerCommand {
+  std::string command;  // a path, or a name looked up in the gateway's PATH; no shell
+  std::vector<std::string> args;
+  EnvPairs env;  // added to (and overriding) the gateway's environment
+};
+
+struct WorkerOptions {
+  std::chrono::milliseconds kill_grace{5000};
+  std::size_t max_line_bytes = 65536;
+  // Follow-up bytes waiting for a worker that does not read its stdin.
+  std::size_t max_stdin_backlog_bytes = 1024 * 1024;
+};
+
+struct ExitStatus {
+  bool signaled = false;
+  int value = 0;  // the exit code, or the signal number when signaled
+  bool success() const { return !signaled && value == 0; }
+  std::string describe() const;  // "exit code 3", "killed by signal 9 (Killed)"
+};
+
+enum class OutputStream { stdout_stream, stderr_stream };
+
+// What a worker reports, always on the worker's strand, in the order it happened: every output
+// line before the exit.
+class WorkerListener {
+ public:
+  virtual ~WorkerListener() = default;
+  virtual void on_output(OutputStream stream, std::string line) = 0;
+  virtual void on_exit(const ExitStatus& status) = 0;
+};
+
+class SpawnError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One supervised child process: its own process group, killed with the gateway (parent-death
+// signal), stdout and stderr read as lines without blocking any thread, stdin written with a
+// bounded backlog, its exit noticed the moment it happens (pidfd) and reaped.
+class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
+ public:
+  // Starts the process in `working_dir`. Throws SpawnError naming the command and the OS error
+  // when it cannot be started (then no process is left behind). `strand` runs every callback;
+  // none comes before start() is called, so the caller can first record the worker.
+  static std::shared_ptr<WorkerProcess> spawn(boost::asio::any_io_executor strand,
+                                              const WorkerCommand& command,
+                                              const std::string& working_dir,
+                                              const EnvPairs& extra_env, WorkerOptions options,
+                                              std::shared_ptr<WorkerListener> listener);
+  ~WorkerProcess();
+
+  // Thread-safe. Queues `line` and a newline for the worker's stdin. Returns why it could not:
+  // stdin closed by the worker, the worker gone, or the backlog limit reached.
+  std::optional<std::string> write_line(std::string_view line);
+  // Begins reading output and watching for the exit.
+  void start();
+  // Thread-safe. SIGTERM to the process group, then SIGKILL after the grace period.
+  void terminate();
+  pid_t pid() const { return pid_; }
+
+  // Use spawn().
+  WorkerProcess(boost::asio::any_io_executor strand, pid_t pid, int pidfd, int stdin_fd,
+                int stdout_fd, int stderr_fd, WorkerOptions options,
+                std::shared_ptr<WorkerListener> listener);
+
+ private:
+  boost::asio::awaitable<void> read_output(boost::asio::posix::stream_descriptor& pipe,
+                                           OutputStream stream);
+  boost::asio::awaitable<void> wait_for_exit();
+  boost::asio::awaitable<void> flush_stdin();
+  // Writes what it can of the backlog without blocking; false when stdin has failed.
+  bool write_pending_locked();
+  void fail_stdin_locked(std::string reason);
+
+  boost::asio::any_io_executor strand_;
+  const pid_t pid_;
+  const WorkerOptions options_;
+  const std::shared_ptr<WorkerListener> listener_;
+  boost::asio::posix::stream_descriptor pidfd_;
+  boost::asio::posix::stream_descriptor stdout_;
+  boost::asio::posix::stream_descriptor stderr_;
+  boost::asio::steady_timer kill_timer_;
+  boost::asio::steady_timer output_closed_;  // cancelled when a pipe reaches its end
+  int open_outputs_ = 2;
+  bool reaped_ = false;       // strand only: the pid is no longer ours to signal
+  bool exited_ = false;       // strand only: the exit has been reported
+  bool terminating_ = false;  // strand only
+
+  std::mutex stdin_mutex_;  // guards everything about stdin; held only for non-blocking writes
+  boost::asio::posix::stream_descriptor stdin_;
+  std::string stdin_backlog_;
+  bool stdin_flush_scheduled_ = false;
+  std::optional<std::string> stdin_failure_;
+};
+
+}  // namespace tau::worker
