@@ -136,14 +136,19 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args,
   port_ = static_cast<std::uint16_t>(std::stoi(match[1].str()));
 }
 
-GatewayProcess::~GatewayProcess() {
+int GatewayProcess::stop() {
+  if (exit_code_)
+    return *exit_code_;
   ::kill(pid_, SIGTERM);
   int status = 0;
   ::waitpid(pid_, &status, 0);
   reader_.join();
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "gateway did not exit cleanly on SIGTERM; stderr:\n"
-      << stderr_;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return *exit_code_;
+}
+
+GatewayProcess::~GatewayProcess() {
+  EXPECT_EQ(stop(), 0) << "gateway did not exit cleanly on SIGTERM; stderr:\n" << stderr_;
 }
 
 std::string GatewayProcess::stderr_text() {

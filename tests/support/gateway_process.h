@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,10 @@ class GatewayProcess {
   GatewayProcess& operator=(const GatewayProcess&) = delete;
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Stops the gateway with SIGTERM and waits for it; returns its exit code (128+signal when
+  // killed). The destructor does this if the test did not.
+  int stop();
   // Everything the gateway wrote to stderr so far.
   std::string stderr_text();
 
@@ -57,6 +62,7 @@ class GatewayProcess {
 
   TempDir state_dir_;
   pid_t pid_ = -1;
+  std::optional<int> exit_code_;
   std::uint16_t port_ = 0;
   std::thread reader_;
   std::mutex mutex_;

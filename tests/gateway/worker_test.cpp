@@ -1,0 +1,353 @@
+// Worker mode against the real binary with real child processes (/bin/sh scripts written here).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "support/gateway_process.h"
+#include "support/http_client.h"
+
+namespace tau::test {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+// Writes an executable /bin/sh script and returns its path.
+std::string write_script(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir.path() + "/" + name;
+  std::ofstream(path) << "#!/bin/sh\n" << body;
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+// A script that greets, echoes each stdin line back and obeys a few commands.
+const std::string kEchoAgent = R"SH(echo "hello $TAU_WORKSPACE_ID $TAU_EXTERNAL_SESSION_ID $(pwd)"
+echo "args:$1|$2"
+echo "env:$DEMO_KEY"
+echo "to stderr" >&2
+while IFS= read -r line; do
+  case "$line" in
+    exit0) exit 0 ;;
+    exit3) exit 3 ;;
+    die) kill -9 $$ ;;
+  esac
+  echo "got:$line"
+done
+)SH";
+
+class WorkerGateway {
+ public:
+  explicit WorkerGateway(const std::string& script_body, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "--auth-mode",      "localhost-dev",    "--rate-limit-max-requests",
+        "100000000",        "--worker-command", write_script(scripts, "agent.sh", script_body),
+        "--workspace-root", workspaces.path()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    gateway = std::make_unique<GatewayProcess>(args);
+    client = std::make_unique<HttpClient>(gateway->port());
+  }
+
+  std::string open(const std::string& workspace = "ws") {
+    const auto response = client->post(kSessions, json_body({{"workspace_id", workspace}}));
+    EXPECT_EQ(response.status, 200u) << response.body;
+    return std::string(response.json().at("session").at("session_id").as_string());
+  }
+
+  json::value worker_status() {
+    return client->get("/gateway/status")
+        .json()
+        .at("gateway")
+        .at("external_coding_agent")
+        .at("runtime")
+        .at("worker");
+  }
+
+  // The session's retained events, oldest first.
+  std::vector<json::value> events(const std::string& id) {
+    std::vector<json::value> result;
+    for (const auto& message : parse_sse(client->get(session_path(id, "/stream")).body)) {
+      if (message.event == "external_coding_agent.progress")
+        result.push_back(json::parse(message.data));
+    }
+    return result;
+  }
+
+  // Waits (polling the replay, as an operator would) for an event of `type`.
+  json::value wait_for_event(const std::string& id, const std::string& type,
+                             std::chrono::milliseconds deadline = 20s) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < until) {
+      for (const auto& event : events(id)) {
+        if (event.at("event_type").as_string() == type)
+          return event;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    ADD_FAILURE() << "no " << type << " event";
+    return nullptr;
+  }
+
+  std::string status_of(const std::string& id) {
+    return std::string(client->get(session_path(id)).json().at("session").at("status").as_string());
+  }
+
+  TempDir scripts;
+  TempDir workspaces;
+  std::unique_ptr<GatewayProcess> gateway;
+  std::unique_ptr<HttpClient> client;
+};  // namespace
+
+// Follows a session to its end and returns (type, message) of every event it delivered.
+std::vector<std::pair<std::string, std::string>> follow_to_end(std::uint16_t port,
+                                                               const std::string& id,
+                                                               std::string* final_status) {
+  SseStream stream(port, session_path(id, "/stream?follow=true"));
+  std::vector<std::pair<std::string, std::string>> events;
+  bool first_snapshot = true;
+  while (auto message = stream.next_message()) {
+    if (message->event == "external_coding_agent.progress") {
+      const auto event = json::parse(message->data);
+      events.emplace_back(event.at("event_type").as_string(), event.at("message").as_string());
+    } else if (message->event == "external_coding_agent.snapshot") {
+      if (!first_snapshot && final_status != nullptr) {
+        *final_status = json::parse(message->data).at("session").at("status").as_string();
+      }
+      first_snapshot = false;
+    }
+  }
+  return events;
+}
+
+TEST(Workers, OutputBecomesEventsAndFollowUpsReachStdinInOrder) {
+  WorkerGateway w(kEchoAgent, {"--worker-arg", "two words", "--worker-arg", "$HOME", "--worker-env",
+                               "DEMO_KEY=demo-secret-value"});
+  const std::string id = w.open("repo.one");
+  for (const std::string message : {"first", "second"}) {
+    ASSERT_EQ(
+        w.client->post(session_path(id, "/followups"), json_body({{"message", message}})).status,
+        200u);
+  }
+  ASSERT_EQ(
+      w.client->post(session_path(id, "/followups"), json_body({{"message", "exit0"}})).status,
+      200u);
+  std::string final_status;
+  const auto events = follow_to_end(w.gateway->port(), id, &final_status);
+  EXPECT_EQ(final_status, "completed");
+
+  // Each stream keeps its own order; lines of stdout and stderr may interleave either way.
+  std::vector<std::pair<std::string, std::string>> stdout_and_exit;
+  std::vector<std::string> stderr_lines;
+  for (const auto& [type, message] : events) {
+    if (type == "subprocess.stderr")
+      stderr_lines.push_back(message);
+    if (type == "subprocess.stdout" || type == "subprocess.exit") {
+      stdout_and_exit.emplace_back(type, message);
+    }
+  }
+  const std::string directory =
+      std::filesystem::canonical(w.workspaces.path()).string() + "/repo.one";
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"subprocess.stdout", "hello repo.one " + id + " " + directory},
+      {"subprocess.stdout", "args:two words|$HOME"},
+      {"subprocess.stdout", "env:demo-secret-value"},
+      {"subprocess.stdout", "got:first"},
+      {"subprocess.stdout", "got:second"},
+      {"subprocess.exit", "exit code 0"},
+  };
+  EXPECT_EQ(stdout_and_exit, expected);
+  EXPECT_EQ(stderr_lines, std::vector<std::string>{"to stderr"});
+  EXPECT_TRUE(std::filesystem::is_directory(directory));
+
+  const auto status = w.worker_status();
+  EXPECT_EQ(status.at("args"), json::parse(R"(["two words","$HOME"])"));
+  EXPECT_EQ(status.at("running").as_int64(), 0);
+  EXPECT_EQ(status.at("exited").as_int64(), 1);
+  EXPECT_EQ(w.gateway->stderr_text().find("demo-secret-value"), std::string::npos);
+  EXPECT_EQ(w.client->get("/gateway/status").body.find("demo-secret-value"), std::string::npos);
+}
+
+TEST(Workers, ExitCodesAndSignalsDecideTheFinalStatus) {
+  WorkerGateway w(kEchoAgent);
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"exit0", "completed", "exit code 0"},
+      {"exit3", "failed", "exit code 3"},
+      {"die", "failed", "killed by signal 9"},
+  };
+  for (const auto& [command, status, exit_message] : cases) {
+    const std::string id = w.open("ws-" + command);
+    ASSERT_EQ(
+        w.client->post(session_path(id, "/followups"), json_body({{"message", command}})).status,
+        200u);
+    std::string final_status;
+    const auto events = follow_to_end(w.gateway->port(), id, &final_status);
+    EXPECT_EQ(final_status, status) << command;
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().first, "subprocess.exit") << command;
+    EXPECT_EQ(events.back().second.rfind(exit_message, 0), 0u) << events.back().second;
+  }
+}
+
+TEST(Workers, CloseAndReapStopAWorkerThatIgnoresSigterm) {
+  WorkerGateway w("trap '' TERM\necho ready\nexec sleep 1000\n", {"--worker-kill-grace-ms", "300"});
+  for (const std::string how : {"close", "reap"}) {
+    const std::string id = w.open("stubborn-" + how);
+    w.wait_for_event(id, "subprocess.stdout");
+    const auto started = std::chrono::steady_clock::now();
+    if (how == "close") {
+      ASSERT_EQ(w.client->post(session_path(id, "/close"), "").status, 200u);
+    } else {
+      ASSERT_EQ(w.client
+                    ->post("/gateway/external-coding-agent/reap",
+                           json_body({{"now_unix_ms", std::int64_t{1} << 50}}))
+                    .json()
+                    .at("reaped_count")
+                    .as_int64(),
+                1);
+    }
+    const auto exit = w.wait_for_event(id, "subprocess.exit");
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(exit.at("message").as_string().rfind("killed by signal 9", 0), 0u) << exit;
+    EXPECT_GE(elapsed, 300ms) << how;
+    EXPECT_LT(elapsed, 300ms + 5s) << how;
+    EXPECT_EQ(w.status_of(id), how == "close" ? "closed" : "timed_out");
+  }
+}
+
+TEST(Workers, ACommandThatCannotStartIs502AndLeavesNoSession) {
+  TempDir workspaces;
+  GatewayProcess gateway({"--auth-mode", "localhost-dev", "--worker-command",
+                          "/nonexistent/agent-binary", "--workspace-root", workspaces.path()});
+  HttpClient client(gateway.port());
+  const auto response = client.post(kSessions, json_body({{"workspace_id", "ws"}}));
+  EXPECT_EQ(response.status, 502u);
+  EXPECT_EQ(response.error_code(), "gateway_runtime_error");
+  const std::string message(response.json().at("error").at("message").as_string());
+  EXPECT_NE(message.find("/nonexistent/agent-binary"), std::string::npos) << message;
+  EXPECT_NE(message.find("No such file or directory"), std::string::npos) << message;
+  const auto runtime =
+      client.get("/gateway/status").json().at("gateway").at("external_coding_agent").at("runtime");
+  EXPECT_EQ(runtime.at("active_sessions").as_int64(), 0);
+  EXPECT_EQ(runtime.at("worker").at("failed_to_start").as_int64(), 1);
+}
+
+TEST(Workers, StdinClosedByTheWorkerFailsTheFollowUpAndTheSession) {
+  WorkerGateway w("exec 0<&-\necho closed\nexec sleep 1000\n", {"--worker-kill-grace-ms", "100"});
+  const std::string id = w.open();
+  w.wait_for_event(id, "subprocess.stdout");
+  const auto response =
+      w.client->post(session_path(id, "/followups"), json_body({{"message", "anyone there?"}}));
+  EXPECT_EQ(response.status, 502u);
+  EXPECT_EQ(response.error_code(), "gateway_runtime_error");
+  EXPECT_EQ(w.status_of(id), "failed");
+  EXPECT_FALSE(w.wait_for_event(id, "subprocess.stdin_error").is_null());
+  w.wait_for_event(id, "subprocess.exit");  // the failed session's worker is stopped
+}
+
+TEST(Workers, AFloodOfOutputArrivesCompleteUpToRetentionWhileTheApiResponds) {
+  WorkerGateway w("seq 1 100000\n", {"--max-events-per-session", "1000"});
+  const std::string id = w.open();
+  EXPECT_EQ(w.client->get("/gateway/status").status, 200u);
+  // A follower cannot keep up with this flood within the retention cap (it is cut off to
+  // resume), so the replay is polled instead.
+  w.wait_for_event(id, "subprocess.exit");
+  EXPECT_EQ(w.status_of(id), "completed");
+  const auto events = w.events(id);
+  ASSERT_EQ(events.size(), 1000u);
+  EXPECT_EQ(events.back().at("event_type").as_string(), "subprocess.exit");
+  EXPECT_EQ(events.back().at("sequence_id").as_int64(), 100001);
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].at("message").as_string(), std::to_string(99002 + i));
+  }
+}
+
+// The process's open descriptors other than sockets: HTTP connections come and go with the
+// test's own requests, while a leak from workers would be pipes or pidfds.
+std::size_t open_non_socket_fds(pid_t pid) {
+  std::size_t count = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error).string();
+    if (!error && target.rfind("socket:", 0) != 0)
+      ++count;
+  }
+  return count;
+}
+
+std::vector<pid_t> zombie_children(pid_t parent) {
+  std::vector<pid_t> zombies;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line))
+      continue;
+    // pid (comm) state ppid ...; comm may hold spaces, so parse after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state == 'Z')
+      zombies.push_back(std::stoi(entry.path().filename()));
+  }
+  return zombies;
+}
+
+TEST(Workers, ManyOpenCloseCyclesLeaveNoZombiesAndNoLeakedDescriptors) {
+  WorkerGateway w("exec sleep 1000\n", {"--worker-kill-grace-ms", "2000"});
+  // One cycle first, so lazily opened descriptors (e.g. the epoll set) are counted at the start.
+  ASSERT_EQ(w.client->post(session_path(w.open(), "/close"), "").status, 200u);
+  auto wait_until_no_worker_runs = [&] {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (w.worker_status().at("running").as_int64() != 0 &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(w.worker_status().at("running").as_int64(), 0);
+  };
+  wait_until_no_worker_runs();
+  const std::size_t fds_at_start = open_non_socket_fds(w.gateway->pid());
+  for (int i = 0; i < 500; ++i) {
+    const std::string id = w.open();
+    ASSERT_EQ(w.client->post(session_path(id, "/close"), "").status, 200u);
+  }
+  wait_until_no_worker_runs();
+  EXPECT_EQ(w.worker_status().at("exited").as_int64(), 501);
+  EXPECT_EQ(open_non_socket_fds(w.gateway->pid()), fds_at_start);
+  EXPECT_TRUE(zombie_children(w.gateway->pid()).empty());
+}
+
+TEST(Workers, WorkspaceIdsMustNameADirectoryInsideTheRoot) {
+  WorkerGateway w(kEchoAgent);
+  for (const std::string& bad :
+       std::vector<std::string>{"..", ".", "a/b", "", "  ", "a b", "x\\y", std::string(129, 'a')}) {
+    const auto response = w.client->post(kSessions, json_body({{"workspace_id", bad}}));
+    EXPECT_EQ(response.status, 400u) << bad;
+    EXPECT_EQ(response.error_code(), "invalid_workspace_id") << bad;
+  }
+  EXPECT_EQ(w.client->post(kSessions, json_body({{"workspace_id", std::string(128, 'a')}})).status,
+            200u);
+  EXPECT_EQ(w.client->post(kSessions, json_body({{"workspace_id", "Repo-1.2_x"}})).status, 200u);
+}
+
+TEST(Workers, ShutdownStopsWorkersBeforeTheGatewayExits) {
+  WorkerGateway w("trap '' TERM\necho \"pid $$\"\nexec sleep 1000\n",
+                  {"--worker-kill-grace-ms", "200"});
+  const std::string id = w.open();
+  const auto greeting = w.wait_for_event(id, "subprocess.stdout");
+  const pid_t worker_pid = std::stoi(std::string(greeting.at("message").as_string()).substr(4));
+  EXPECT_EQ(w.gateway->stop(), 0);
+  EXPECT_NE(::kill(worker_pid, 0), 0) << "the worker outlived the gateway";
+}
+
+}  // namespace
+}  // namespace tau::test
