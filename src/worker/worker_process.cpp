@@ -1,6 +1,7 @@
 #include "worker/worker_process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "worker/output_lines.h"
 
@@ -59,7 +61,7 @@ std::string resolve_command(const std::string& command) {
       break;
     dirs.remove_prefix(colon + 1);
   }
-  return command;  // execve reports ENOENT
+  return command;  // not found: spawn() reports ENOENT
 }
 
 // The gateway's environment with `overrides` replacing or adding variables, in order.
@@ -74,8 +76,15 @@ std::vector<std::string> child_environment(const EnvPairs& overrides) {
     if (!overridden)
       result.emplace_back(variable);
   }
-  for (const auto& [name, value] : overrides)
-    result.push_back(name + "=" + value);
+  // A name given twice is set once, to its last value: with both in the environment, which one a
+  // program sees depends on its shell or libc.
+  for (std::size_t i = 0; i < overrides.size(); ++i) {
+    bool set_again = false;
+    for (std::size_t later = i + 1; later < overrides.size(); ++later)
+      set_again = set_again || overrides[later].first == overrides[i].first;
+    if (!set_again)
+      result.push_back(overrides[i].first + "=" + overrides[i].second);
+  }
   return result;
 }
 
@@ -114,7 +123,12 @@ std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     asio::any_io_executor strand, const WorkerCommand& command, const std::string& working_dir,
     const EnvPairs& extra_env, WorkerOptions options, std::shared_ptr<WorkerListener> listener) {
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
-  const std::string executable = resolve_command(command.command);
+  std::string executable = resolve_command(command.command);
+  // Not found in PATH: execve would look for the bare name in the working directory.
+  if (executable.find('/') == std::string::npos)
+    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(ENOENT));
+  // A relative path means relative to the gateway's directory, not the workspace it runs in.
+  executable = std::filesystem::absolute(executable).string();
   std::vector<std::string> args{command.command};
   args.insert(args.end(), command.args.begin(), command.args.end());
   EnvPairs overrides = command.env;
@@ -130,13 +144,18 @@ std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     close_all({in[0], in[1], out[0], out[1], err[0], err[1], status[0], status[1]});
     throw SpawnError("cannot start worker '" + command.command + "': " + os_error(error));
   }
+  const long max_fd = ::sysconf(_SC_OPEN_MAX);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::setpgid(0, 0);
     // Die with the gateway; if it is already gone, do not start at all.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)
-      ::_exit(127);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+      fail_in_child(status[1]);
+    if (::getppid() != parent) {
+      errno = ESRCH;
+      fail_in_child(status[1]);
+    }
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -146,6 +165,12 @@ std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     if (::dup2(in[0], STDIN_FILENO) < 0 || ::dup2(out[1], STDOUT_FILENO) < 0 ||
         ::dup2(err[1], STDERR_FILENO) < 0) {
       fail_in_child(status[1]);
+    }
+    // Only stdin, stdout and stderr are the worker's: what else the gateway holds without
+    // close-on-exec (Asio opens its sockets that way) must not leak into it.
+    if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (long fd = 3; fd < max_fd; ++fd)
+        ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
     }
     if (::chdir(working_dir.c_str()) != 0)
       fail_in_child(status[1]);
