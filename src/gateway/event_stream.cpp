@@ -25,6 +25,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// A follow stream whose write is blocked for max(this, 2 heartbeats) is cut off.
+constexpr std::int64_t kMinWriteTimeoutMs = 1000;
+
 // Events written per batch while catching up, to bound the size of one write.
 constexpr std::size_t kBatchEvents = 256;
 
@@ -227,9 +230,14 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
   header.set(beast_http::field::content_type, "text/event-stream");
   header.set(beast_http::field::cache_control, "no-cache");
   header.set("X-Accel-Buffering", "no");
-  // A follow stream holds its connection until the end; it is not reused afterwards.
-  if (request.follow)
+  if (request.follow) {
+    // A follow stream holds its connection until the end; it is not reused afterwards.
     exchange.close_after();
+    // A reader that stops reading while no new events arrive never passes the backlog limit;
+    // a write that stays blocked this long cuts it off instead.
+    exchange.set_write_timeout(std::max(2 * std::chrono::milliseconds(settings.heartbeat_ms),
+                                        std::chrono::milliseconds(kMinWriteTimeoutMs)));
+  }
   co_await exchange.start_stream(std::move(header));
 
   std::string opening = opening_frames(start.replay, request.cursor, settings.retry_ms);

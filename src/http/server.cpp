@@ -76,14 +76,21 @@ asio::awaitable<void> Exchange::start_stream(beast_http::response<beast_http::em
   co_await beast_http::async_write_header(stream_, serializer, use_awaitable);
 }
 
+asio::awaitable<void> Exchange::write_with_timeout(const auto& buffers) {
+  if (write_timeout_.count() > 0)
+    stream_.expires_after(write_timeout_);
+  co_await asio::async_write(stream_, buffers, use_awaitable);
+  stream_.expires_never();
+}
+
 asio::awaitable<void> Exchange::write_stream(std::string data) {
   if (data.empty())
     co_return;  // an empty chunk would end the body
-  co_await asio::async_write(stream_, beast_http::make_chunk(asio::buffer(data)), use_awaitable);
+  co_await write_with_timeout(beast_http::make_chunk(asio::buffer(data)));
 }
 
 asio::awaitable<void> Exchange::end_stream() {
-  co_await asio::async_write(stream_, beast_http::make_chunk_last(), use_awaitable);
+  co_await write_with_timeout(beast_http::make_chunk_last());
 }
 
 Server::Server(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint,

@@ -42,6 +42,9 @@ class Exchange {
   // Starts a chunked response whose body is written piece by piece.
   boost::asio::awaitable<void> start_stream(beast_http::response<beast_http::empty_body> header);
   boost::asio::awaitable<void> write_stream(std::string data);
+  // From now on, a stream write that cannot complete within `timeout` (the peer stopped
+  // reading) closes the connection and throws.
+  void set_write_timeout(std::chrono::milliseconds timeout) { write_timeout_ = timeout; }
   boost::asio::awaitable<void> end_stream();
 
   // The connection's socket, for a long-lived response that must notice the peer leaving or cut
@@ -56,11 +59,13 @@ class Exchange {
 
  private:
   void prepare(beast_http::header<false>& response_header);
+  boost::asio::awaitable<void> write_with_timeout(const auto& buffers);
 
   boost::beast::tcp_stream& stream_;
   boost::beast::flat_buffer& buffer_;
   beast_http::request_parser<beast_http::string_body>& parser_;
   boost::asio::ip::tcp::endpoint remote_;
+  std::chrono::milliseconds write_timeout_{0};  // 0: none
   bool responded_ = false;
   bool keep_alive_ = true;
 };

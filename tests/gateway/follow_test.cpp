@@ -291,6 +291,9 @@ class StalledReader {
   StalledReader(std::uint16_t port, const std::string& target) : socket_(io_) {
     socket_.open(boost::asio::ip::tcp::v4());
     socket_.set_option(boost::asio::socket_base::receive_buffer_size(4096));
+    // read_to_end() gives up after 20 s of silence instead of hanging the test.
+    const timeval timeout{20, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     socket_.connect({boost::asio::ip::make_address("127.0.0.1"), port});
     const std::string request = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
     boost::asio::write(socket_, boost::asio::buffer(request));
@@ -299,9 +302,11 @@ class StalledReader {
   std::string read_to_end() {
     std::string received;
     char chunk[65536];
-    boost::system::error_code ec;
-    while (!ec)
-      received.append(chunk, socket_.read_some(boost::asio::buffer(chunk), ec));
+    ssize_t got;
+    // Plain recv, so that SO_RCVTIMEO bounds each wait (Asio would poll past it).
+    while ((got = ::recv(socket_.native_handle(), chunk, sizeof chunk, 0)) > 0) {
+      received.append(chunk, static_cast<std::size_t>(got));
+    }
     return received;
   }
 
@@ -339,6 +344,23 @@ TEST(Follow, AStalledReaderIsCutOffWhileOthersKeepReceiving) {
   ASSERT_EQ(client.post(session_path(id, "/close"), "").status, 200u);
   EXPECT_EQ(healthy.next_message()->event, "external_coding_agent.snapshot");
   EXPECT_EQ(healthy.next_message()->event, "done");
+}
+
+TEST(Follow, AReaderThatStopsReadingOnAQuietSessionIsCutOffByTheWriteTimeout) {
+  // Heartbeats every 50 ms: a write blocked for max(2 heartbeats, 1 s) ends the stream.
+  // The backlog limit is set far above what is posted, so only the write timeout can act.
+  GatewayProcess gateway(
+      dev_args({"--sse-heartbeat-ms", "50", "--sse-max-buffered-bytes", "67108864"}));
+  HttpClient client(gateway.port());
+  const std::string id = open_session(client);
+  StalledReader stalled(gateway.port(), session_path(id, "/stream?follow=true"));
+  expect_open_streams_reach(client, 1);
+  // Far more than the socket buffers hold, then quiet: the stream's write stays blocked.
+  const std::string payload(200000, 'x');
+  for (int i = 0; i < 64; ++i)
+    post_progress(client, id, payload);
+  expect_open_streams_reach(client, 0);
+  EXPECT_EQ(stalled.read_to_end().find("event: done"), std::string::npos);
 }
 
 }  // namespace

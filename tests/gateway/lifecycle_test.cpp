@@ -152,7 +152,7 @@ TEST(Lifecycle, ReapTimesOutSessionsIdleLongerThanTheTimeout) {
   EXPECT_EQ(sessions[0].at("status").as_string(), "timed_out");
   EXPECT_EQ(reaped.json().at("runtime"), json::parse(R"({"active_sessions":0,
       "inactivity_timeout_ms":600000,"max_active_sessions":16,"max_events_per_session":256,
-      "open_streams":0})"));
+      "open_streams":0,"worker":null})"));
 
   EXPECT_EQ(client.get(session_path(id)).json().at("session").at("status"), "timed_out");
   EXPECT_NE(open_session(client, "idle"), id);
@@ -210,7 +210,7 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
         "reap_endpoint": "/gateway/external-coding-agent/reap",
         "runtime": {"active_sessions": 1, "inactivity_timeout_ms": 1234,
                     "max_active_sessions": 5, "max_events_per_session": 7,
-                    "open_streams": 0}}}})");
+                    "open_streams": 0, "worker": null}}}})");
   EXPECT_EQ(status.json(), expected) << status.body;
 }
 
