@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
 	nodejs chromium
 
-.PHONY: deps configure build run test format clean
+.PHONY: deps configure build run test bench-sse format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
@@ -26,6 +26,13 @@ run: deps build
 
 test: deps build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# SSE fan-out benchmark against Nchan (not part of `make test`); writes docs/benchmarks.md.
+BENCH_PACKAGES := nginx-light libnginx-mod-nchan
+
+bench-sse: build
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
+	@bench/run-sse.sh $(BUILD_DIR)
 
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
