@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,7 +21,6 @@ namespace tau::gateway {
 namespace asio = boost::asio;
 namespace json = boost::json;
 namespace beast_http = boost::beast::http;
-using namespace asio::experimental::awaitable_operators;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -102,8 +102,20 @@ class StreamFollower : public bridge::SessionFollower,
   void sent_through(std::uint64_t encoded_bytes_through) { bytes_sent_ = encoded_bytes_through; }
   bool overflowed() const { return overflowed_; }
   asio::steady_timer& wake_timer() { return wake_timer_; }
-  // Strand only: the stream is over, the socket may go away.
-  void detach() { socket_ = nullptr; }
+  // Strand only: the client closed its side (or sent something an event stream never expects).
+  void peer_left() {
+    peer_gone_ = true;
+    wake_timer_.cancel();
+  }
+  bool peer_gone() const { return peer_gone_; }
+  // Strand only: the stream is over, the socket may go away. Stops the departure watch.
+  void detach() {
+    if (socket_ != nullptr) {
+      boost::system::error_code ignored;
+      socket_->cancel(ignored);
+    }
+    socket_ = nullptr;
+  }
 
  private:
   void wake() {
@@ -122,6 +134,7 @@ class StreamFollower : public bridge::SessionFollower,
   std::atomic<std::uint64_t> bytes_sent_{std::numeric_limits<std::uint64_t>::max()};
   std::atomic<bool> overflowed_{false};
   std::atomic<bool> wake_pending_{false};
+  bool peer_gone_ = false;  // strand only
 };
 
 // True when the timer ran its course, false when it was cancelled (a wake-up).
@@ -130,10 +143,16 @@ asio::awaitable<bool> sleep_unless_woken(asio::steady_timer& timer) {
   co_return !error;
 }
 
-// Completes when the peer closes its side (or sends anything: an event stream expects nothing).
-asio::awaitable<void> peer_leaves(asio::ip::tcp::socket& socket) {
+// Runs beside a follow stream for its whole life, so a departing client frees its stream at once
+// without re-arming a read on every wake-up. Touches only the follower once the read completes:
+// by then the stream may be over and its socket gone.
+asio::awaitable<void> watch_for_departure(asio::ip::tcp::socket& socket,
+                                          std::shared_ptr<StreamFollower> follower) {
   char byte;
-  co_await socket.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
+  auto [error, read] =
+      co_await socket.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
+  if (error != asio::error::operation_aborted || read > 0)
+    follower->peer_left();
 }
 
 // Removes the follower from the pool however the stream ends.
@@ -157,7 +176,11 @@ class FollowRegistration {
 
 asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool& pool,
                                   const StreamRequest& request, const StreamSettings& settings,
-                                  StreamFollower& follower, std::uint64_t last_sent) {
+                                  const std::shared_ptr<StreamFollower>& follower_ptr,
+                                  std::uint64_t last_sent) {
+  StreamFollower& follower = *follower_ptr;
+  asio::co_spawn(exchange.socket().get_executor(),
+                 watch_for_departure(exchange.socket(), follower_ptr), asio::detached);
   const auto deadline = settings.stream_max_ms > 0
                             ? Clock::now() + std::chrono::milliseconds(settings.stream_max_ms)
                             : Clock::time_point::max();
@@ -192,10 +215,10 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool&
     }
     auto& timer = follower.wake_timer();
     timer.expires_at(deadline - now < heartbeat ? deadline : now + heartbeat);
-    auto outcome = co_await (sleep_unless_woken(timer) || peer_leaves(exchange.socket()));
-    if (outcome.index() == 1)
+    const bool slept = co_await sleep_unless_woken(timer);
+    if (follower.peer_gone())
       co_return;  // the client went away
-    if (std::get<0>(outcome) && Clock::now() < deadline) {
+    if (slept && Clock::now() < deadline) {
       co_await exchange.write_stream(http::serialize_sse_comment("keepalive"));
     }
   }
@@ -249,7 +272,7 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
   }
   co_await exchange.write_stream(std::move(opening));
   // A cursor past the newest event still means "already seen": live events start after it.
-  co_await follow_live(exchange, pool, request, settings, *follower,
+  co_await follow_live(exchange, pool, request, settings, follower,
                        std::max(start.live_after_sequence_id, request.cursor.value_or(0)));
 }
 
