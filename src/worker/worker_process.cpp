@@ -34,6 +34,8 @@ namespace {
 // How long to keep reading output after the worker exited, in case a process it left behind
 // still holds the pipes open.
 constexpr std::chrono::milliseconds kOutputDrainAfterExit{1000};
+// How long to wait before watching the pidfd again after it woke without an exit.
+constexpr std::chrono::milliseconds kSpuriousWakePause{10};
 
 std::string os_error(int error) {
   return std::strerror(error);
@@ -262,11 +264,23 @@ asio::awaitable<void> WorkerProcess::read_output(asio::posix::stream_descriptor&
 }
 
 asio::awaitable<void> WorkerProcess::wait_for_exit() {
-  co_await pidfd_.async_wait(asio::posix::stream_descriptor::wait_read,
-                             asio::as_tuple(use_awaitable));
+  // The pidfd turns readable when the child exits. The reap never blocks (WNOHANG): a wake-up
+  // without an exit, seen under heavy load, must not stall an I/O thread in waitid, so it is
+  // retried after a short pause instead.
   siginfo_t info{};
-  // The pidfd is readable once the child has exited, so this reaps it without waiting.
-  while (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED) != 0 && errno == EINTR) {
+  asio::steady_timer pause(strand_);
+  while (true) {
+    co_await pidfd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                               asio::as_tuple(use_awaitable));
+    info = {};
+    int reaped;
+    do {
+      reaped = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG);
+    } while (reaped != 0 && errno == EINTR);
+    if (reaped != 0 || info.si_pid == pid_)
+      break;  // exited (or, impossibly, not our child)
+    pause.expires_after(kSpuriousWakePause);
+    co_await pause.async_wait(asio::as_tuple(use_awaitable));
   }
   ExitStatus status;
   status.signaled = info.si_code != CLD_EXITED;
