@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_clock.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -15,21 +17,10 @@
 namespace tau::auth {
 namespace {
 
+using test::ManualClock;
+
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
 constexpr std::int64_t kTtlSeconds = 60;
-
-// A clock the test sets by hand; shared so the copy handed to the authenticator sees changes.
-class ManualClock {
- public:
-  bridge::Clock as_clock() const {
-    return [now = now_] { return now->load(); };
-  }
-  void set(std::int64_t now_ms) { now_->store(now_ms); }
-
- private:
-  std::shared_ptr<std::atomic<std::int64_t>> now_ =
-      std::make_shared<std::atomic<std::int64_t>>(kStartMs);
-};
 
 AuthConfig token_config(std::string token) {
   AuthConfig config;
@@ -108,7 +99,7 @@ TEST(AuthFailureTest, Names) {
 // --- token mode -------------------------------------------------------------------------------
 
 TEST(TokenModeTest, AcceptsTheBearerTokenWithAnySchemeCase) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   Authenticator auth(token_config("tok-123"), clock.as_clock());
 
   for (const char* header :
@@ -123,7 +114,7 @@ TEST(TokenModeTest, AcceptsTheBearerTokenWithAnySchemeCase) {
 }
 
 TEST(TokenModeTest, RefusesWrongOrMissingCredentialsAndCountsFailures) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   Authenticator auth(token_config("tok-123"), clock.as_clock());
   const std::vector<std::string> headers{
       "",                 // no Authorization header
@@ -152,7 +143,7 @@ TEST(TokenModeTest, RefusesWrongOrMissingCredentialsAndCountsFailures) {
 }
 
 TEST(TokenModeTest, IssuingSessionsIsAModeMismatch) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   Authenticator auth(token_config("tok-123"), clock.as_clock());
 
   const auto result = auth.issue_session("tok-123");
@@ -166,7 +157,7 @@ TEST(TokenModeTest, IssuingSessionsIsAModeMismatch) {
 // --- localhost-dev mode -----------------------------------------------------------------------
 
 TEST(LocalhostDevModeTest, AuthorizesEveryRequestAsOnePrincipal) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   Authenticator auth(localhost_dev_config(), clock.as_clock());
 
   for (const char* header : {"", "Bearer anything", "garbage"}) {
@@ -180,7 +171,7 @@ TEST(LocalhostDevModeTest, AuthorizesEveryRequestAsOnePrincipal) {
 }
 
 TEST(LocalhostDevModeTest, IssuingSessionsIsAModeMismatch) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   Authenticator auth(localhost_dev_config(), clock.as_clock());
 
   const auto result = auth.issue_session("");
@@ -203,7 +194,7 @@ class PasswordSessionTest : public ::testing::Test {
     return std::get<IssuedToken>(result);
   }
 
-  ManualClock clock_;
+  ManualClock clock_{kStartMs};
   Authenticator auth_{password_config("hunter2"), clock_.as_clock()};
 };
 
@@ -344,7 +335,7 @@ TEST_F(PasswordSessionTest, StatsCountActiveAndIssuedSessions) {
 TEST(PasswordSessionLongTtlTest, LongestConfigurableTtlDoesNotOverflowTheExpiry) {
   // The configuration accepts TTLs up to INT64_MAX / 1000 seconds; adding that to the current
   // time must not wrap around into the past.
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   AuthConfig config = password_config("hunter2");
   config.session_ttl_seconds = std::numeric_limits<std::int64_t>::max() / 1000;
   Authenticator auth(config, clock.as_clock());

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_clock.h"
+
 #include <atomic>
 #include <cstdint>
 #include <latch>
@@ -13,27 +15,16 @@
 namespace tau::auth {
 namespace {
 
+using test::ManualClock;
+
 constexpr std::int64_t kWindowSeconds = 60;
 constexpr std::int64_t kWindowMs = kWindowSeconds * 1000;
 // A window boundary: a multiple of the window length since the epoch.
 constexpr std::int64_t kWindowStartMs = 28'333'333 * kWindowMs;
 
-// A clock the test sets by hand; shared so the copy handed to the limiter sees changes.
-class ManualClock {
- public:
-  bridge::Clock as_clock() const {
-    return [now = now_] { return now->load(); };
-  }
-  void set(std::int64_t now_ms) { now_->store(now_ms); }
-
- private:
-  std::shared_ptr<std::atomic<std::int64_t>> now_ =
-      std::make_shared<std::atomic<std::int64_t>>(kWindowStartMs);
-};
-
 class RateLimiterTest : public ::testing::Test {
  protected:
-  ManualClock clock_;
+  ManualClock clock_{kWindowStartMs};
   RateLimiter limiter_{kWindowSeconds, 3, clock_.as_clock()};
 };
 
@@ -76,7 +67,7 @@ TEST_F(RateLimiterTest, RetryAfterIsTheRemainingWindowRoundedUpAndAtLeastOneSeco
   for (const Case& c : {Case{0, 60}, Case{1, 60}, Case{10'500, 50}, Case{58'999, 2},
                         Case{59'000, 1}, Case{59'001, 1}, Case{59'999, 1}}) {
     SCOPED_TRACE(testing::Message() << "offset_ms=" << c.offset_ms);
-    ManualClock clock;
+    ManualClock clock{kWindowStartMs};
     clock.set(kWindowStartMs + c.offset_ms);
     RateLimiter limiter(kWindowSeconds, 1, clock.as_clock());
     ASSERT_TRUE(limiter.check("alice").allowed);
@@ -141,7 +132,7 @@ TEST_F(RateLimiterTest, PrincipalsFromAnEarlierWindowStartAfreshLater) {
 }
 
 TEST_F(RateLimiterTest, WorksInTheFirstWindowAfterTheEpoch) {
-  ManualClock clock;
+  ManualClock clock{kWindowStartMs};
   clock.set(0);
   RateLimiter limiter(kWindowSeconds, 2, clock.as_clock());
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_clock.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -17,23 +19,10 @@
 namespace tau::bridge {
 namespace {
 
+using test::ManualClock;
+
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
 constexpr std::int64_t kTimeoutMs = 1'000;
-
-// A clock the test sets by hand; shared so copies handed to the pool see every change.
-class ManualClock {
- public:
-  Clock as_clock() const {
-    return [now = now_] { return now->load(); };
-  }
-  std::int64_t now() const { return now_->load(); }
-  void set(std::int64_t now_ms) { now_->store(now_ms); }
-  void advance(std::int64_t delta_ms) { now_->fetch_add(delta_ms); }
-
- private:
-  std::shared_ptr<std::atomic<std::int64_t>> now_ =
-      std::make_shared<std::atomic<std::int64_t>>(kStartMs);
-};
 
 // Hands out "session-1", "session-2", ... and counts how often it was asked.
 class SequentialIds {
@@ -86,7 +75,7 @@ class SessionPoolTest : public ::testing::Test {
     return SessionPool(limits, clock_.as_clock(), ids_.as_generator());
   }
 
-  ManualClock clock_;
+  ManualClock clock_{kStartMs};
   SequentialIds ids_;
 };
 
@@ -864,7 +853,7 @@ SessionPool encoding_pool(const ManualClock& clock, PoolLimits limits = test_lim
 }
 
 TEST(SessionPoolFollowTest, EventsAreEncodedOnceWithRunningByteTotals) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "a");
@@ -881,7 +870,7 @@ TEST(SessionPoolFollowTest, EventsAreEncodedOnceWithRunningByteTotals) {
 }
 
 TEST(SessionPoolFollowTest, FollowReplaysAndThenNotifiesOfEachAppend) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "before");
@@ -905,7 +894,7 @@ TEST(SessionPoolFollowTest, FollowReplaysAndThenNotifiesOfEachAppend) {
 }
 
 TEST(SessionPoolFollowTest, LiveEventsStartAfterTheNewestEvenWhenTheReplayIsLimited) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   for (int i = 0; i < 5; ++i)
@@ -916,7 +905,7 @@ TEST(SessionPoolFollowTest, LiveEventsStartAfterTheNewestEvenWhenTheReplayIsLimi
 }
 
 TEST(SessionPoolFollowTest, EndingTheSessionNotifiesOnceAndReleasesFollowers) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   auto follower = std::make_shared<RecordingFollower>();
@@ -928,7 +917,7 @@ TEST(SessionPoolFollowTest, EndingTheSessionNotifiesOnceAndReleasesFollowers) {
 }
 
 TEST(SessionPoolFollowTest, ReapingNotifiesFollowersOfTimedOutSessions) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   auto follower = std::make_shared<RecordingFollower>();
@@ -938,7 +927,7 @@ TEST(SessionPoolFollowTest, ReapingNotifiesFollowersOfTimedOutSessions) {
 }
 
 TEST(SessionPoolFollowTest, EndedSessionsAreNotFollowed) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool = encoding_pool(clock);
   const std::string id = pool.open("w").session.session_id;
   pool.append_progress(id, "only");
@@ -951,7 +940,7 @@ TEST(SessionPoolFollowTest, EndedSessionsAreNotFollowed) {
 }
 
 TEST(SessionPoolFollowTest, RetentionReportsTheFirstRetainedIdAndLostEvents) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   PoolLimits limits = test_limits();
   limits.max_events_per_session = 3;
   SessionPool pool = encoding_pool(clock, limits);
@@ -968,7 +957,7 @@ TEST(SessionPoolFollowTest, RetentionReportsTheFirstRetainedIdAndLostEvents) {
 }
 
 TEST(SessionPoolWorkerSupportTest, OpenTellsWhetherItCreatedTheSession) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool(test_limits(), clock.as_clock());
   const OpenResult first = pool.open("w");
   EXPECT_TRUE(first.created);
@@ -978,7 +967,7 @@ TEST(SessionPoolWorkerSupportTest, OpenTellsWhetherItCreatedTheSession) {
 }
 
 TEST(SessionPoolWorkerSupportTest, DiscardRemovesAJustCreatedSessionEntirely) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool(test_limits(), clock.as_clock());
   const std::string id = pool.open("w").session.session_id;
   pool.discard(id);
@@ -989,7 +978,7 @@ TEST(SessionPoolWorkerSupportTest, DiscardRemovesAJustCreatedSessionEntirely) {
 }
 
 TEST(SessionPoolWorkerSupportTest, AppendEventRecordsAnyTypeEvenAfterTheSessionEnded) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool(test_limits(), clock.as_clock());
   const std::string id = pool.open("w").session.session_id;
   EXPECT_EQ(pool.append_event(id, "subprocess.stdout", "  kept as is ").event.message,
@@ -1007,7 +996,7 @@ TEST(SessionPoolWorkerSupportTest, AppendEventRecordsAnyTypeEvenAfterTheSessionE
 }
 
 TEST(SessionPoolWorkerSupportTest, EndListenerHearsEveryWayASessionEnds) {
-  ManualClock clock;
+  ManualClock clock{kStartMs};
   SessionPool pool(test_limits(), clock.as_clock());
   std::vector<std::pair<std::string, SessionStatus>> ended;
   pool.set_end_listener([&](const SessionSnapshot& session) {
