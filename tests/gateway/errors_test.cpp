@@ -14,11 +14,7 @@ namespace json = boost::json;
 
 class ErrorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto opened = client.post(kSessions, json_body({{"workspace_id", "errors"}}));
-    ASSERT_EQ(opened.status, 200u);
-    id = std::string(opened.json().at("session").at("session_id").as_string());
-  }
+  void SetUp() override { id = open_session(client, "errors"); }
   void TearDown() override {
     EXPECT_EQ(client.get(session_path(id)).status, 200u) << "the gateway stopped serving";
   }
@@ -149,8 +145,7 @@ TEST_F(ErrorsTest, ProgressOnAnEndedSessionIs409) {
   expect_error(client.post(session_path(id, "/progress"), json_body({{"message", "m"}})), 409,
                "external_coding_agent_session_not_running", "closed session");
   // Reopen for TearDown's liveness check.
-  const auto reopened = client.post(kSessions, json_body({{"workspace_id", "errors"}}));
-  id = std::string(reopened.json().at("session").at("session_id").as_string());
+  id = open_session(client, "errors");
 }
 
 TEST_F(ErrorsTest, InvalidRequestTargetIs400) {

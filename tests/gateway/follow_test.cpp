@@ -28,12 +28,6 @@ std::vector<std::string> dev_args(std::vector<std::string> extra = {}) {
   return args;
 }
 
-std::string open_session(const HttpClient& client, const std::string& workspace = "follow") {
-  const auto response = client.post(kSessions, json_body({{"workspace_id", workspace}}));
-  EXPECT_EQ(response.status, 200u) << response.body;
-  return std::string(response.json().at("session").at("session_id").as_string());
-}
-
 void post_progress(const HttpClient& client, const std::string& id, const std::string& message) {
   const auto response =
       client.post(session_path(id, "/progress"), json_body({{"message", message}}));
@@ -48,13 +42,7 @@ std::int64_t sequence_id_of(const SseMessage& message) {
 }
 
 std::int64_t open_streams(const HttpClient& client) {
-  return client.get("/gateway/status")
-      .json()
-      .at("gateway")
-      .at("external_coding_agent")
-      .at("runtime")
-      .at("open_streams")
-      .as_int64();
+  return status_runtime(client).at("open_streams").as_int64();
 }
 
 // Polls the status until `open_streams` reaches `expected` (the gateway notices a departed client
@@ -70,7 +58,7 @@ void expect_open_streams_reach(const HttpClient& client, std::int64_t expected) 
 TEST(Follow, DeliversLiveEventsThenTheTerminalSnapshotAndDone) {
   GatewayProcess gateway(dev_args());
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   post_progress(client, id, "before");
 
   SseStream stream(gateway.port(), session_path(id, "/stream?follow=true"));
@@ -110,7 +98,7 @@ TEST(Follow, DeliversLiveEventsThenTheTerminalSnapshotAndDone) {
 TEST(Follow, ReapedSessionsEndTheirStreamsAsTimedOut) {
   GatewayProcess gateway(dev_args());
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   SseStream stream(gateway.port(), session_path(id, "/stream?follow=1"));
   ASSERT_TRUE(stream.next_message());  // snapshot
   const auto reaped = client.post("/gateway/external-coding-agent/reap",
@@ -125,7 +113,7 @@ TEST(Follow, ReapedSessionsEndTheirStreamsAsTimedOut) {
 TEST(Follow, FollowingAnEndedSessionReplaysAndEndsAtOnce) {
   GatewayProcess gateway(dev_args());
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   post_progress(client, id, "only");
   ASSERT_EQ(client.post(session_path(id, "/close"), "").status, 200u);
   SseStream stream(gateway.port(), session_path(id, "/stream?follow=true"));
@@ -140,7 +128,7 @@ TEST(Follow, FollowingAnEndedSessionReplaysAndEndsAtOnce) {
 TEST(Follow, ResumesFromEachCursorSourceWithoutLossOrRepeats) {
   GatewayProcess gateway(dev_args());
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   for (int i = 0; i < 4; ++i)
     post_progress(client, id, "e");
   const std::vector<std::pair<std::string, Headers>> cursors = {
@@ -172,7 +160,7 @@ TEST(Follow, ResumesFromEachCursorSourceWithoutLossOrRepeats) {
 TEST(Follow, NothingIsLostOrRepeatedWhileEventsArriveDuringTheReplay) {
   GatewayProcess gateway(dev_args({"--max-events-per-session", "10000"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   constexpr int kEvents = 400;
   std::atomic<int> posted{0};
   std::thread producer([&] {
@@ -202,7 +190,7 @@ TEST(Follow, NothingIsLostOrRepeatedWhileEventsArriveDuringTheReplay) {
 TEST(Follow, GapFrameFollowsTheSnapshotWhenRetentionDroppedEventsAfterTheCursor) {
   GatewayProcess gateway(dev_args({"--max-events-per-session", "3"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   for (int i = 0; i < 6; ++i)
     post_progress(client, id, "e");
 
@@ -229,7 +217,7 @@ TEST(Follow, RetryHintAndHeartbeatsFollowTheirFlags) {
   GatewayProcess gateway(
       {"--auth-mode", "localhost-dev", "--sse-retry-ms", "1234", "--sse-heartbeat-ms", "50"});
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   // Every stream, follow or not, starts with the retry hint.
   EXPECT_EQ(client.get(session_path(id, "/stream")).body.rfind("retry: 1234\n", 0), 0u);
   SseStream stream(gateway.port(), session_path(id, "/stream?follow=true"));
@@ -244,7 +232,7 @@ TEST(Follow, StreamAloneAcceptsTheTokenInItsQuery) {
   GatewayProcess gateway({"--auth-token", "query-token", "--rate-limit-max-requests", "1000000"});
   HttpClient authorized(gateway.port(), "query-token");
   HttpClient anonymous(gateway.port());
-  const std::string id = open_session(authorized);
+  const std::string id = open_session(authorized, "follow");
   SseStream stream(gateway.port(),
                    session_path(id, "/stream?follow=true&access_token=query-token"));
   EXPECT_EQ(stream.head().status, 200u);
@@ -259,7 +247,7 @@ TEST(Follow, StreamAloneAcceptsTheTokenInItsQuery) {
 TEST(Follow, MaxStreamsLimitsFollowStreamsAndDepartedClientsFreeTheirSlot) {
   GatewayProcess gateway(dev_args({"--max-streams", "1"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   auto first = std::make_unique<SseStream>(gateway.port(), session_path(id, "/stream?follow=true"));
   ASSERT_TRUE(first->next_message());
   const auto refused = client.get(session_path(id, "/stream?follow=true"));
@@ -278,7 +266,7 @@ TEST(Follow, MaxStreamsLimitsFollowStreamsAndDepartedClientsFreeTheirSlot) {
 TEST(Follow, StreamMaxDurationEndsTheStreamCleanlyWithoutDone) {
   GatewayProcess gateway(dev_args({"--sse-stream-max-ms", "100"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   SseStream stream(gateway.port(), session_path(id, "/stream?follow=true"));
   EXPECT_EQ(stream.next_message()->event, "external_coding_agent.snapshot");
   EXPECT_FALSE(stream.next_message()) << "the stream must end without a done frame";
@@ -319,7 +307,7 @@ TEST(Follow, AStalledReaderIsCutOffWhileOthersKeepReceiving) {
   GatewayProcess gateway(
       dev_args({"--sse-max-buffered-bytes", "65536", "--max-events-per-session", "100000"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   const std::string target = session_path(id, "/stream?follow=true");
   StalledReader stalled(gateway.port(), target);
   SseStream healthy(gateway.port(), target);
@@ -352,7 +340,7 @@ TEST(Follow, AReaderThatStopsReadingOnAQuietSessionIsCutOffByTheWriteTimeout) {
   GatewayProcess gateway(
       dev_args({"--sse-heartbeat-ms", "50", "--sse-max-buffered-bytes", "67108864"}));
   HttpClient client(gateway.port());
-  const std::string id = open_session(client);
+  const std::string id = open_session(client, "follow");
   StalledReader stalled(gateway.port(), session_path(id, "/stream?follow=true"));
   expect_open_streams_reach(client, 1);
   // Far more than the socket buffers hold, then quiet: the stream's write stays blocked.

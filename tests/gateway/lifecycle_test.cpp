@@ -14,12 +14,6 @@ namespace {
 
 namespace json = boost::json;
 
-std::string open_session(const HttpClient& client, const std::string& workspace) {
-  const auto response = client.post(kSessions, json_body({{"workspace_id", workspace}}));
-  EXPECT_EQ(response.status, 200u) << response.body;
-  return std::string(response.json().at("session").at("session_id").as_string());
-}
-
 TEST(Lifecycle, WholeSessionFromOpenToReopen) {
   GatewayProcess gateway;
   HttpClient client(gateway.port());
@@ -168,13 +162,7 @@ TEST(Lifecycle, BackgroundTimerReapsWithoutAnyRequestTouchingTheSession) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   std::int64_t active = -1;
   while (std::chrono::steady_clock::now() < deadline) {
-    active = client.get("/gateway/status")
-                 .json()
-                 .at("gateway")
-                 .at("external_coding_agent")
-                 .at("runtime")
-                 .at("active_sessions")
-                 .as_int64();
+    active = status_runtime(client).at("active_sessions").as_int64();
     if (active == 0)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -226,14 +214,7 @@ TEST(Lifecycle, RacingOpensOfOneWorkspaceYieldOneSession) {
     thread.join();
   for (const auto& id : ids)
     EXPECT_EQ(id, ids.front());
-  EXPECT_EQ(client.get("/gateway/status")
-                .json()
-                .at("gateway")
-                .at("external_coding_agent")
-                .at("runtime")
-                .at("active_sessions")
-                .as_int64(),
-            1);
+  EXPECT_EQ(status_runtime(client).at("active_sessions").as_int64(), 1);
 }
 
 }  // namespace

@@ -37,6 +37,14 @@ TEST(Startup, RefusesBadCommandLines) {
                  "--max-events-per-session");
   expect_refusal({"--auth-mode", "localhost-dev", "--bind", "localhost"}, "--bind");
   expect_refusal({"--auth-mode", "localhost-dev", "--bind", "127.0.0.1:70000"}, "--bind");
+  // A malformed --worker-env is named, but its text (perhaps a secret) is not echoed.
+  expect_refusal({"--auth-mode", "localhost-dev", "--worker-env", "SECRET-WITHOUT-KEY"},
+                 "--worker-env");
+  EXPECT_EQ(run_gateway_to_exit({"--auth-mode", "localhost-dev", "--worker-env", "s3cr3t-value"})
+                .stderr_text.find("s3cr3t-value"),
+            std::string::npos);
+  expect_refusal({"--auth-mode", "localhost-dev", "--worker-kill-grace-ms", "-5"},
+                 "--worker-kill-grace-ms");
   expect_refusal({"--auth-mode", "localhost-dev"}, "--inactivity-timeout-ms",
                  {{"TAU_GATEWAY_INACTIVITY_TIMEOUT_MS", "soon"}});
 }
@@ -57,15 +65,9 @@ TEST(Startup, EnvironmentVariablesBackEveryFlagAndFlagsWin) {
   GatewayProcess from_env(
       {}, {{"TAU_GATEWAY_AUTH_TOKEN", "env-token"}, {"TAU_GATEWAY_MAX_ACTIVE_SESSIONS", "3"}});
   EXPECT_EQ(HttpClient(from_env.port(), "env-token").get("/gateway/status").status, 200u);
-  EXPECT_EQ(HttpClient(from_env.port(), "env-token")
-                .get("/gateway/status")
-                .json()
-                .at("gateway")
-                .at("external_coding_agent")
-                .at("runtime")
-                .at("max_active_sessions")
-                .as_int64(),
-            3);
+  EXPECT_EQ(
+      status_runtime(HttpClient(from_env.port(), "env-token")).at("max_active_sessions").as_int64(),
+      3);
 
   GatewayProcess flag_wins({"--auth-token", "flag-token"},
                            {{"TAU_GATEWAY_AUTH_TOKEN", "env-token"}});

@@ -14,9 +14,7 @@ namespace json = boost::json;
 class StreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto opened = client.post(kSessions, json_body({{"workspace_id", "stream"}}));
-    ASSERT_EQ(opened.status, 200u);
-    id = std::string(opened.json().at("session").at("session_id").as_string());
+    id = open_session(client, "stream");
     for (int i = 1; i <= 5; ++i) {
       const std::string route = i == 3 ? "/followups" : "/progress";
       ASSERT_EQ(

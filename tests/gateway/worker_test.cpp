@@ -54,20 +54,9 @@ class WorkerGateway {
     client = std::make_unique<HttpClient>(gateway->port());
   }
 
-  std::string open(const std::string& workspace = "ws") {
-    const auto response = client->post(kSessions, json_body({{"workspace_id", workspace}}));
-    EXPECT_EQ(response.status, 200u) << response.body;
-    return std::string(response.json().at("session").at("session_id").as_string());
-  }
+  std::string open(const std::string& workspace = "ws") { return open_session(*client, workspace); }
 
-  json::value worker_status() {
-    return client->get("/gateway/status")
-        .json()
-        .at("gateway")
-        .at("external_coding_agent")
-        .at("runtime")
-        .at("worker");
-  }
+  json::value worker_status() { return status_runtime(*client).at("worker"); }
 
   // The session's retained events, oldest first.
   std::vector<json::value> events(const std::string& id) {
@@ -231,8 +220,7 @@ TEST(Workers, ACommandThatCannotStartIs502AndLeavesNoSession) {
   const std::string message(response.json().at("error").at("message").as_string());
   EXPECT_NE(message.find("/nonexistent/agent-binary"), std::string::npos) << message;
   EXPECT_NE(message.find("No such file or directory"), std::string::npos) << message;
-  const auto runtime =
-      client.get("/gateway/status").json().at("gateway").at("external_coding_agent").at("runtime");
+  const auto runtime = status_runtime(client);
   EXPECT_EQ(runtime.at("active_sessions").as_int64(), 0);
   EXPECT_EQ(runtime.at("worker").at("failed_to_start").as_int64(), 1);
 }

@@ -258,4 +258,18 @@ std::string json_body(const json::object& fields) {
   return json::serialize(fields);
 }
 
+std::string open_session(const HttpClient& client, const std::string& workspace_id) {
+  const auto response = client.post(kSessions, json_body({{"workspace_id", workspace_id}}));
+  EXPECT_EQ(response.status, 200u) << response.body;
+  if (response.status != 200)
+    return {};
+  return std::string(response.json().at("session").at("session_id").as_string());
+}
+
+json::value status_runtime(const HttpClient& client) {
+  const auto response = client.get("/gateway/status");
+  EXPECT_EQ(response.status, 200u) << response.body;
+  return response.json().at("gateway").at("external_coding_agent").at("runtime");
+}
+
 }  // namespace tau::test

@@ -97,4 +97,9 @@ inline std::string session_path(const std::string& session_id, const std::string
 }
 std::string json_body(const boost::json::object& fields);
 
+// Opens (or reuses) the workspace's session, expecting 200, and returns its id.
+std::string open_session(const HttpClient& client, const std::string& workspace_id);
+// `gateway.external_coding_agent.runtime` of the status endpoint.
+boost::json::value status_runtime(const HttpClient& client);
+
 }  // namespace tau::test
