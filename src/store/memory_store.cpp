@@ -1,0 +1,78 @@
+#include "store/memory_store.h"
+
+namespace tau::store {
+
+StoredState MemoryStore::load() {
+  std::lock_guard lock(mutex_);
+  StoredState state;
+  state.sessions.reserve(sessions_.size());
+  for (const auto& [id, session] : sessions_) {
+    state.sessions.push_back(StoredSession{session.record,
+                                           {session.events.begin(), session.events.end()},
+                                           {session.followups.begin(), session.followups.end()}});
+  }
+  for (const auto& [digest, expires] : auth_sessions_)
+    state.auth_sessions.push_back(StoredAuthSession{digest, expires});
+  return state;
+}
+
+Ticket MemoryStore::submit(StoreWrite write) {
+  std::lock_guard lock(mutex_);
+  std::visit([this](auto& concrete) { apply(concrete); }, write);
+  return ++last_ticket_;
+}
+
+Ticket MemoryStore::durable_ticket() const {
+  std::lock_guard lock(mutex_);
+  return last_ticket_;
+}
+
+void MemoryStore::when_durable(Ticket, std::function<void(bool)> done) {
+  done(true);
+}
+
+StoreInfo MemoryStore::info() const {
+  std::lock_guard lock(mutex_);
+  StoreInfo info;
+  info.kind = "memory";
+  info.durability = "none";
+  info.commits = last_ticket_;
+  return info;
+}
+
+void MemoryStore::apply(SaveSession& write) {
+  sessions_[write.record.snapshot.session_id].record = std::move(write.record);
+}
+
+void MemoryStore::apply(AppendEvent& write) {
+  Session& session = sessions_[write.record.snapshot.session_id];
+  session.record = std::move(write.record);
+  session.events.push_back(std::move(write.event));
+  while (!session.events.empty() &&
+         session.events.front().sequence_id < write.oldest_retained_sequence_id) {
+    session.events.pop_front();
+  }
+  if (write.queued_followup)
+    session.followups.push_back(std::move(*write.queued_followup));
+}
+
+void MemoryStore::apply(DrainFollowups& write) {
+  Session& session = sessions_[write.record.snapshot.session_id];
+  session.record = std::move(write.record);
+  for (std::uint64_t i = 0; i < write.count && !session.followups.empty(); ++i)
+    session.followups.pop_front();
+}
+
+void MemoryStore::apply(DeleteSession& write) {
+  sessions_.erase(write.session_id);
+}
+
+void MemoryStore::apply(SaveAuthSession& write) {
+  auth_sessions_[write.token_sha256] = write.expires_unix_ms;
+}
+
+void MemoryStore::apply(DeleteAuthSession& write) {
+  auth_sessions_.erase(write.token_sha256);
+}
+
+}  // namespace tau::store

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "store/session_store.h"
+
+namespace tau::store {
+
+// Keeps what it is given in memory: every write is "durable" at once and lives as long as the
+// object. For `--store memory` (nothing survives a restart) and as the reference the SQLite
+// store is tested against.
+class MemoryStore final : public SessionStore {
+ public:
+  StoredState load() override;
+  Ticket submit(StoreWrite write) override;
+  Ticket durable_ticket() const override;
+  void when_durable(Ticket ticket, std::function<void(bool)> done) override;
+  void set_durable_listener(std::function<void(Ticket)>) override {}
+  void flush() override {}
+  StoreInfo info() const override;
+
+ private:
+  struct Session {
+    SessionRecord record;
+    std::deque<bridge::SessionEvent> events;
+    std::deque<std::string> followups;
+  };
+
+  void apply(SaveSession& write);
+  void apply(AppendEvent& write);
+  void apply(DrainFollowups& write);
+  void apply(DeleteSession& write);
+  void apply(SaveAuthSession& write);
+  void apply(DeleteAuthSession& write);
+
+  mutable std::mutex mutex_;
+  Ticket last_ticket_ = 0;
+  std::unordered_map<std::string, Session> sessions_;
+  std::unordered_map<std::string, std::int64_t> auth_sessions_;
+};
+
+}  // namespace tau::store

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "bridge/session_types.h"
+
+namespace tau::store {
+
+// What the store keeps of a session besides its events and follow-ups.
+struct SessionRecord {
+  bridge::SessionSnapshot snapshot;  // `queued_followups` is not stored: the queue is
+  bool has_worker = false;           // a worker process was started for it
+  std::int64_t ended_unix_ms = 0;    // when it left `running`; 0 while running
+  std::uint64_t last_sequence_id = 0;
+};
+
+// The writes the store records. Each carries the session's record as it is after the write, so
+// the store never has to read to apply one.
+
+// A session opened, reused (activity), ended or otherwise changed.
+struct SaveSession {
+  SessionRecord record;
+};
+// An event appended; with `queued_followup`, also a message added to the follow-up queue.
+// Events with sequence ids below `oldest_retained_sequence_id` are dropped (retention).
+struct AppendEvent {
+  SessionRecord record;
+  bridge::SessionEvent event;
+  std::uint64_t oldest_retained_sequence_id = 1;
+  std::optional<std::string> queued_followup;
+};
+// The `count` oldest queued follow-ups removed.
+struct DrainFollowups {
+  SessionRecord record;
+  std::uint64_t count = 0;
+};
+// A session removed with its events and follow-ups.
+struct DeleteSession {
+  std::string session_id;
+};
+// A password-session token (only its SHA-256 hex digest is given and stored).
+struct SaveAuthSession {
+  std::string token_sha256;
+  std::int64_t expires_unix_ms = 0;
+};
+struct DeleteAuthSession {
+  std::string token_sha256;
+};
+
+using StoreWrite = std::variant<SaveSession, AppendEvent, DrainFollowups, DeleteSession,
+                                SaveAuthSession, DeleteAuthSession>;
+
+struct StoredSession {
+  SessionRecord record;
+  std::vector<bridge::SessionEvent> events;  // retained ones, oldest first
+  std::vector<std::string> followups;        // queued ones, oldest first
+};
+
+struct StoredAuthSession {
+  std::string token_sha256;
+  std::int64_t expires_unix_ms = 0;
+};
+
+// Everything the store holds, as loaded at start-up.
+struct StoredState {
+  std::vector<StoredSession> sessions;  // in no particular order
+  std::vector<StoredAuthSession> auth_sessions;
+};
+
+struct StoreInfo {
+  std::string kind;                  // "memory" or "sqlite"
+  std::string path;                  // empty for memory
+  std::string durability;            // "none" for memory; "normal" or "full"
+  std::uint64_t database_bytes = 0;  // main file plus write-ahead log
+  std::uint64_t pending_writes = 0;  // submitted, not yet committed
+  std::uint64_t commits = 0;         // transactions committed since start (group commit)
+  bool failed = false;               // a commit failed; nothing more is made durable
+};
+
+// Raised when a store cannot be opened or loaded (unreadable, corrupt, newer schema). The
+// message names the file and says why.
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Ticket = std::uint64_t;
+
+// Where the bridge records every change it acknowledges. Writes are applied in the order they
+// are submitted; a ticket becomes durable once its write and every earlier one are committed.
+// Thread-safe. `submit` never waits for I/O, so it may be called under the bridge's lock.
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // Everything stored, for start-up. Called before any submit.
+  virtual StoredState load() = 0;
+  // Queues a write and returns its ticket (increasing from 1).
+  virtual Ticket submit(StoreWrite write) = 0;
+  // Every ticket up to this one is durable.
+  virtual Ticket durable_ticket() const = 0;
+  // Calls `done(true)` once `ticket` is durable, or `done(false)` if the store has failed and it
+  // never will be. May call it at once on the calling thread, or later on the store's writer
+  // thread; `done` must not block.
+  virtual void when_durable(Ticket ticket, std::function<void(bool)> done) = 0;
+  // Called on the writer thread after each commit with the newest durable ticket. Never called
+  // from `submit` (a store that commits inside `submit` never calls it). Set before use.
+  virtual void set_durable_listener(std::function<void(Ticket)> listener) = 0;
+  // Blocks until everything submitted so far is durable (or the store failed). Not for I/O
+  // threads: for shutdown and tests.
+  virtual void flush() = 0;
+  virtual StoreInfo info() const = 0;
+};
+
+}  // namespace tau::store

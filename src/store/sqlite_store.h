@@ -1,0 +1,48 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "store/session_store.h"
+
+namespace tau::store {
+
+// normal: a commit survives a crash of the gateway process (WAL, synchronous=NORMAL).
+// full: it also survives a power loss (the WAL is fsynced on every commit, synchronous=FULL).
+enum class Durability { normal, full };
+std::string_view to_string(Durability durability);
+std::optional<Durability> durability_from_string(std::string_view text);
+
+// The embedded default: one SQLite file in WAL mode, written by one writer thread that commits
+// whatever is waiting in a single transaction (group commit). Holds the file exclusively, so a
+// second gateway on the same state dir refuses to start.
+class SqliteStore final : public SessionStore {
+ public:
+  // Opens or creates the database at `path` and migrates its schema forward. Throws StoreError,
+  // naming the file, when it cannot be opened, is not a database or is corrupt, has a newer
+  // schema than this build knows, or is in use by another process. A file it refuses is left
+  // exactly as it was.
+  SqliteStore(std::string path, Durability durability);
+  ~SqliteStore() override;  // commits everything submitted, then stops the writer
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  StoredState load() override;
+  Ticket submit(StoreWrite write) override;
+  Ticket durable_ticket() const override;
+  void when_durable(Ticket ticket, std::function<void(bool)> done) override;
+  void set_durable_listener(std::function<void(Ticket)> listener) override;
+  void flush() override;
+  StoreInfo info() const override;
+
+  // The schema version this build writes (PRAGMA user_version).
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tau::store

@@ -1,0 +1,783 @@
+#include "store/session_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "store/memory_store.h"
+#include "store/sqlite_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tau::store {
+namespace {
+
+namespace fs = std::filesystem;
+using bridge::SessionEvent;
+using bridge::SessionStatus;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "tau-store-test-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::vector<std::string> names() const {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(path_))
+      names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  fs::path path_;
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// Runs SQL on a database file with a plain connection, as a tamperer or an old tool would.
+void run_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  ASSERT_EQ(rc, SQLITE_OK) << message;
+}
+
+::testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+// The message of the StoreError that `open` throws, or "" if it throws none.
+template <class Open>
+std::string store_error_of(Open&& open) {
+  try {
+    open();
+  } catch (const StoreError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+// Lets a writer thread through once the test opens it; tells the test when the writer arrived.
+class Gate {
+ public:
+  void pass() {
+    std::unique_lock lock(mutex_);
+    arrived_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return open_; });
+  }
+  // False if the writer never comes (a broken store): the test fails instead of hanging.
+  [[nodiscard]] bool wait_arrived() {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(60), [&] { return arrived_; });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool arrived_ = false;
+  bool open_ = false;
+};
+
+// Holds a SqliteStore's writer right after a commit (in the durable listener), so that the
+// writes submitted meanwhile are committed together in the next batch.
+class WriterPause {
+ public:
+  explicit WriterPause(SessionStore& store) : store_(store) {
+    store_.set_durable_listener([gate = gate_](Ticket) { gate->pass(); });
+    store_.submit(DeleteAuthSession{"pause"});
+    if (!gate_->wait_arrived())
+      ADD_FAILURE() << "the writer never called the durable listener";
+  }
+  ~WriterPause() {
+    gate_->open();
+    store_.set_durable_listener(nullptr);
+  }
+
+ private:
+  SessionStore& store_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+};
+
+// ----- The contract, run against every store -------------------------------------------------
+
+enum class Kind { memory, sqlite_normal, sqlite_full };
+
+std::string kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::memory:
+      return "Memory";
+    case Kind::sqlite_normal:
+      return "SqliteNormal";
+    case Kind::sqlite_full:
+      return "SqliteFull";
+  }
+  return "Unknown";
+}
+void PrintTo(Kind kind, std::ostream* out) {
+  *out << kind_name(kind);
+}
+
+class SessionStoreContract : public ::testing::TestWithParam<Kind> {
+ protected:
+  void SetUp() override { store_ = open(); }
+
+  SessionStore& store() { return *store_; }
+
+  // As at a restart: a new SqliteStore on the same file; MemoryStore keeps its one instance.
+  SessionStore& reopen() {
+    if (GetParam() != Kind::memory) {
+      store_.reset();
+      store_ = open();
+    }
+    return *store_;
+  }
+  StoredState reload() { return reopen().load(); }
+
+  // Makes the writes submitted while it lives land in one batch (nothing to do in memory).
+  std::unique_ptr<WriterPause> pause_writer() {
+    if (GetParam() == Kind::memory)
+      return nullptr;
+    return std::make_unique<WriterPause>(store());
+  }
+
+ private:
+  std::unique_ptr<SessionStore> open() {
+    switch (GetParam()) {
+      case Kind::memory:
+        return std::make_unique<MemoryStore>();
+      case Kind::sqlite_normal:
+        return std::make_unique<SqliteStore>(dir_.file("gateway.db"), Durability::normal);
+      case Kind::sqlite_full:
+        return std::make_unique<SqliteStore>(dir_.file("gateway.db"), Durability::full);
+    }
+    return nullptr;
+  }
+
+  TempDir dir_;  // outlives the store
+  std::unique_ptr<SessionStore> store_;
+};
+
+SessionRecord make_record(const std::string& id, std::uint64_t last_sequence_id = 0) {
+  SessionRecord record;
+  record.snapshot.session_id = id;
+  record.snapshot.workspace_id = "workspace-of-" + id;
+  record.snapshot.status = SessionStatus::running;
+  record.snapshot.started_unix_ms = 1'700'000'000'000;
+  record.snapshot.last_activity_unix_ms = 1'700'000'000'000 + 1000 * last_sequence_id;
+  record.last_sequence_id = last_sequence_id;
+  return record;
+}
+
+SessionEvent make_event(std::uint64_t sequence_id, std::string message = "") {
+  if (message.empty())
+    message = "event " + std::to_string(sequence_id);
+  return SessionEvent{sequence_id, "progress", std::move(message),
+                      1'700'000'000'000 + static_cast<std::int64_t>(sequence_id)};
+}
+
+AppendEvent append(const std::string& id, std::uint64_t sequence_id,
+                   std::uint64_t oldest_retained = 1) {
+  return AppendEvent{make_record(id, sequence_id), make_event(sequence_id), oldest_retained, {}};
+}
+
+const StoredSession* find_session(const StoredState& state, const std::string& id) {
+  for (const auto& session : state.sessions) {
+    if (session.record.snapshot.session_id == id)
+      return &session;
+  }
+  return nullptr;
+}
+
+// Every stored field; queued_followups is not stored, so not compared.
+void expect_same_record(const SessionRecord& actual, const SessionRecord& expected) {
+  EXPECT_EQ(actual.snapshot.session_id, expected.snapshot.session_id);
+  EXPECT_EQ(actual.snapshot.workspace_id, expected.snapshot.workspace_id);
+  EXPECT_EQ(actual.snapshot.status, expected.snapshot.status);
+  EXPECT_EQ(actual.snapshot.started_unix_ms, expected.snapshot.started_unix_ms);
+  EXPECT_EQ(actual.snapshot.last_activity_unix_ms, expected.snapshot.last_activity_unix_ms);
+  EXPECT_EQ(actual.has_worker, expected.has_worker);
+  EXPECT_EQ(actual.ended_unix_ms, expected.ended_unix_ms);
+  EXPECT_EQ(actual.last_sequence_id, expected.last_sequence_id);
+}
+
+std::vector<std::uint64_t> sequence_ids(const StoredSession& session) {
+  std::vector<std::uint64_t> ids;
+  for (const auto& event : session.events)
+    ids.push_back(event.sequence_id);
+  return ids;
+}
+
+TEST_P(SessionStoreContract, EmptyStoreLoadsNothing) {
+  const StoredState state = store().load();
+  EXPECT_TRUE(state.sessions.empty());
+  EXPECT_TRUE(state.auth_sessions.empty());
+  EXPECT_TRUE(reload().sessions.empty());
+}
+
+TEST_P(SessionStoreContract, SaveSessionRoundTripsEveryField) {
+  const SessionStatus statuses[] = {SessionStatus::running, SessionStatus::completed,
+                                    SessionStatus::failed, SessionStatus::timed_out,
+                                    SessionStatus::closed};
+  std::vector<SessionRecord> records;
+  for (const SessionStatus status : statuses) {
+    SessionRecord record = make_record("session-" + std::string(bridge::to_string(status)), 7);
+    record.snapshot.status = status;
+    record.snapshot.workspace_id = "wörkspace \"" + std::to_string(records.size()) + "\"";
+    record.snapshot.started_unix_ms = -5 + static_cast<std::int64_t>(records.size());
+    record.snapshot.last_activity_unix_ms = INT64_MAX - static_cast<std::int64_t>(records.size());
+    record.snapshot.queued_followups = 3;
+    record.has_worker = records.size() % 2 == 0;
+    record.ended_unix_ms = status == SessionStatus::running ? 0 : 1'800'000'000'000;
+    record.last_sequence_id = (std::uint64_t{1} << 40) + records.size();
+    records.push_back(record);
+    store().submit(SaveSession{record});
+  }
+  // A later save replaces the earlier one.
+  records[0].snapshot.last_activity_unix_ms = 42;
+  records[0].has_worker = false;
+  store().submit(SaveSession{records[0]});
+  store().flush();
+
+  const StoredState state = reload();
+  ASSERT_EQ(state.sessions.size(), records.size());
+  for (const SessionRecord& record : records) {
+    SCOPED_TRACE(record.snapshot.session_id);
+    const StoredSession* loaded = find_session(state, record.snapshot.session_id);
+    ASSERT_NE(loaded, nullptr);
+    expect_same_record(loaded->record, record);
+    EXPECT_TRUE(loaded->events.empty());
+    EXPECT_TRUE(loaded->followups.empty());
+  }
+}
+
+TEST_P(SessionStoreContract, AppendEventKeepsOrderAndEveryField) {
+  const std::vector<std::string> messages = {"first", "", "line\nbreak, \"quotes\", ünïcødé ✓",
+                                             std::string("nul\0inside", 10),
+                                             std::string(70000, 'm')};
+  std::vector<SessionEvent> events;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    SessionEvent event{i + 1, i % 2 ? "followup" : "progress", messages[i],
+                       1'700'000'000'000 + static_cast<std::int64_t>(i) * 10};
+    events.push_back(event);
+    store().submit(AppendEvent{make_record("s", i + 1), event, 1, {}});
+    if (i == 2)
+      store().flush();  // across batches too
+  }
+  store().submit(append("other", 1));
+  store().flush();
+
+  const StoredState state = reload();
+  const StoredSession* session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  expect_same_record(session->record, make_record("s", messages.size()));
+  ASSERT_EQ(session->events.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(session->events[i].sequence_id, events[i].sequence_id);
+    EXPECT_EQ(session->events[i].event_type, events[i].event_type);
+    EXPECT_EQ(session->events[i].message, events[i].message);
+    EXPECT_EQ(session->events[i].timestamp_unix_ms, events[i].timestamp_unix_ms);
+  }
+  ASSERT_NE(find_session(state, "other"), nullptr);
+  EXPECT_EQ(find_session(state, "other")->events.size(), 1u);
+}
+
+TEST_P(SessionStoreContract, RetentionDropsEventsBelowOldestRetained) {
+  // Keep the last three events of "s"; "t" keeps everything.
+  for (std::uint64_t id = 1; id <= 10; ++id) {
+    store().submit(append("s", id, id > 3 ? id - 2 : 1));
+    store().submit(append("t", id));
+    if (id == 5)
+      store().flush();
+  }
+  store().flush();
+
+  const StoredState state = reload();
+  EXPECT_EQ(sequence_ids(*find_session(state, "s")), (std::vector<std::uint64_t>{8, 9, 10}));
+  EXPECT_EQ(find_session(state, "t")->events.size(), 10u);
+}
+
+TEST_P(SessionStoreContract, FollowupsQueueAndDrainOldestFirst) {
+  auto with_followup = [](std::uint64_t id, std::string followup) {
+    AppendEvent write = append("s", id);
+    write.queued_followup = std::move(followup);
+    return write;
+  };
+  store().submit(with_followup(1, "a"));
+  store().submit(with_followup(2, "b"));
+  store().submit(append("s", 3));
+  store().submit(with_followup(4, "c"));
+  SessionRecord drained = make_record("s", 4);
+  drained.snapshot.last_activity_unix_ms = 99;  // the drain's record is saved too
+  store().submit(DrainFollowups{drained, 2});
+  store().submit(with_followup(5, "d"));
+  store().flush();
+
+  StoredState state = reload();
+  const StoredSession* session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->followups, (std::vector<std::string>{"c", "d"}));
+  EXPECT_EQ(session->events.size(), 5u);
+
+  // Draining more than is queued empties the queue.
+  store().submit(DrainFollowups{drained, 10});
+  store().flush();
+  state = reload();
+  session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  EXPECT_TRUE(session->followups.empty());
+  expect_same_record(session->record, drained);
+}
+
+TEST_P(SessionStoreContract, DeleteSessionRemovesOnlyThatSession) {
+  for (const std::string id : {"doomed", "kept"}) {
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+      AppendEvent write = append(id, seq);
+      write.queued_followup = id + " followup " + std::to_string(seq);
+      store().submit(write);
+    }
+  }
+  store().flush();
+  store().submit(DeleteSession{"doomed"});
+  store().submit(DeleteSession{"never-existed"});
+  store().flush();
+
+  const StoredState state = reload();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  const StoredSession* kept = find_session(state, "kept");
+  ASSERT_NE(kept, nullptr);
+  EXPECT_EQ(sequence_ids(*kept), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(kept->followups.size(), 3u);
+
+  // A new session under the deleted id starts empty: nothing of the old one comes back.
+  store().submit(append("doomed", 1));
+  store().flush();
+  const StoredState again = reload();
+  const StoredSession* reborn = find_session(again, "doomed");
+  ASSERT_NE(reborn, nullptr);
+  EXPECT_EQ(sequence_ids(*reborn), (std::vector<std::uint64_t>{1}));
+  EXPECT_TRUE(reborn->followups.empty());
+}
+
+TEST_P(SessionStoreContract, AuthSessionsSaveReplaceAndDelete) {
+  store().submit(SaveAuthSession{"aaaa", 100});
+  store().submit(SaveAuthSession{"bbbb", 200});
+  store().submit(SaveAuthSession{"cccc", 300});
+  store().submit(SaveAuthSession{"aaaa", 150});
+  store().submit(DeleteAuthSession{"bbbb"});
+  store().submit(DeleteAuthSession{"unknown"});
+  store().flush();
+
+  StoredState state = reload();
+  std::sort(state.auth_sessions.begin(), state.auth_sessions.end(),
+            [](const auto& a, const auto& b) { return a.token_sha256 < b.token_sha256; });
+  ASSERT_EQ(state.auth_sessions.size(), 2u);
+  EXPECT_EQ(state.auth_sessions[0].token_sha256, "aaaa");
+  EXPECT_EQ(state.auth_sessions[0].expires_unix_ms, 150);
+  EXPECT_EQ(state.auth_sessions[1].token_sha256, "cccc");
+  EXPECT_EQ(state.auth_sessions[1].expires_unix_ms, 300);
+  EXPECT_TRUE(state.sessions.empty());
+}
+
+TEST_P(SessionStoreContract, TicketsIncreaseFromOneAndBecomeDurable) {
+  EXPECT_EQ(store().durable_ticket(), 0u);
+  EXPECT_EQ(store().submit(SaveSession{make_record("a")}), 1u);
+  EXPECT_EQ(store().submit(append("a", 1)), 2u);
+  EXPECT_EQ(store().submit(SaveAuthSession{"t", 1}), 3u);
+
+  std::atomic<int> reported{0};
+  std::atomic<int> durable{0};
+  for (Ticket ticket : {1u, 3u}) {
+    store().when_durable(ticket, [&](bool ok) {
+      ++reported;
+      durable += ok;
+    });
+  }
+  store().flush();
+  EXPECT_EQ(store().durable_ticket(), 3u);
+  EXPECT_EQ(reported.load(), 2);
+  EXPECT_EQ(durable.load(), 2);
+  EXPECT_EQ(store().info().pending_writes, 0u);
+  EXPECT_FALSE(store().info().failed);
+
+  // Already durable: reported at once, on this thread.
+  bool now = false;
+  store().when_durable(2, [&](bool ok) { now = ok; });
+  EXPECT_TRUE(now);
+}
+
+TEST_P(SessionStoreContract, WritesApplyInSubmissionOrderWithinOneBatch) {
+  store().submit(append("s", 1));
+  store().submit(SaveAuthSession{"token", 1});
+  store().flush();
+  {
+    const auto pause = pause_writer();  // the writes below are committed together
+    AppendEvent old_event = append("s", 2);
+    old_event.queued_followup = "old";
+    store().submit(old_event);
+    SessionRecord first = make_record("s", 2);
+    first.snapshot.workspace_id = "first";
+    store().submit(SaveSession{first});
+    store().submit(DeleteSession{"s"});
+    SessionRecord second = make_record("s", 0);
+    second.snapshot.workspace_id = "second";
+    store().submit(SaveSession{second});
+    AppendEvent new_event = append("s", 1);
+    new_event.record.snapshot.workspace_id = "second";
+    new_event.queued_followup = "new";
+    store().submit(new_event);
+
+    store().submit(DeleteSession{"gone"});
+    store().submit(SaveSession{make_record("gone")});  // saved after its delete: it stays
+    store().submit(SaveSession{make_record("brief")});
+    store().submit(DeleteSession{"brief"});  // deleted after its save: it goes
+    store().submit(DeleteAuthSession{"token"});
+    store().submit(SaveAuthSession{"token", 2});
+  }
+  store().flush();
+
+  const StoredState state = reload();
+  const StoredSession* session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->record.snapshot.workspace_id, "second");
+  ASSERT_EQ(session->events.size(), 1u);
+  EXPECT_EQ(session->events[0].message, "event 1");
+  EXPECT_EQ(session->events[0].timestamp_unix_ms, make_event(1).timestamp_unix_ms);
+  EXPECT_EQ(session->followups, (std::vector<std::string>{"new"}));
+  EXPECT_NE(find_session(state, "gone"), nullptr);
+  EXPECT_EQ(find_session(state, "brief"), nullptr);
+  ASSERT_EQ(state.auth_sessions.size(), 1u);
+  EXPECT_EQ(state.auth_sessions[0].expires_unix_ms, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, SessionStoreContract,
+                         ::testing::Values(Kind::memory, Kind::sqlite_normal, Kind::sqlite_full),
+                         [](const auto& info) { return kind_name(info.param); });
+
+// ----- SQLite only ---------------------------------------------------------------------------
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteStore> open(Durability durability = Durability::normal) {
+    return std::make_unique<SqliteStore>(path_, durability);
+  }
+  // A database with one session and one event, closed again.
+  void create_database() {
+    auto store = open();
+    store->submit(append("s", 1));
+    store->flush();
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.file("gateway.db");
+};
+
+TEST_F(SqliteStoreTest, NewFileIsPrivateAndInfoDescribesIt) {
+  auto store = open(Durability::full);
+  struct stat status {};
+  ASSERT_EQ(stat(path_.c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 0777, 0600u);
+
+  store->submit(append("s", 1));
+  store->flush();
+  const StoreInfo info = store->info();
+  EXPECT_EQ(info.kind, "sqlite");
+  EXPECT_EQ(info.path, path_);
+  EXPECT_EQ(info.durability, "full");
+  EXPECT_EQ(info.database_bytes, fs::file_size(path_) + fs::file_size(path_ + "-wal"));
+  EXPECT_GT(info.database_bytes, 0u);
+  EXPECT_EQ(info.pending_writes, 0u);
+  EXPECT_EQ(info.commits, 1u);
+  EXPECT_FALSE(info.failed);
+}
+
+TEST_F(SqliteStoreTest, AnEmptyExistingFileBecomesADatabase) {
+  write_bytes(path_, "");
+  {
+    auto store = open();
+    EXPECT_TRUE(store->load().sessions.empty());
+    store->submit(append("s", 1));
+  }
+  EXPECT_EQ(open()->load().sessions.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabaseAndLeavesItAlone) {
+  const std::string bytes(4096, 'x');
+  write_bytes(path_, bytes);
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_TRUE(contains(message, "not a database"));
+  EXPECT_EQ(read_bytes(path_), bytes);
+  EXPECT_EQ(dir_.names(), std::vector<std::string>{"gateway.db"});
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseWithADamagedHeaderAndLeavesItAlone) {
+  create_database();
+  std::string bytes = read_bytes(path_);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes.replace(0, 16, "not sqlite, no!!");
+  write_bytes(path_, bytes);
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_EQ(read_bytes(path_), bytes);
+}
+
+TEST_F(SqliteStoreTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
+  create_database();
+  run_sql(path_, "PRAGMA user_version = " + std::to_string(SqliteStore::kSchemaVersion + 1));
+  const std::string bytes = read_bytes(path_);
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_TRUE(contains(message, "newer"));
+  EXPECT_TRUE(contains(message, std::to_string(SqliteStore::kSchemaVersion + 1)));
+  EXPECT_EQ(read_bytes(path_), bytes);
+  EXPECT_EQ(dir_.names(), std::vector<std::string>{"gateway.db"});  // no WAL left behind either
+}
+
+TEST_F(SqliteStoreTest, RefusesANewerSchemaStillInALeftoverWalAndLeavesBothFilesAlone) {
+  create_database();
+  // A newer gateway "crashes" with its last commit only in the WAL: copy the files while its
+  // connection is open and has not checkpointed.
+  const std::string copy = dir_.file("crashed.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const std::string sql = "PRAGMA wal_autocheckpoint = 0; PRAGMA user_version = " +
+                            std::to_string(SqliteStore::kSchemaVersion + 1);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    fs::copy_file(path_, copy);
+    fs::copy_file(path_ + "-wal", copy + "-wal");
+    sqlite3_close(db);
+  }
+  const std::string main_bytes = read_bytes(copy);
+  const std::string wal_bytes = read_bytes(copy + "-wal");
+  ASSERT_GT(wal_bytes.size(), 0u);
+
+  const std::string message = store_error_of([&] { SqliteStore(copy, Durability::normal); });
+  EXPECT_TRUE(contains(message, copy));
+  EXPECT_TRUE(contains(message, "newer"));
+  EXPECT_EQ(read_bytes(copy), main_bytes);
+  EXPECT_EQ(read_bytes(copy + "-wal"), wal_bytes);
+}
+
+TEST_F(SqliteStoreTest, UnknownStatusOnLoadIsReportedAsCorrupt) {
+  create_database();
+  run_sql(path_, "UPDATE sessions SET status = 'exploded'");
+  auto store = open();
+  const std::string message = store_error_of([&] { store->load(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_TRUE(contains(message, "exploded"));
+}
+
+TEST_F(SqliteStoreTest, ASecondStoreOnTheSameFileIsRefusedWhileTheFirstIsOpen) {
+  auto first = open();
+  first->submit(append("s", 1));
+  first->flush();
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_TRUE(contains(message, "in use"));
+
+  // The first one is unharmed, and the file is free again once it is closed.
+  first->submit(append("s", 2));
+  first->flush();
+  EXPECT_FALSE(first->info().failed);
+  first.reset();
+  EXPECT_EQ(find_session(open()->load(), "s")->events.size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, WritesFromManyThreadsAreGroupCommitted) {
+  constexpr int kThreads = 4;
+  constexpr std::uint64_t kEventsPerThread = 2500;
+  auto store = open();
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&store, t] {
+        const std::string id = "thread-" + std::to_string(t);
+        for (std::uint64_t seq = 1; seq <= kEventsPerThread; ++seq)
+          store->submit(append(id, seq));
+      });
+    }
+  }
+  store->flush();
+  const StoreInfo info = store->info();
+  EXPECT_EQ(store->durable_ticket(), kThreads * kEventsPerThread);
+  EXPECT_EQ(info.durability, "normal");
+  EXPECT_EQ(info.pending_writes, 0u);
+  EXPECT_GE(info.commits, 1u);
+  EXPECT_LT(info.commits, kThreads * kEventsPerThread);
+
+  store.reset();
+  const StoredState state = open()->load();
+  ASSERT_EQ(state.sessions.size(), static_cast<std::size_t>(kThreads));
+  std::vector<std::uint64_t> expected(kEventsPerThread);
+  std::iota(expected.begin(), expected.end(), 1);
+  for (const auto& session : state.sessions) {
+    EXPECT_EQ(sequence_ids(session), expected);
+    EXPECT_EQ(session.record.last_sequence_id, kEventsPerThread);
+  }
+}
+
+TEST_F(SqliteStoreTest, DurableListenerHearsEveryCommitUpToTheLastTicket) {
+  auto store = open();
+  std::vector<Ticket> heard;  // only the writer thread appends, and flush() orders it before us
+  store->set_durable_listener([&](Ticket ticket) { heard.push_back(ticket); });
+  Ticket last = 0;
+  for (std::uint64_t seq = 1; seq <= 500; ++seq)
+    last = store->submit(append("s", seq));
+  store->flush();
+  ASSERT_FALSE(heard.empty());
+  EXPECT_EQ(heard.back(), last);
+  EXPECT_TRUE(std::is_sorted(heard.begin(), heard.end()));
+  EXPECT_EQ(heard.size(), store->info().commits);
+}
+
+TEST_F(SqliteStoreTest, ATicketIsNotReportedDurableBeforeItsCommit) {
+  auto store = open();
+  auto gate = std::make_shared<Gate>();
+  store->set_durable_listener([gate](Ticket) { gate->pass(); });
+  const Ticket first = store->submit(append("s", 1));
+  ASSERT_TRUE(gate->wait_arrived());  // the writer committed `first` and is held in the listener
+
+  const Ticket second = store->submit(append("s", 2));
+  std::atomic<int> calls{0};
+  std::atomic<bool> result{false};
+  store->when_durable(second, [&](bool ok) {
+    result = ok;
+    ++calls;
+  });
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(store->durable_ticket(), first);
+  EXPECT_EQ(store->info().pending_writes, 1u);
+
+  bool first_now = false;
+  store->when_durable(first, [&](bool ok) { first_now = ok; });  // durable: answered at once
+  EXPECT_TRUE(first_now);
+
+  gate->open();
+  store->flush();
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_TRUE(result.load());
+  EXPECT_EQ(store->durable_ticket(), second);
+}
+
+TEST_F(SqliteStoreTest, AFailedCommitIsNeverAcknowledgedAndStopsTheStore) {
+  auto store = open();
+  store->submit(append("s", 1));
+  store->flush();
+
+  // The same event twice violates the events primary key: the batch cannot commit.
+  std::atomic<int> calls{0};
+  std::atomic<int> acknowledged{0};
+  auto count = [&](bool ok) {
+    ++calls;
+    acknowledged += ok;
+  };
+  std::unique_ptr<WriterPause> pause = std::make_unique<WriterPause>(*store);
+  const Ticket good = store->submit(append("other", 1));
+  const Ticket bad = store->submit(append("s", 1));
+  store->when_durable(good, count);
+  store->when_durable(bad, count);
+  pause.reset();
+  store->flush();
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_EQ(acknowledged.load(), 0);  // the whole batch failed, good write included
+  EXPECT_TRUE(store->info().failed);
+  EXPECT_LT(store->durable_ticket(), good);
+
+  // Later writes are refused as well; flush() does not hang.
+  const Ticket later = store->submit(append("s", 2));
+  store->when_durable(later, count);
+  store->flush();
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(acknowledged.load(), 0);
+  EXPECT_GE(store->info().pending_writes, 3u);
+
+  store.reset();
+  const StoredState state = open()->load();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  EXPECT_EQ(sequence_ids(state.sessions[0]), (std::vector<std::uint64_t>{1}));
+}
+
+TEST_F(SqliteStoreTest, RetentionKeepsTheFileFromGrowingUnderSteadyLoad) {
+  constexpr std::uint64_t kKeep = 100;
+  const std::string message(1000, 'e');  // without retention: ~10 MB more per 10,000 events
+  auto store = open();
+  auto append_until = [&](std::uint64_t from, std::uint64_t to) {
+    for (std::uint64_t seq = from; seq <= to; ++seq) {
+      AppendEvent write = append("s", seq, seq > kKeep ? seq - kKeep + 1 : 1);
+      write.event.message = message;
+      store->submit(std::move(write));
+      if (seq % 100 == 0)
+        store->flush();  // a steady producer, not one giant batch
+    }
+    store->flush();
+  };
+  append_until(1, 10'000);
+  const std::uint64_t at_10k = store->info().database_bytes;
+  append_until(10'001, 20'000);
+  const std::uint64_t at_20k = store->info().database_bytes;
+  RecordProperty("bytes_at_10k", std::to_string(at_10k));
+  RecordProperty("bytes_at_20k", std::to_string(at_20k));
+  EXPECT_LT(at_20k, at_10k + at_10k / 2) << "10k: " << at_10k << ", 20k: " << at_20k;
+  EXPECT_LT(at_20k, 8u << 20);
+
+  store.reset();
+  EXPECT_LT(fs::file_size(path_), 1u << 20);  // closed: the WAL is folded in and removed
+  const StoredState state = open()->load();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  EXPECT_EQ(state.sessions[0].events.size(), kKeep);
+  EXPECT_EQ(state.sessions[0].events.front().sequence_id, 20'000 - kKeep + 1);
+}
+
+}  // namespace
+}  // namespace tau::store
