@@ -4,17 +4,63 @@
 #include <utility>
 
 #include "bridge/random_id.h"
+#include "store/memory_store.h"
 
 namespace tau::bridge {
 
 SessionPool::SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator,
-                         EventEncoder encoder)
+                         EventEncoder encoder, std::shared_ptr<store::SessionStore> store)
     : limits_(limits),
       clock_(clock ? std::move(clock) : Clock(system_clock_unix_ms)),
       id_generator_(id_generator ? std::move(id_generator) : IdGenerator(random_session_id)),
-      encoder_(std::move(encoder)) {}
+      encoder_(std::move(encoder)),
+      store_(store ? std::move(store) : std::make_shared<store::MemoryStore>()) {
+  store_->set_durable_listener([this](store::Ticket ticket) { on_durable(ticket); });
+}
 
-OpenResult SessionPool::open(std::string_view workspace_id) {
+SessionPool::~SessionPool() {
+  // The writer must not call back into a pool that is going away.
+  store_->flush();
+  store_->set_durable_listener(nullptr);
+}
+
+store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sessions) {
+  const std::int64_t now = clock_();
+  std::lock_guard lock(mutex_);
+  std::vector<Session*> lost_workers;
+  for (auto& stored : stored_sessions) {
+    Session session;
+    session.snapshot = stored.record.snapshot;
+    session.has_worker = stored.record.has_worker;
+    session.ended_unix_ms = stored.record.ended_unix_ms;
+    session.last_sequence_id = stored.record.last_sequence_id;
+    for (auto& event : stored.events)
+      session.events.push_back(retain(session, std::move(event)));
+    session.followups.assign(std::make_move_iterator(stored.followups.begin()),
+                             std::make_move_iterator(stored.followups.end()));
+    // Everything loaded is durable by definition.
+    session.released_sequence_id = session.last_sequence_id;
+    session.released_encoded_bytes = session.encoded_bytes_total;
+    session.end_released = is_terminal(session.snapshot.status);
+    const std::string id = session.snapshot.session_id;
+    auto [inserted, _] = sessions_.emplace(id, std::move(session));
+    Session& restored = inserted->second;
+    if (restored.snapshot.status == SessionStatus::running) {
+      start_running_locked(restored);
+      if (restored.has_worker)
+        lost_workers.push_back(&restored);
+    }
+  }
+  store::Ticket ticket = 0;
+  for (Session* session : lost_workers) {
+    append_locked(*session, kRestartEventType,
+                  "the gateway restarted; the session's worker process was lost", now);
+    ticket = end_locked(*session, SessionStatus::failed, now);
+  }
+  return ticket;
+}
+
+OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
   const std::string_view workspace = trim_ascii_whitespace(workspace_id);
   if (workspace.empty()) {
     throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
@@ -25,8 +71,9 @@ OpenResult SessionPool::open(std::string_view workspace_id) {
   if (auto running = running_by_workspace_.find(std::string(workspace));
       running != running_by_workspace_.end()) {
     Session& session = sessions_.at(running->second);
-    session.snapshot.last_activity_unix_ms = now;
-    return OpenResult{snapshot_of(session), false};
+    set_activity_locked(session, now);
+    const auto ticket = submit_locked(store::SaveSession{record_of(session)}, std::nullopt);
+    return OpenResult{snapshot_of(session), false, ticket};
   }
   if (running_by_workspace_.size() >= limits_.max_active_sessions) {
     throw BridgeError(BridgeErrorCode::session_limit_reached,
@@ -43,9 +90,11 @@ OpenResult SessionPool::open(std::string_view workspace_id) {
   session.snapshot.status = SessionStatus::running;
   session.snapshot.started_unix_ms = now;
   session.snapshot.last_activity_unix_ms = now;
-  running_by_workspace_.emplace(session.snapshot.workspace_id, session_id);
+  session.has_worker = with_worker;
   auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
-  return OpenResult{snapshot_of(inserted->second), true};
+  start_running_locked(inserted->second);
+  const auto ticket = submit_locked(store::SaveSession{record_of(inserted->second)}, std::nullopt);
+  return OpenResult{snapshot_of(inserted->second), true, ticket};
 }
 
 void SessionPool::discard(std::string_view session_id) {
@@ -53,10 +102,9 @@ void SessionPool::discard(std::string_view session_id) {
   auto found = sessions_.find(std::string(session_id));
   if (found == sessions_.end())
     return;
-  auto running = running_by_workspace_.find(found->second.snapshot.workspace_id);
-  if (running != running_by_workspace_.end() && running->second == found->first) {
-    running_by_workspace_.erase(running);
-  }
+  if (found->second.snapshot.status == SessionStatus::running)
+    stop_running_locked(found->second);
+  submit_locked(store::DeleteSession{found->first}, std::nullopt);
   sessions_.erase(found);
 }
 
@@ -95,7 +143,7 @@ AppendResult SessionPool::append_followup(std::string_view session_id, std::stri
   reap_locked(now);
   Session& session = find_running_locked(session_id);
   session.followups.emplace_back(text);
-  return append_locked(session, event_types::followup, text, now);
+  return append_locked(session, event_types::followup, text, now, std::string(text));
 }
 
 DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_t limit) {
@@ -111,10 +159,10 @@ DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_
     session.followups.pop_front();
   }
   // An agent polling its queue is alive; draining an ended session changes nothing else.
-  if (session.snapshot.status == SessionStatus::running) {
-    session.snapshot.last_activity_unix_ms = now;
-  }
+  set_activity_locked(session, now);
   result.session = snapshot_of(session);
+  result.commit_ticket =
+      submit_locked(store::DrainFollowups{record_of(session), count}, std::nullopt);
   return result;
 }
 
@@ -133,8 +181,8 @@ FollowStart SessionPool::follow(std::string_view session_id,
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_locked(session_id);
-  FollowStart start{replay_locked(session, after_sequence_id, limit), session.last_sequence_id};
-  if (session.snapshot.status == SessionStatus::running) {
+  FollowStart start{replay_locked(session, after_sequence_id, limit), session.released_sequence_id};
+  if (!session.end_released) {
     session.followers.push_back(std::move(follower));
   }
   return start;
@@ -148,6 +196,7 @@ FollowUpdate SessionPool::events_after(std::string_view session_id, std::uint64_
   FollowUpdate update;
   update.events = replay.events;
   update.session = replay.session;
+  update.finished = session.end_released;
   update.events_lost = after_sequence_id < replay.last_sequence_id &&
                        after_sequence_id + 1 < replay.first_retained_sequence_id;
   return update;
@@ -162,29 +211,48 @@ void SessionPool::unfollow(std::string_view session_id, const SessionFollower* f
                 [follower](const auto& candidate) { return candidate.get() == follower; });
 }
 
-SessionSnapshot SessionPool::close(std::string_view session_id) {
+EndResult SessionPool::close(std::string_view session_id) {
   return end_session(session_id, SessionStatus::closed);
 }
 
-SessionSnapshot SessionPool::end_session(std::string_view session_id,
-                                         SessionStatus terminal_status) {
+EndResult SessionPool::end_session(std::string_view session_id, SessionStatus terminal_status) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_locked(session_id);
+  EndResult result;
   if (session.snapshot.status == SessionStatus::running && is_terminal(terminal_status)) {
-    session.snapshot.last_activity_unix_ms = now;
-    end_locked(session, terminal_status);
+    set_activity_locked(session, now);
+    result.commit_ticket = end_locked(session, terminal_status, now);
   }
-  return snapshot_of(session);
+  result.session = snapshot_of(session);
+  return result;
 }
 
 ReapResult SessionPool::reap(std::int64_t now_unix_ms) {
   std::lock_guard lock(mutex_);
   ReapResult result;
-  result.reaped = reap_locked(now_unix_ms);
+  result.reaped = reap_locked(now_unix_ms, &result.commit_ticket);
   result.runtime = runtime_locked();
   return result;
+}
+
+std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
+  std::lock_guard lock(mutex_);
+  std::size_t purged = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    const Session& session = it->second;
+    // Only once its end is durable: a follower may still be reading up to it otherwise.
+    if (session.end_released &&
+        now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
+      submit_locked(store::DeleteSession{it->first}, std::nullopt);
+      it = sessions_.erase(it);
+      ++purged;
+    } else {
+      ++it;
+    }
+  }
+  return purged;
 }
 
 RuntimeInfo SessionPool::runtime() const {
@@ -211,55 +279,137 @@ SessionPool::Session& SessionPool::find_running_locked(std::string_view session_
 }
 
 AppendResult SessionPool::append_locked(Session& session, std::string_view event_type,
-                                        std::string_view message, std::int64_t now) {
-  auto retained = std::make_shared<RetainedEvent>();
-  SessionEvent& event = retained->event;
+                                        std::string_view message, std::int64_t now,
+                                        std::optional<std::string> queued_followup) {
+  SessionEvent event;
   event.sequence_id = ++session.last_sequence_id;
   event.event_type = std::string(event_type);
   event.message = std::string(message);
   event.timestamp_unix_ms = now;
-  if (encoder_)
-    retained->encoded = encoder_(event);
-  session.encoded_bytes_total += retained->encoded.size();
-  retained->encoded_bytes_through = session.encoded_bytes_total;
+  const SharedEvent retained = retain(session, event);
   session.events.push_back(retained);
   while (session.events.size() > limits_.max_events_per_session)
     session.events.pop_front();
-  // Events recorded on an ended session (a worker's exit) are not activity.
-  if (session.snapshot.status == SessionStatus::running)
-    session.snapshot.last_activity_unix_ms = now;
-  for (const auto& follower : session.followers)
-    follower->notify(session.encoded_bytes_total);
-  return AppendResult{event, snapshot_of(session)};
+  set_activity_locked(session, now);
+  const std::uint64_t oldest_retained =
+      session.events.empty() ? event.sequence_id + 1 : session.events.front()->event.sequence_id;
+  const store::Ticket ticket = submit_locked(
+      store::AppendEvent{record_of(session), event, oldest_retained, std::move(queued_followup)},
+      PendingRelease{0, session.snapshot.session_id, event.sequence_id,
+                     retained->encoded_bytes_through, false});
+  return AppendResult{std::move(event), snapshot_of(session), ticket};
 }
 
-void SessionPool::end_locked(Session& session, SessionStatus terminal_status) {
+SharedEvent SessionPool::retain(Session& session, SessionEvent event) const {
+  auto retained = std::make_shared<RetainedEvent>();
+  retained->event = std::move(event);
+  if (encoder_)
+    retained->encoded = encoder_(retained->event);
+  session.encoded_bytes_total += retained->encoded.size();
+  retained->encoded_bytes_through = session.encoded_bytes_total;
+  return retained;
+}
+
+store::Ticket SessionPool::end_locked(Session& session, SessionStatus terminal_status,
+                                      std::int64_t now) {
   session.snapshot.status = terminal_status;
-  running_by_workspace_.erase(session.snapshot.workspace_id);
+  session.ended_unix_ms = now;
+  stop_running_locked(session);
   if (end_listener_)
     end_listener_(snapshot_of(session));
-  // An ended session never changes again: tell its followers once and let them go.
-  for (const auto& follower : session.followers)
-    follower->notify(session.encoded_bytes_total);
-  session.followers.clear();
+  return submit_locked(store::SaveSession{record_of(session)},
+                       PendingRelease{0, session.snapshot.session_id, session.last_sequence_id,
+                                      session.encoded_bytes_total, true});
 }
 
-std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now) {
-  std::vector<Session*> stale;
-  for (const auto& [workspace, session_id] : running_by_workspace_) {
-    Session& session = sessions_.at(session_id);
-    if (now - session.snapshot.last_activity_unix_ms > limits_.inactivity_timeout_ms) {
-      stale.push_back(&session);
+store::Ticket SessionPool::submit_locked(store::StoreWrite write,
+                                         std::optional<PendingRelease> release) {
+  const store::Ticket ticket = store_->submit(std::move(write));
+  if (!release)
+    return ticket;
+  release->ticket = ticket;
+  if (store_->durable_ticket() >= ticket) {
+    // Already durable (always so for the memory store): readers may see it now.
+    if (auto found = sessions_.find(release->session_id); found != sessions_.end()) {
+      release_locked(found->second, *release);
+      notify_followers_locked(found->second);
     }
+  } else {
+    pending_releases_.push_back(std::move(*release));
   }
-  // Oldest activity first, so a reap's answer does not depend on hash-map order.
-  std::sort(stale.begin(), stale.end(), [](const Session* a, const Session* b) {
-    return a->snapshot.last_activity_unix_ms < b->snapshot.last_activity_unix_ms;
-  });
+  return ticket;
+}
+
+void SessionPool::release_locked(Session& session, const PendingRelease& release) {
+  session.released_sequence_id = std::max(session.released_sequence_id, release.sequence_id);
+  session.released_encoded_bytes = std::max(session.released_encoded_bytes, release.encoded_bytes);
+  if (release.ends)
+    session.end_released = true;
+}
+
+void SessionPool::notify_followers_locked(Session& session) {
+  for (const auto& follower : session.followers)
+    follower->notify(session.released_encoded_bytes);
+  // An ended session never changes again: its followers were told once and are let go.
+  if (session.end_released)
+    session.followers.clear();
+}
+
+void SessionPool::on_durable(store::Ticket ticket) {
+  std::lock_guard lock(mutex_);
+  // One commit usually holds several changes per session: wake each follower once for all.
+  std::vector<Session*> changed;
+  while (!pending_releases_.empty() && pending_releases_.front().ticket <= ticket) {
+    const PendingRelease& release = pending_releases_.front();
+    if (auto found = sessions_.find(release.session_id); found != sessions_.end()) {
+      release_locked(found->second, release);
+      if (!found->second.wake_pending) {
+        found->second.wake_pending = true;
+        changed.push_back(&found->second);
+      }
+    }
+    pending_releases_.pop_front();
+  }
+  for (Session* session : changed) {
+    session->wake_pending = false;
+    notify_followers_locked(*session);
+  }
+}
+
+void SessionPool::start_running_locked(Session& session) {
+  running_by_workspace_.emplace(session.snapshot.workspace_id, session.snapshot.session_id);
+  running_by_activity_.emplace(session.snapshot.last_activity_unix_ms, &session);
+}
+
+void SessionPool::stop_running_locked(Session& session) {
+  running_by_workspace_.erase(session.snapshot.workspace_id);
+  running_by_activity_.erase({session.snapshot.last_activity_unix_ms, &session});
+}
+
+void SessionPool::set_activity_locked(Session& session, std::int64_t now) {
+  // Only running sessions have activity: what is recorded after the end (a worker's exit) or
+  // drained from an ended session is not.
+  if (session.snapshot.status != SessionStatus::running)
+    return;
+  running_by_activity_.erase({session.snapshot.last_activity_unix_ms, &session});
+  session.snapshot.last_activity_unix_ms = now;
+  running_by_activity_.emplace(now, &session);
+}
+
+std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now, store::Ticket* ticket) {
+  // The index is ordered by activity: only its stale front is looked at, oldest first.
+  std::vector<Session*> stale;
+  for (const auto& [activity, session] : running_by_activity_) {
+    if (now - activity <= limits_.inactivity_timeout_ms)
+      break;
+    stale.push_back(session);
+  }
   std::vector<SessionSnapshot> reaped;
   reaped.reserve(stale.size());
   for (Session* session : stale) {
-    end_locked(*session, SessionStatus::timed_out);
+    const store::Ticket end_ticket = end_locked(*session, SessionStatus::timed_out, now);
+    if (ticket)
+      *ticket = end_ticket;
     reaped.push_back(snapshot_of(*session));
   }
   return reaped;
@@ -268,20 +418,25 @@ std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now) {
 Replay SessionPool::replay_locked(const Session& session,
                                   std::optional<std::uint64_t> after_sequence_id,
                                   std::size_t limit) const {
+  // Readers see the released (durable) part of the log only.
   Replay replay;
   replay.session = snapshot_of(session);
-  replay.last_sequence_id = session.last_sequence_id;
-  replay.encoded_bytes_total = session.encoded_bytes_total;
+  replay.last_sequence_id = session.released_sequence_id;
+  replay.encoded_bytes_total = session.released_encoded_bytes;
   if (!session.events.empty()) {
     replay.first_retained_sequence_id = session.events.front()->event.sequence_id;
   }
+  // Retained ids are consecutive, so positions are found by arithmetic.
+  const std::uint64_t first_id = replay.first_retained_sequence_id;
+  const std::size_t visible =
+      first_id == 0 || session.released_sequence_id < first_id
+          ? 0
+          : static_cast<std::size_t>(session.released_sequence_id - first_id + 1);
   const std::uint64_t after = after_sequence_id.value_or(0);
-  // Retained ids are consecutive, so the first one past the cursor is found by arithmetic.
-  const std::uint64_t skip =
-      after < replay.first_retained_sequence_id ? 0 : after - replay.first_retained_sequence_id + 1;
-  if (skip < session.events.size()) {
+  const std::uint64_t skip = after < first_id ? 0 : after - first_id + 1;
+  if (skip < visible) {
     const auto first = session.events.begin() + static_cast<std::ptrdiff_t>(skip);
-    const auto count = std::min<std::size_t>(limit, session.events.size() - skip);
+    const auto count = std::min<std::size_t>(limit, visible - static_cast<std::size_t>(skip));
     replay.events.assign(first, first + static_cast<std::ptrdiff_t>(count));
   }
   return replay;
@@ -290,6 +445,11 @@ Replay SessionPool::replay_locked(const Session& session,
 RuntimeInfo SessionPool::runtime_locked() const {
   return RuntimeInfo{running_by_workspace_.size(), limits_.inactivity_timeout_ms,
                      limits_.max_active_sessions, limits_.max_events_per_session};
+}
+
+store::SessionRecord SessionPool::record_of(const Session& session) {
+  return store::SessionRecord{session.snapshot, session.has_worker, session.ended_unix_ms,
+                              session.last_sequence_id};
 }
 
 SessionSnapshot SessionPool::snapshot_of(const Session& session) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/memory_store.h"
 #include "support/manual_clock.h"
 
 #include <algorithm>
@@ -281,9 +282,10 @@ TEST_P(SessionPoolEndingTest, FirstTerminalStatusSticks) {
   const std::string id = pool.open("ws-1").session.session_id;
   end(pool, id);
 
-  EXPECT_EQ(pool.close(id).status, status_after(GetParam()));
-  EXPECT_EQ(pool.end_session(id, SessionStatus::failed).status, status_after(GetParam()));
-  EXPECT_EQ(pool.end_session(id, SessionStatus::completed).status, status_after(GetParam()));
+  EXPECT_EQ(pool.close(id).session.status, status_after(GetParam()));
+  EXPECT_EQ(pool.end_session(id, SessionStatus::failed).session.status, status_after(GetParam()));
+  EXPECT_EQ(pool.end_session(id, SessionStatus::completed).session.status,
+            status_after(GetParam()));
   EXPECT_EQ(pool.get(id).status, status_after(GetParam()));
 }
 
@@ -296,7 +298,7 @@ TEST_F(SessionPoolTest, EndSessionWithRunningStatusChangesNothing) {
   SessionPool pool = make_pool();
   const std::string id = pool.open("ws-1").session.session_id;
 
-  EXPECT_EQ(pool.end_session(id, SessionStatus::running).status, SessionStatus::running);
+  EXPECT_EQ(pool.end_session(id, SessionStatus::running).session.status, SessionStatus::running);
   EXPECT_EQ(pool.runtime().active_sessions, 1u);
   EXPECT_EQ(pool.open("ws-1").session.session_id, id);
 }
@@ -306,7 +308,7 @@ TEST_F(SessionPoolTest, CloseReturnsClosedSnapshotStampedWithCloseTime) {
   const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(40);
 
-  const SessionSnapshot closed = pool.close(id);
+  const SessionSnapshot closed = pool.close(id).session;
 
   EXPECT_EQ(closed.session_id, id);
   EXPECT_EQ(closed.status, SessionStatus::closed);
@@ -663,7 +665,7 @@ TEST_F(SessionPoolTest, CloseOfStaleSessionReportsTimedOut) {
   const std::string id = pool.open("ws-1").session.session_id;
   clock_.advance(kTimeoutMs + 1);
 
-  EXPECT_EQ(pool.close(id).status, SessionStatus::timed_out);
+  EXPECT_EQ(pool.close(id).session.status, SessionStatus::timed_out);
 }
 
 // --- active session limit ---------------------------------------------------------------------
@@ -1013,6 +1015,192 @@ TEST(SessionPoolWorkerSupportTest, EndListenerHearsEveryWayASessionEnds) {
                        {closed, SessionStatus::closed},
                        {completed, SessionStatus::completed},
                        {timed_out, SessionStatus::timed_out}}));
+}
+
+// A store whose writes become durable only when the test says so, like a writer thread that has
+// not committed yet.
+class HeldStore final : public store::SessionStore {
+ public:
+  store::StoredState load() override { return inner_.load(); }
+  store::Ticket submit(store::StoreWrite write) override { return inner_.submit(std::move(write)); }
+  store::Ticket durable_ticket() const override { return durable_; }
+  void when_durable(store::Ticket ticket, std::function<void(bool)> done) override {
+    if (ticket <= durable_)
+      done(true);
+    else
+      waiters_.emplace_back(ticket, std::move(done));
+  }
+  void set_durable_listener(std::function<void(store::Ticket)> listener) override {
+    listener_ = std::move(listener);
+  }
+  void flush() override {}
+  store::StoreInfo info() const override { return {}; }
+
+  // Commits everything submitted so far.
+  void commit() {
+    durable_ = inner_.durable_ticket();
+    if (listener_)
+      listener_(durable_);
+  }
+
+ private:
+  store::MemoryStore inner_;
+  store::Ticket durable_ = 0;
+  std::function<void(store::Ticket)> listener_;
+  std::vector<std::pair<store::Ticket, std::function<void(bool)>>> waiters_;
+};
+
+TEST(SessionPoolStoreTest, EveryChangeReturnsALaterTicket) {
+  ManualClock clock{kStartMs};
+  SessionPool pool(test_limits(), clock.as_clock());
+  const auto opened = pool.open("w");
+  const auto progress = pool.append_progress(opened.session.session_id, "p");
+  const auto followup = pool.append_followup(opened.session.session_id, "f");
+  const auto drained = pool.drain_followups(opened.session.session_id, 10);
+  const auto closed = pool.close(opened.session.session_id);
+  EXPECT_GT(opened.commit_ticket, 0u);
+  EXPECT_GT(progress.commit_ticket, opened.commit_ticket);
+  EXPECT_GT(followup.commit_ticket, progress.commit_ticket);
+  EXPECT_GT(drained.commit_ticket, followup.commit_ticket);
+  EXPECT_GT(closed.commit_ticket, drained.commit_ticket);
+  EXPECT_EQ(pool.close(opened.session.session_id).commit_ticket, 0u);  // nothing changed
+}
+
+TEST(SessionPoolStoreTest, ARestoredPoolContinuesExactlyWhereTheOldOneStopped) {
+  ManualClock clock{kStartMs};
+  auto shared_store = std::make_shared<store::MemoryStore>();
+  SequentialIds ids;
+  std::string running, closed;
+  {
+    SessionPool before(test_limits(), clock.as_clock(), ids.as_generator(), nullptr, shared_store);
+    running = before.open("w").session.session_id;
+    closed = before.open("v").session.session_id;
+    before.append_progress(running, "one");
+    before.append_followup(running, "two");
+    before.append_followup(running, "three");
+    before.drain_followups(running, 1);
+    before.append_progress(closed, "x");
+    before.close(closed);
+    clock.advance(5);
+  }
+  // A generator that starts over, as a restarted process's might: restored ids stay taken.
+  SequentialIds fresh_ids;
+  SessionPool after(test_limits(), clock.as_clock(), fresh_ids.as_generator(), nullptr,
+                    shared_store);
+  EXPECT_EQ(after.restore(shared_store->load().sessions),
+            0u);  // nothing had a worker: nothing to write
+  const SessionSnapshot restored = after.get(running);
+  EXPECT_EQ(restored.status, SessionStatus::running);
+  EXPECT_EQ(restored.workspace_id, "w");
+  EXPECT_EQ(restored.started_unix_ms, kStartMs);
+  EXPECT_EQ(restored.queued_followups, 1u);
+  EXPECT_EQ(after.get(closed).status, SessionStatus::closed);
+  EXPECT_EQ(messages(after.replay(running, std::nullopt, 10).events),
+            (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(after.drain_followups(running, 10).followups, std::vector<std::string>{"three"});
+  EXPECT_EQ(after.append_progress(running, "four").event.sequence_id, 4u);
+  // The workspace still maps to its running session, and the active count is restored.
+  EXPECT_EQ(after.open("w").session.session_id, running);
+  EXPECT_FALSE(after.open("w").created);
+  EXPECT_EQ(after.runtime().active_sessions, 1u);
+  EXPECT_EQ(after.open("v").session.session_id, "session-3");
+}
+
+TEST(SessionPoolStoreTest, SessionsThatHadAWorkerFailOnRestoreWithARestartEvent) {
+  ManualClock clock{kStartMs};
+  auto shared_store = std::make_shared<store::MemoryStore>();
+  std::string with_worker, without_worker;
+  {
+    SessionPool before(test_limits(), clock.as_clock(), nullptr, nullptr, shared_store);
+    with_worker = before.open("a", true).session.session_id;
+    without_worker = before.open("b").session.session_id;
+    before.append_event(with_worker, "subprocess.stdout", "hello");
+  }
+  clock.advance(7);
+  SessionPool after(test_limits(), clock.as_clock(), nullptr, nullptr, shared_store);
+  std::vector<std::string> ended;
+  after.set_end_listener([&](const SessionSnapshot& s) { ended.push_back(s.session_id); });
+  EXPECT_GT(after.restore(shared_store->load().sessions), 0u);
+  EXPECT_EQ(ended, std::vector<std::string>{with_worker});
+  EXPECT_EQ(after.get(with_worker).status, SessionStatus::failed);
+  EXPECT_EQ(after.get(without_worker).status, SessionStatus::running);
+  const Replay replay = after.replay(with_worker, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[1]->event.event_type, SessionPool::kRestartEventType);
+  EXPECT_EQ(replay.events[1]->event.sequence_id, 2u);
+  EXPECT_EQ(replay.events[1]->event.timestamp_unix_ms, kStartMs + 7);
+  // The failure is stored too: a second restart does not repeat it.
+  SessionPool again(test_limits(), clock.as_clock(), nullptr, nullptr, shared_store);
+  EXPECT_EQ(again.restore(shared_store->load().sessions), 0u);
+  EXPECT_EQ(again.replay(with_worker, std::nullopt, 10).events.size(), 2u);
+  EXPECT_NE(again.open("a").session.session_id, with_worker);  // its workspace is free
+}
+
+TEST(SessionPoolStoreTest, ReadersSeeOnlyWhatTheStoreMadeDurable) {
+  ManualClock clock{kStartMs};
+  auto held = std::make_shared<HeldStore>();
+  SessionPool pool(
+      test_limits(), clock.as_clock(), nullptr,
+      [](const SessionEvent& e) { return std::string(e.sequence_id, 'x'); }, held);
+  const std::string id = pool.open("w").session.session_id;
+  held->commit();
+  auto follower = std::make_shared<RecordingFollower>();
+  pool.follow(id, std::nullopt, 10, follower);
+  pool.append_progress(id, "a");
+  pool.append_progress(id, "b");
+  EXPECT_TRUE(pool.replay(id, std::nullopt, 10).events.empty());
+  EXPECT_TRUE(pool.events_after(id, 0, 10).events.empty());
+  EXPECT_EQ(follower->notifications, 0);
+  held->commit();
+  // One commit of two events wakes the follower once, with both visible.
+  EXPECT_EQ(follower->notifications, 1);
+  EXPECT_EQ(follower->last_total, 3u);
+  EXPECT_EQ(sequence_ids(pool.events_after(id, 0, 10).events), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(pool.replay(id, std::nullopt, 10).last_sequence_id, 2u);
+
+  // An end is not final for followers until it is durable, nor are the events before it.
+  pool.append_progress(id, "c");
+  pool.close(id);
+  FollowUpdate update = pool.events_after(id, 2, 10);
+  EXPECT_TRUE(update.events.empty());
+  EXPECT_FALSE(update.finished);
+  auto late = std::make_shared<RecordingFollower>();
+  pool.follow(id, 2, 10, late);  // still followed: its end is not durable yet
+  held->commit();
+  EXPECT_EQ(late->notifications, 1);
+  update = pool.events_after(id, 2, 10);
+  EXPECT_EQ(sequence_ids(update.events), std::vector<std::uint64_t>{3});
+  EXPECT_TRUE(update.finished);
+  // Now ended for good: nobody is registered or notified again.
+  pool.append_event(id, "subprocess.exit", "code 0");
+  held->commit();
+  EXPECT_EQ(late->notifications, 1);
+}
+
+TEST(SessionPoolStoreTest, EndedSessionsArePurgedAfterTheRetention) {
+  ManualClock clock{kStartMs};
+  auto shared_store = std::make_shared<store::MemoryStore>();
+  PoolLimits limits = test_limits();
+  limits.session_retention_ms = 1000;
+  SessionPool pool(limits, clock.as_clock(), nullptr, nullptr, shared_store);
+  const std::string old_id = pool.open("a").session.session_id;
+  const std::string running = pool.open("b").session.session_id;
+  pool.append_progress(old_id, "x");
+  pool.close(old_id);
+  clock.advance(500);
+  const std::string recent = pool.open("c").session.session_id;
+  pool.close(recent);
+  EXPECT_EQ(pool.purge_ended(clock.now() + 500), 0u);  // exactly the retention: kept
+  EXPECT_EQ(pool.purge_ended(clock.now() + 501), 1u);
+  EXPECT_EQ(bridge_error_of([&] { pool.get(old_id); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(pool.get(recent).status, SessionStatus::closed);
+  const auto stored = shared_store->load();
+  ASSERT_EQ(stored.sessions.size(), 2u);
+  for (const auto& session : stored.sessions)
+    EXPECT_NE(session.record.snapshot.session_id, old_id);
+  // Running sessions are never purged, however old.
+  EXPECT_EQ(pool.purge_ended(clock.now() + 1'000'000), 1u);
+  EXPECT_EQ(pool.get(running).status, SessionStatus::running);
 }
 
 }  // namespace
