@@ -5,6 +5,8 @@
 #include <limits>
 #include <utility>
 
+#include <openssl/evp.h>
+
 #include "bridge/random_id.h"
 
 namespace tau::auth {
@@ -58,9 +60,33 @@ bool constant_time_equals(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
-Authenticator::Authenticator(AuthConfig config, bridge::Clock clock)
+std::string token_digest(std::string_view token) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(token.data(), token.size(), digest, &length, EVP_sha256(), nullptr);
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 0xf]);
+  }
+  return hex;
+}
+
+Authenticator::Authenticator(AuthConfig config, bridge::Clock clock,
+                             std::shared_ptr<store::SessionStore> store)
     : config_(std::move(config)),
-      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)) {}
+      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)),
+      store_(std::move(store)) {}
+
+void Authenticator::restore(const std::vector<store::StoredAuthSession>& stored) {
+  const std::int64_t now = clock_();
+  std::lock_guard lock(mutex_);
+  for (const auto& session : stored)
+    session_expiry_unix_ms_.emplace(session.token_sha256, session.expires_unix_ms);
+  purge_expired_locked(now);
+}
 
 std::optional<std::string_view> Authenticator::bearer_token(std::string_view authorization) const {
   constexpr std::string_view kScheme = "bearer ";
@@ -96,12 +122,14 @@ std::variant<Principal, AuthFailure> Authenticator::authorize(std::string_view a
       if (!token)
         break;
       const std::int64_t now = clock_();
+      // Digests are looked up, not compared byte by byte, so no timing leak arises here.
+      const std::string digest = token_digest(*token);
       std::lock_guard lock(mutex_);
-      auto found = session_expiry_unix_ms_.find(std::string(*token));
+      auto found = session_expiry_unix_ms_.find(digest);
       if (found != session_expiry_unix_ms_.end()) {
         if (now < found->second)
           return Principal{"session:" + found->first, "session"};
-        session_expiry_unix_ms_.erase(found);
+        purge_expired_locked(now);
       }
       break;
     }
@@ -126,9 +154,12 @@ std::variant<IssuedToken, AuthFailure> Authenticator::issue_session(std::string_
   const std::int64_t ttl_ms =
       config_.session_ttl_seconds > kMaxMs / 1000 ? kMaxMs : config_.session_ttl_seconds * 1000;
   issued.expires_unix_ms = ttl_ms > kMaxMs - now ? kMaxMs : now + ttl_ms;
+  const std::string digest = token_digest(issued.access_token);
   std::lock_guard lock(mutex_);
   purge_expired_locked(now);
-  session_expiry_unix_ms_.emplace(issued.access_token, issued.expires_unix_ms);
+  session_expiry_unix_ms_.emplace(digest, issued.expires_unix_ms);
+  if (store_)
+    issued.commit_ticket = store_->submit(store::SaveAuthSession{digest, issued.expires_unix_ms});
   ++total_sessions_issued_;
   return issued;
 }
@@ -141,7 +172,15 @@ AuthStats Authenticator::stats() {
 }
 
 void Authenticator::purge_expired_locked(std::int64_t now) {
-  std::erase_if(session_expiry_unix_ms_, [now](const auto& entry) { return entry.second <= now; });
+  for (auto it = session_expiry_unix_ms_.begin(); it != session_expiry_unix_ms_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    if (store_)
+      store_->submit(store::DeleteAuthSession{it->first});
+    it = session_expiry_unix_ms_.erase(it);
+  }
 }
 
 }  // namespace tau::auth

@@ -2,14 +2,17 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <variant>
+#include <vector>
 
 #include "bridge/session_types.h"
+#include "store/session_store.h"
 
 namespace tau::auth {
 
@@ -39,6 +42,7 @@ struct IssuedToken {
   std::string access_token;
   std::int64_t expires_unix_ms = 0;
   std::int64_t expires_in_seconds = 0;
+  store::Ticket commit_ticket = 0;  // the token may be handed out once this is durable
 };
 
 struct AuthStats {
@@ -51,10 +55,19 @@ struct AuthStats {
 // they first differ.
 bool constant_time_equals(std::string_view a, std::string_view b);
 
+// The hex SHA-256 digest of a token: what is kept of password-session tokens, in memory and in
+// the store, so neither holds a usable credential.
+std::string token_digest(std::string_view token);
+
 // Checks credentials for each auth mode and issues password-session tokens. Thread-safe.
+// Issued tokens are recorded in the store (when given) so they survive a restart.
 class Authenticator {
  public:
-  Authenticator(AuthConfig config, bridge::Clock clock);
+  Authenticator(AuthConfig config, bridge::Clock clock,
+                std::shared_ptr<store::SessionStore> store = nullptr);
+
+  // Takes in the tokens the store held at start-up (expired ones are dropped).
+  void restore(const std::vector<store::StoredAuthSession>& stored);
 
   // `authorization` is the raw Authorization header value (empty when absent).
   std::variant<Principal, AuthFailure> authorize(std::string_view authorization);
@@ -71,10 +84,11 @@ class Authenticator {
 
   const AuthConfig config_;
   const bridge::Clock clock_;
+  const std::shared_ptr<store::SessionStore> store_;
   std::atomic<std::uint64_t> auth_failures_{0};
 
   std::mutex mutex_;
-  std::unordered_map<std::string, std::int64_t> session_expiry_unix_ms_;  // token -> expiry
+  std::unordered_map<std::string, std::int64_t> session_expiry_unix_ms_;  // digest -> expiry
   std::uint64_t total_sessions_issued_ = 0;
 };
 

@@ -1,4 +1,5 @@
 #include "auth/authenticator.h"
+#include "store/memory_store.h"
 
 #include <gtest/gtest.h>
 
@@ -347,6 +348,42 @@ TEST(PasswordSessionLongTtlTest, LongestConfigurableTtlDoesNotOverflowTheExpiry)
   EXPECT_GT(token.expires_unix_ms, kStartMs);
   EXPECT_TRUE(authorized(auth.authorize("Bearer " + token.access_token)));
   EXPECT_EQ(auth.stats().active_sessions, 1u);
+}
+
+TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
+  ManualClock clock{kStartMs};
+  auto store = std::make_shared<store::MemoryStore>();
+  std::string token;
+  {
+    Authenticator before(password_config("hunter2"), clock.as_clock(), store);
+    const auto issued = before.issue_session("hunter2");
+    ASSERT_TRUE(std::holds_alternative<IssuedToken>(issued));
+    token = std::get<IssuedToken>(issued).access_token;
+    EXPECT_GT(std::get<IssuedToken>(issued).commit_ticket, 0u);
+  }
+  // The store keeps a digest of the token, never the token itself.
+  const auto stored = store->load().auth_sessions;
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].token_sha256, token_digest(token));
+  EXPECT_EQ(stored[0].token_sha256.find(token), std::string::npos);
+
+  Authenticator after(password_config("hunter2"), clock.as_clock(), store);
+  after.restore(stored);
+  EXPECT_TRUE(authorized(after.authorize("Bearer " + token)));
+  EXPECT_FALSE(authorized(after.authorize("Bearer " + token + "x")));
+
+  // Once expired it is refused and deleted from the store as well.
+  clock.set(kStartMs + kTtlSeconds * 1000);
+  EXPECT_FALSE(authorized(after.authorize("Bearer " + token)));
+  EXPECT_TRUE(store->load().auth_sessions.empty());
+  Authenticator later(password_config("hunter2"), clock.as_clock(), store);
+  later.restore(stored);  // an expired token restored from an old copy is dropped
+  EXPECT_EQ(later.stats().active_sessions, 0u);
+}
+
+TEST(TokenDigestTest, IsTheSha256OfTheToken) {
+  EXPECT_EQ(token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 }  // namespace
