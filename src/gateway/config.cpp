@@ -123,6 +123,16 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "end follow streams after this long so clients reconnect and resume (0: never)")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max() / 2));
 
+  add("--store", config.store,
+      "sqlite (durable, at <state-dir>/gateway.db) | memory (lost on restart)")
+      ->check(CLI::IsMember({"sqlite", "memory"}));
+  add("--durability", config.durability,
+      "sqlite: normal (survives a gateway crash) | full (also a power loss: fsync per commit)")
+      ->check(CLI::IsMember({"normal", "full"}));
+  add("--session-retention-hours", config.session_retention_hours,
+      "ended sessions are deleted with their events this long after they end")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 365 * 100));
+
   std::vector<std::string> worker_env;
   add("--worker-command", config.worker_command,
       "worker mode: the agent to start for each new session (a path or a name in PATH; no shell)");
@@ -219,6 +229,10 @@ std::string describe(const GatewayConfig& config) {
   text += " sse_max_buffered_bytes=" + std::to_string(config.sse_max_buffered_bytes);
   text += " max_streams=" + std::to_string(config.max_streams);
   text += " sse_stream_max_ms=" + std::to_string(config.sse_stream_max_ms);
+  text += " store=" + config.store;
+  if (config.store == "sqlite")
+    text += " database=" + config.database_path() + " durability=" + config.durability;
+  text += " session_retention_hours=" + std::to_string(config.session_retention_hours);
   text += " worker_command=" + (config.workers_enabled() ? config.worker_command : "none");
   text += " worker_args=" + std::to_string(config.worker_args.size());
   // Worker environment values may be secrets: only their names are shown.

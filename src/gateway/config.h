@@ -32,6 +32,12 @@ struct GatewayConfig {
   std::uint64_t max_streams = 10000;
   std::int64_t sse_stream_max_ms = 0;  // 0: follow streams stay open until the session ends
 
+  // Storage: "sqlite" (a journal at <state-dir>/gateway.db) or "memory" (nothing survives).
+  std::string store = "sqlite";
+  std::string durability = "normal";  // sqlite: normal | full
+  std::int64_t session_retention_hours = 168;
+  std::string database_path() const { return state_dir + "/gateway.db"; }
+
   // Worker mode: with a command, each new session starts one supervised process.
   std::string worker_command;
   std::vector<std::string> worker_args;

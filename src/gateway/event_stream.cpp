@@ -202,7 +202,7 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool&
       follower.sent_through(update.events.back()->encoded_bytes_through);
       continue;
     }
-    if (bridge::is_terminal(update.session.status)) {
+    if (update.finished) {
       co_await exchange.write_stream(final_frames(update.session));
       co_await exchange.end_stream();
       co_return;

@@ -6,6 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "gateway/durable_wait.h"
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
 #include "http/query.h"
@@ -22,6 +23,8 @@ struct RequestContext {
   http::RequestTarget target;
   std::vector<std::string> params;  // path parameters, in template order
   std::string body;
+  // The store ticket of what the handler changed: the answer waits until it is durable.
+  store::Ticket commit_ticket = 0;
 
   const std::string& session_id() const { return params.at(0); }
 };
@@ -179,7 +182,13 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   if (spec.stream_handler) {
     co_await spec.stream_handler(*this, context);
   } else {
-    co_await exchange.send(json_response(200, spec.json_handler(*this, context)));
+    const json::object answer = spec.json_handler(*this, context);
+    // Nothing is acknowledged before it is durable.
+    if (!co_await wait_until_durable(pool_.store(), context.commit_ticket)) {
+      throw ApiError(503, "store_unavailable",
+                     "the change could not be made durable; the gateway's store has failed");
+    }
+    co_await exchange.send(json_response(200, answer));
   }
 }
 
@@ -195,6 +204,7 @@ json::object GatewayApi::issue_auth_session(RequestContext& context) {
     throw ApiError(401, "invalid_credentials", "wrong password");
   }
   const auto& token = std::get<auth::IssuedToken>(issued);
+  context.commit_ticket = token.commit_ticket;
   return json::object{
       {"access_token", token.access_token},
       {"token_type", "bearer"},
@@ -243,9 +253,10 @@ json::object GatewayApi::open_session(RequestContext& context) {
         400, "invalid_workspace_id",
         "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
   }
-  const auto opened = pool_.open(workspace_id);
+  const auto opened = pool_.open(workspace_id, workers_.enabled());
   if (opened.created && workers_.enabled())
     workers_.start(opened.session);
+  context.commit_ticket = opened.commit_ticket;
   return json::object{{"session", to_json(opened.session)}};
 }
 
@@ -256,6 +267,7 @@ json::object GatewayApi::session_detail(RequestContext& context) {
 json::object GatewayApi::append_progress(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
   const auto result = pool_.append_progress(context.session_id(), required_string(body, "message"));
+  context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }
 
@@ -269,6 +281,7 @@ json::object GatewayApi::append_followup(RequestContext& context) {
         line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     workers_.deliver_followup(context.session_id(), line);
   }
+  context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }
 
@@ -277,6 +290,7 @@ json::object GatewayApi::drain_followups(RequestContext& context) {
   const auto limit =
       optional_integer(body, "limit", 1, kMaxDrainLimit).value_or(kDefaultDrainLimit);
   const auto result = pool_.drain_followups(context.session_id(), static_cast<std::size_t>(limit));
+  context.commit_ticket = result.commit_ticket;
   json::array followups;
   for (const auto& message : result.followups)
     followups.emplace_back(message);
@@ -334,11 +348,23 @@ json::object GatewayApi::runtime_json(const bridge::RuntimeInfo& runtime) const 
   json::object result = to_json(runtime);
   result["open_streams"] = open_streams_.load();
   result["worker"] = workers_.status_json();
+  const store::StoreInfo store = pool_.store().info();
+  result["store"] = json::object{
+      {"kind", store.kind},
+      {"path", store.path},
+      {"durability", store.durability},
+      {"database_bytes", store.database_bytes},
+      {"pending_writes", store.pending_writes},
+      {"commits", store.commits},
+      {"failed", store.failed},
+  };
   return result;
 }
 
 json::object GatewayApi::close_session(RequestContext& context) {
-  return json::object{{"session", to_json(pool_.close(context.session_id()))}};
+  const auto result = pool_.close(context.session_id());
+  context.commit_ticket = result.commit_ticket;
+  return json::object{{"session", to_json(result.session)}};
 }
 
 json::object GatewayApi::reap(RequestContext& context) {
@@ -347,6 +373,7 @@ json::object GatewayApi::reap(RequestContext& context) {
       optional_integer(body, "now_unix_ms", 0, std::numeric_limits<std::int64_t>::max())
           .value_or(pool_.now());
   const auto result = pool_.reap(now);
+  context.commit_ticket = result.commit_ticket;
   json::array sessions;
   for (const auto& session : result.reaped)
     sessions.emplace_back(to_json(session));

@@ -21,13 +21,16 @@
 #include "gateway/gateway_api.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
+#include "store/memory_store.h"
+#include "store/sqlite_store.h"
 
 namespace asio = boost::asio;
 using namespace tau;
 
 namespace {
 
-// Times out idle sessions even when no request arrives to trigger a reap.
+// Times out idle sessions even when no request arrives to trigger a reap, and deletes ended
+// sessions past their retention.
 asio::awaitable<void> reap_periodically(bridge::SessionPool& pool,
                                         std::chrono::milliseconds every) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -39,7 +42,16 @@ asio::awaitable<void> reap_periodically(bridge::SessionPool& pool,
       spdlog::info("session {} of workspace {} timed out", session.session_id,
                    session.workspace_id);
     }
+    if (const auto purged = pool.purge_ended(pool.now()); purged > 0)
+      spdlog::info("deleted {} ended sessions past their retention", purged);
   }
+}
+
+std::shared_ptr<store::SessionStore> open_store(const gateway::GatewayConfig& config) {
+  if (config.store == "memory")
+    return std::make_shared<store::MemoryStore>();
+  return std::make_shared<store::SqliteStore>(config.database_path(),
+                                              *store::durability_from_string(config.durability));
 }
 
 }  // namespace
@@ -61,14 +73,32 @@ int main(int argc, char** argv) {
   }
   spdlog::info("configuration: {}", gateway::describe(config));
 
+  std::shared_ptr<store::SessionStore> session_store;
+  store::StoredState stored;
+  try {
+    session_store = open_store(config);
+    stored = session_store->load();
+  } catch (const store::StoreError& error) {
+    // Never reset or overwrite a database we cannot read: an operator has to look at it.
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
+  }
   bridge::SessionPool pool(
       bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
-                         config.max_events_per_session},
-      bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame);
+                         config.max_events_per_session,
+                         config.session_retention_hours * 3600 * 1000},
+      bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame, session_store);
   auth::Authenticator authenticator(
       auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
                        config.session_ttl_seconds},
-      bridge::system_clock_unix_ms);
+      bridge::system_clock_unix_ms, session_store);
+  const std::size_t restored_sessions = stored.sessions.size();
+  pool.restore(std::move(stored.sessions));
+  authenticator.restore(stored.auth_sessions);
+  // What the restore changed (lost workers) is committed before anyone can ask.
+  session_store->flush();
+  spdlog::info("store: {} restored {} sessions and {} auth sessions", session_store->info().kind,
+               restored_sessions, stored.auth_sessions.size());
   auth::RateLimiter rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
                                  bridge::system_clock_unix_ms);
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.

@@ -137,9 +137,18 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args,
 }
 
 int GatewayProcess::stop() {
+  return stop_with(SIGTERM);
+}
+
+int GatewayProcess::crash() {
+  killed_ = true;
+  return stop_with(SIGKILL);
+}
+
+int GatewayProcess::stop_with(int signal) {
   if (exit_code_)
     return *exit_code_;
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, signal);
   int status = 0;
   ::waitpid(pid_, &status, 0);
   reader_.join();
@@ -148,6 +157,10 @@ int GatewayProcess::stop() {
 }
 
 GatewayProcess::~GatewayProcess() {
+  if (killed_) {
+    stop();
+    return;
+  }
   EXPECT_EQ(stop(), 0) << "gateway did not exit cleanly on SIGTERM; stderr:\n" << stderr_;
 }
 

@@ -54,15 +54,19 @@ class GatewayProcess {
   // Stops the gateway with SIGTERM and waits for it; returns its exit code (128+signal when
   // killed). The destructor does this if the test did not.
   int stop();
+  // Kills the gateway with SIGKILL, as a crash would, and waits for it; returns 128+SIGKILL.
+  int crash();
   // Everything the gateway wrote to stderr so far.
   std::string stderr_text();
 
  private:
   void drain_stderr(int fd);
+  int stop_with(int signal);
 
   TempDir state_dir_;
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
+  bool killed_ = false;
   std::uint16_t port_ = 0;
   std::thread reader_;
   std::mutex mutex_;
