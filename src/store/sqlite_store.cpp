@@ -1,16 +1,24 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -37,13 +45,13 @@ CREATE TABLE sessions (
   last_sequence_id INTEGER NOT NULL
 );
 CREATE TABLE events (
+  event_id INTEGER PRIMARY KEY,
   session_id TEXT NOT NULL,
   sequence_id INTEGER NOT NULL,
   event_type TEXT NOT NULL,
   message TEXT NOT NULL,
-  timestamp_unix_ms INTEGER NOT NULL,
-  PRIMARY KEY (session_id, sequence_id)
-) WITHOUT ROWID;
+  timestamp_unix_ms INTEGER NOT NULL
+);
 CREATE TABLE followups (
   id INTEGER PRIMARY KEY,
   session_id TEXT NOT NULL,
@@ -57,9 +65,21 @@ CREATE TABLE auth_sessions (
 )sql",
 };
 
+// Why `events` has no index: rows are appended in event_id order, so the events of one commit
+// share the table's last page or two, whatever sessions they belong to. An index by session
+// would put each commit's events on as many pages as it has sessions, and every page a commit
+// dirties is one more WAL write; that was most of the cost of a commit. The writer keeps each
+// session's (sequence_id, event_id) list in memory instead, for retention and deletes.
+
 // A large batch grows the WAL; past a checkpoint it is cut back to this size instead of keeping
 // its high-water mark on disk forever.
 constexpr std::int64_t kWalSizeLimitBytes = 8 << 20;
+// The checkpointer is woken once the WAL holds this many pages (SQLite's default threshold)...
+constexpr int kCheckpointPages = 1000;
+// ...and the writer checkpoints itself past this many (16 MiB of 4 KiB pages): under a steady
+// load the checkpointer never catches up completely, and only a complete checkpoint lets SQLite
+// start the WAL over. By then most of it is copied, so this stall is short.
+constexpr int kWalHardLimitPages = 4096;
 
 // An SQLite failure with its result code, turned into a StoreError (or a failed store) above.
 class SqliteError : public std::runtime_error {
@@ -199,6 +219,34 @@ void migrate(Connection& db, std::int64_t version) {
   }
 }
 
+// Holds an exclusive flock() on the database file for as long as it lives, so a second gateway
+// on the same state dir is refused before it reads anything. flock() locks are independent of
+// SQLite's fcntl() locks; this descriptor must stay open until SQLite has closed the file, since
+// closing any descriptor of a file drops the process's fcntl() locks on it.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& database_path) {
+    // A new database starts as the empty file this creates (private from the start).
+    fd_ = ::open(database_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      throw StoreError("cannot use database " + database_path + ": " + std::strerror(errno));
+    }
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      if (error == EWOULDBLOCK)
+        throw StoreError("database " + database_path + " is in use by another process");
+      throw StoreError("cannot lock database " + database_path + ": " + std::strerror(error));
+    }
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock() { ::close(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
 StoreError open_error(const std::string& path, const SqliteError& error) {
   if (error.code() == SQLITE_BUSY || error.code() == SQLITE_LOCKED)
     return StoreError("database " + path + " is in use by another process");
@@ -209,29 +257,16 @@ StoreError open_error(const std::string& path, const SqliteError& error) {
 // takes it exclusively, switches it to WAL and migrates it forward.
 Connection open_database(const std::string& path, Durability durability) {
   std::error_code ignored;
-  const bool exists = std::filesystem::exists(path, ignored);
   try {
+    // The file exists: FileLock created it if it was missing, so an empty file is a new database.
     // Our own locking around the connection: the writer thread and load() never overlap.
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    if (!exists)
-      flags |= SQLITE_OPEN_CREATE;
-    Connection db(path, flags);
-    if (!exists) {
-      std::error_code error;
-      std::filesystem::permissions(
-          path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, error);
-      if (error)
-        spdlog::warn("store: cannot make {} private: {}", path, error.message());
-    }
+    Connection db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
 
     // Until the checks pass, closing must not fold a WAL someone left behind into the main file.
     // (Without one, closing only removes the empty WAL that reading a WAL database creates.)
     const bool had_wal = std::filesystem::exists(path + "-wal", ignored);
     sqlite3_db_config(db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, had_wal ? 1 : 0,
                       static_cast<int*>(nullptr));
-    // Set before the first read so the lock taken by that read is never released (a second
-    // gateway gets SQLITE_BUSY), and so WAL runs without a shared-memory (-shm) file.
-    db.exec("PRAGMA locking_mode = EXCLUSIVE");
     const std::int64_t version = query_int(db.get(), "PRAGMA user_version");
     if (version > SqliteStore::kSchemaVersion) {
       throw StoreError("database " + path + " has schema version " + std::to_string(version) +
@@ -247,6 +282,10 @@ Connection open_database(const std::string& path, Durability durability) {
     db.exec(durability == Durability::full ? "PRAGMA synchronous = FULL"
                                            : "PRAGMA synchronous = NORMAL");
     db.exec(("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimitBytes)).c_str());
+    // Checkpoints run on their own thread (see Impl::on_wal_grown), not inside the writer's
+    // commits, where each one stalled every waiting request for the length of two fsyncs.
+    db.exec("PRAGMA wal_autocheckpoint = 0");
+    sqlite3_busy_timeout(db.get(), 10000);  // only ever waits for our own checkpointer
     migrate(db, version);
     return db;
   } catch (const SqliteError& error) {
@@ -279,8 +318,13 @@ class SqliteStore::Impl {
   Impl(std::string path, Durability durability)
       : path_(std::move(path)),
         durability_(durability),
+        file_lock_(path_),
         db_(open_database(path_, durability)),
+        checkpoint_db_(open_checkpoint_connection(path_, durability)),
         statements_(prepare(db_.get(), path_)) {
+    index_event_rows();
+    sqlite3_wal_hook(db_.get(), &Impl::on_wal_grown, this);
+    checkpointer_ = std::thread([this] { run_checkpointer(); });
     writer_ = std::thread([this] { run_writer(); });
   }
 
@@ -292,6 +336,12 @@ class SqliteStore::Impl {
     }
     work_ready_.notify_one();
     writer_.join();
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      checkpoint_stopping_ = true;
+    }
+    checkpoint_wanted_.notify_one();
+    checkpointer_.join();
   }
 
   StoredState load() {
@@ -375,13 +425,12 @@ class SqliteStore::Impl {
           insert_event(db,
                        "INSERT INTO events (session_id, sequence_id, event_type, message,"
                        " timestamp_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)"),
-          trim_events(db, "DELETE FROM events WHERE session_id = ?1 AND sequence_id < ?2"),
+          delete_event(db, "DELETE FROM events WHERE event_id = ?1"),
           insert_followup(db, "INSERT INTO followups (session_id, message) VALUES (?1, ?2)"),
           drain_followups(db,
                           "DELETE FROM followups WHERE id IN (SELECT id FROM followups"
                           " WHERE session_id = ?1 ORDER BY id LIMIT ?2)"),
           delete_session(db, "DELETE FROM sessions WHERE session_id = ?1"),
-          delete_events(db, "DELETE FROM events WHERE session_id = ?1"),
           delete_followups(db, "DELETE FROM followups WHERE session_id = ?1"),
           save_auth(db,
                     "INSERT INTO auth_sessions (token_sha256, expires_unix_ms) VALUES (?1, ?2)"
@@ -390,8 +439,8 @@ class SqliteStore::Impl {
           delete_auth(db, "DELETE FROM auth_sessions WHERE token_sha256 = ?1") {}
 
     Statement begin, commit;
-    Statement upsert_session, insert_event, trim_events, insert_followup, drain_followups;
-    Statement delete_session, delete_events, delete_followups, save_auth, delete_auth;
+    Statement upsert_session, insert_event, delete_event, insert_followup, drain_followups;
+    Statement delete_session, delete_followups, save_auth, delete_auth;
   };
 
   static Statements prepare(sqlite3* db, const std::string& path) {
@@ -445,7 +494,7 @@ class SqliteStore::Impl {
     // Rows of a session without a sessions row cannot be written by this store; skip them.
     Statement events(db,
                      "SELECT session_id, sequence_id, event_type, message, timestamp_unix_ms"
-                     " FROM events ORDER BY session_id, sequence_id");
+                     " FROM events ORDER BY event_id");
     while (events.step()) {
       const auto found = index.find(events.text(0));
       if (found == index.end())
@@ -537,7 +586,7 @@ class SqliteStore::Impl {
       for (const StoreWrite& write : batch)
         std::visit([&](const auto& concrete) { apply(concrete, deferred); }, write);
       for (const auto& [session_id, bound] : deferred.retention)
-        s.trim_events.bind(1, session_id).bind(2, bound).run();
+        trim_events(session_id, bound);
       for (const auto& [session_id, record] : deferred.records)
         upsert(*record);
       s.commit.run();
@@ -553,12 +602,20 @@ class SqliteStore::Impl {
   void apply(const AppendEvent& write, Deferred& deferred) {
     const std::string& session_id = write.record.snapshot.session_id;
     const bridge::SessionEvent& event = write.event;
+    auto& rows = event_rows_[session_id];
+    // What a (session_id, sequence_id) key would enforce: a session's events only move forward.
+    if (!rows.empty() && event.sequence_id <= rows.back().sequence_id) {
+      throw std::runtime_error("event " + std::to_string(event.sequence_id) + " of session " +
+                               session_id + " is not after its stored event " +
+                               std::to_string(rows.back().sequence_id));
+    }
     statements_.insert_event.bind(1, session_id)
         .bind(2, event.sequence_id)
         .bind(3, event.event_type)
         .bind(4, event.message)
         .bind(5, event.timestamp_unix_ms)
         .run();
+    rows.push_back(EventRow{event.sequence_id, sqlite3_last_insert_rowid(db_.get())});
     if (write.queued_followup)
       statements_.insert_followup.bind(1, session_id).bind(2, *write.queued_followup).run();
     std::uint64_t& bound = deferred.retention[session_id];
@@ -579,7 +636,11 @@ class SqliteStore::Impl {
     deferred.records.erase(write.session_id);
     deferred.retention.erase(write.session_id);
     statements_.delete_session.bind(1, write.session_id).run();
-    statements_.delete_events.bind(1, write.session_id).run();
+    if (auto found = event_rows_.find(write.session_id); found != event_rows_.end()) {
+      for (const EventRow& row : found->second)
+        statements_.delete_event.bind(1, row.event_id).run();
+      event_rows_.erase(found);
+    }
     statements_.delete_followups.bind(1, write.session_id).run();
   }
 
@@ -589,6 +650,80 @@ class SqliteStore::Impl {
 
   void apply(const DeleteAuthSession& write, Deferred&) {
     statements_.delete_auth.bind(1, write.token_sha256).run();
+  }
+
+  static Connection open_checkpoint_connection(const std::string& path, Durability durability) {
+    try {
+      Connection db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX);
+      db.exec(durability == Durability::full ? "PRAGMA synchronous = FULL"
+                                             : "PRAGMA synchronous = NORMAL");
+      return db;
+    } catch (const SqliteError& error) {
+      throw open_error(path, error);
+    }
+  }
+
+  // Called by SQLite on the writer thread after each commit, with the WAL's size in pages.
+  static int on_wal_grown(void* self, sqlite3* db, const char*, int wal_pages) {
+    auto& impl = *static_cast<Impl*>(self);
+    if (wal_pages >= kWalHardLimitPages) {
+      // The checkpointer cannot keep up (or the WAL never got fully backfilled): checkpoint
+      // here, stalling the writer, rather than letting the WAL grow without bound.
+      // RESTART waits for a running checkpoint (busy timeout) and makes the next commit start
+      // the WAL over.
+      sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    } else if (wal_pages >= kCheckpointPages) {
+      {
+        std::lock_guard lock(impl.checkpoint_mutex_);
+        impl.checkpoint_requested_ = true;
+      }
+      impl.checkpoint_wanted_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  // Copies the WAL back into the database while the writer goes on committing (a PASSIVE
+  // checkpoint never blocks it); once everything is copied, SQLite starts the WAL over.
+  void run_checkpointer() {
+    std::unique_lock lock(checkpoint_mutex_);
+    while (true) {
+      checkpoint_wanted_.wait(lock, [&] { return checkpoint_stopping_ || checkpoint_requested_; });
+      if (checkpoint_stopping_)
+        return;
+      checkpoint_requested_ = false;
+      lock.unlock();
+      const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
+                                               SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        spdlog::warn("store: checkpoint of {} failed: {}", path_, sqlite3_errstr(rc));
+      lock.lock();
+    }
+  }
+
+  // Deletes the session's events with sequence ids below `bound`.
+  void trim_events(std::string_view session_id, std::uint64_t bound) {
+    const auto found = event_rows_.find(std::string(session_id));
+    if (found == event_rows_.end())
+      return;
+    auto& rows = found->second;
+    while (!rows.empty() && rows.front().sequence_id < bound) {
+      statements_.delete_event.bind(1, rows.front().event_id).run();
+      rows.pop_front();
+    }
+  }
+
+  // Reads where each session's events are, before the writer starts.
+  void index_event_rows() {
+    try {
+      Statement rows(db_.get(),
+                     "SELECT session_id, sequence_id, event_id FROM events ORDER BY event_id");
+      while (rows.step()) {
+        event_rows_[rows.text(0)].push_back(
+            EventRow{static_cast<std::uint64_t>(rows.int64(1)), rows.int64(2)});
+      }
+    } catch (const SqliteError& error) {
+      throw open_error(path_, error);
+    }
   }
 
   void upsert(const SessionRecord& record) {
@@ -605,10 +740,20 @@ class SqliteStore::Impl {
   }
 
   const std::string path_;
+  // Declared before the connections: taken before they open, released after they close.
   const Durability durability_;
+  FileLock file_lock_;
   Connection db_;
-  std::mutex db_mutex_;    // one user of the connection at a time: the writer or load()
-  Statements statements_;  // declared after db_: finalized before it closes
+  Connection checkpoint_db_;  // used by the checkpointer thread only
+  std::mutex db_mutex_;       // one user of the connection at a time: the writer or load()
+  Statements statements_;     // declared after db_: finalized before it closes
+  struct EventRow {
+    std::uint64_t sequence_id = 0;
+    std::int64_t event_id = 0;
+  };
+  // Each session's stored events, oldest first (see the note on the events table). Used by the
+  // writer only (and the constructor before it starts).
+  std::unordered_map<std::string, std::deque<EventRow>> event_rows_;
 
   mutable std::mutex mutex_;  // guards everything below; never held during I/O or callbacks
   std::condition_variable work_ready_;        // queue non-empty or stopping
@@ -624,6 +769,12 @@ class SqliteStore::Impl {
   std::multimap<Ticket, std::function<void(bool)>> waiters_;
   std::function<void(Ticket)> listener_;
   std::thread writer_;
+
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_wanted_;
+  bool checkpoint_requested_ = false;
+  bool checkpoint_stopping_ = false;
+  std::thread checkpointer_;
 };
 
 SqliteStore::SqliteStore(std::string path, Durability durability)
