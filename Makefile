@@ -7,10 +7,10 @@ JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
-	libsqlite3-dev libssl-dev \
+	libsqlite3-dev libssl-dev libgoogle-perftools-dev \
 	nodejs chromium
 
-.PHONY: deps configure build run test bench-sse format clean
+.PHONY: deps configure build run test bench-sse bench-append format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
@@ -34,6 +34,13 @@ BENCH_PACKAGES := nginx-light libnginx-mod-nchan
 bench-sse: build
 	@scripts/install-deps.sh $(BENCH_PACKAGES)
 	@bench/run-sse.sh $(BUILD_DIR)
+
+# Append-path benchmark, per store (not part of `make test`); writes docs/benchmarks.md.
+# Environment: STORES, BENCH_REPEATS, CLIENTS, DURATION_S, WRITE_DOCS=0, ... (see the script).
+bench-append: build
+	@scripts/install-deps.sh wrk
+	@bench/run-append.sh $(BUILD_DIR)
+	@bench/run-append-wrk.sh $(BUILD_DIR)
 
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
