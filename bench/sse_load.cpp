@@ -58,7 +58,8 @@ struct Url {
 
 std::optional<Url> parse_url(std::string_view text) {
   constexpr std::string_view scheme = "http://";
-  if (!text.starts_with(scheme)) return std::nullopt;
+  if (!text.starts_with(scheme))
+    return std::nullopt;
   text.remove_prefix(scheme.size());
   const auto slash = text.find('/');
   const std::string_view authority = text.substr(0, slash);
@@ -72,7 +73,8 @@ std::optional<Url> parse_url(std::string_view text) {
     url.host = std::string(authority.substr(0, colon));
     url.port = std::string(authority.substr(colon + 1));
   }
-  if (url.host.empty() || url.port.empty()) return std::nullopt;
+  if (url.host.empty() || url.port.empty())
+    return std::nullopt;
   return url;
 }
 
@@ -94,23 +96,26 @@ struct Options {
 };
 
 [[noreturn]] void usage(const char* argv0, const std::string& error) {
-  if (!error.empty()) std::cerr << argv0 << ": " << error << "\n";
-  std::cerr
-      << "usage: " << argv0
-      << " --stream-url URL --publish-url URL [options]\n"
-         "  --stream-url URL         subscriber URL (GET), e.g. http://127.0.0.1:P/.../stream?follow=true\n"
-         "  --publish-url URL        publisher URL (POST)\n"
-         "  --publish-format F       gateway (JSON {\"message\":\"<ns>\"}) or nchan (raw body \"<ns>\")\n"
-         "  --streams N              subscribers to open (default 1000)\n"
-         "  --events M               events to post (default 100)\n"
-         "  --rate R                 events per second (default 50)\n"
-         "  --pid PID                server process whose VmRSS is sampled (0: none)\n"
-         "  --publishers K           keep-alive publishing connections (default 4)\n"
-         "  --connect-concurrency C  connects in flight at once (default 256)\n"
-         "  --drain-timeout S        give up S seconds after the last delivery (default 10)\n"
-         "  --settle S               after connecting, wait S s, then until the server is idle (default 1)\n"
-         "  --label TEXT             copied into the RESULT line\n"
-         "  --per-event 1            also print each event's delivery count and latencies\n";
+  if (!error.empty())
+    std::cerr << argv0 << ": " << error << "\n";
+  std::cerr << "usage: " << argv0
+            << " --stream-url URL --publish-url URL [options]\n"
+               "  --stream-url URL         subscriber URL (GET), e.g. "
+               "http://127.0.0.1:P/.../stream?follow=true\n"
+               "  --publish-url URL        publisher URL (POST)\n"
+               "  --publish-format F       gateway (JSON {\"message\":\"<ns>\"}) or nchan (raw "
+               "body \"<ns>\")\n"
+               "  --streams N              subscribers to open (default 1000)\n"
+               "  --events M               events to post (default 100)\n"
+               "  --rate R                 events per second (default 50)\n"
+               "  --pid PID                server process whose VmRSS is sampled (0: none)\n"
+               "  --publishers K           keep-alive publishing connections (default 4)\n"
+               "  --connect-concurrency C  connects in flight at once (default 256)\n"
+               "  --drain-timeout S        give up S seconds after the last delivery (default 10)\n"
+               "  --settle S               after connecting, wait S s, then until the server is "
+               "idle (default 1)\n"
+               "  --label TEXT             copied into the RESULT line\n"
+               "  --per-event 1            also print each event's delivery count and latencies\n";
   std::exit(2);
 }
 
@@ -118,30 +123,48 @@ Options parse_options(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
-    if (flag == "--help" || flag == "-h") usage(argv[0], "");
-    if (i + 1 >= argc) usage(argv[0], "missing value for " + std::string(flag));
+    if (flag == "--help" || flag == "-h")
+      usage(argv[0], "");
+    if (i + 1 >= argc)
+      usage(argv[0], "missing value for " + std::string(flag));
     const std::string value = argv[++i];
     try {
-      if (flag == "--stream-url") o.stream_url = value;
-      else if (flag == "--publish-url") o.publish_url = value;
-      else if (flag == "--publish-format") o.publish_format = value;
-      else if (flag == "--streams") o.streams = std::stoul(value);
-      else if (flag == "--events") o.events = std::stoul(value);
-      else if (flag == "--rate") o.rate = std::stod(value);
-      else if (flag == "--pid") o.pid = std::stol(value);
-      else if (flag == "--publishers") o.publishers = std::stoul(value);
-      else if (flag == "--connect-concurrency") o.connect_concurrency = std::stoul(value);
-      else if (flag == "--connect-timeout") o.connect_timeout_s = std::stod(value);
-      else if (flag == "--drain-timeout") o.drain_timeout_s = std::stod(value);
-      else if (flag == "--settle") o.settle_s = std::stod(value);
-      else if (flag == "--label") o.label = value;
-      else if (flag == "--per-event") o.per_event = value == "1" || value == "true";
-      else usage(argv[0], "unknown flag " + std::string(flag));
+      if (flag == "--stream-url")
+        o.stream_url = value;
+      else if (flag == "--publish-url")
+        o.publish_url = value;
+      else if (flag == "--publish-format")
+        o.publish_format = value;
+      else if (flag == "--streams")
+        o.streams = std::stoul(value);
+      else if (flag == "--events")
+        o.events = std::stoul(value);
+      else if (flag == "--rate")
+        o.rate = std::stod(value);
+      else if (flag == "--pid")
+        o.pid = std::stol(value);
+      else if (flag == "--publishers")
+        o.publishers = std::stoul(value);
+      else if (flag == "--connect-concurrency")
+        o.connect_concurrency = std::stoul(value);
+      else if (flag == "--connect-timeout")
+        o.connect_timeout_s = std::stod(value);
+      else if (flag == "--drain-timeout")
+        o.drain_timeout_s = std::stod(value);
+      else if (flag == "--settle")
+        o.settle_s = std::stod(value);
+      else if (flag == "--label")
+        o.label = value;
+      else if (flag == "--per-event")
+        o.per_event = value == "1" || value == "true";
+      else
+        usage(argv[0], "unknown flag " + std::string(flag));
     } catch (const std::exception&) {
       usage(argv[0], "bad value for " + std::string(flag) + ": " + value);
     }
   }
-  if (o.stream_url.empty() || o.publish_url.empty()) usage(argv[0], "need --stream-url and --publish-url");
+  if (o.stream_url.empty() || o.publish_url.empty())
+    usage(argv[0], "need --stream-url and --publish-url");
   if (o.publish_format != "gateway" && o.publish_format != "nchan")
     usage(argv[0], "--publish-format must be gateway or nchan");
   if (o.rate <= 0 || o.publishers == 0 || o.connect_concurrency == 0)
@@ -151,7 +174,8 @@ Options parse_options(int argc, char** argv) {
 
 // VmRSS of a process in KiB, or -1.
 long read_rss_kib(long pid) {
-  if (pid <= 0) return -1;
+  if (pid <= 0)
+    return -1;
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
@@ -167,19 +191,23 @@ long read_rss_kib(long pid) {
 
 // CPU time (user + system, clock ticks) of a process, or -1.
 long read_cpu_ticks(long pid) {
-  if (pid <= 0) return -1;
+  if (pid <= 0)
+    return -1;
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto paren = stat.rfind(')');
-  if (paren == std::string::npos) return -1;
+  if (paren == std::string::npos)
+    return -1;
   std::istringstream fields(stat.substr(paren + 2));
   std::string field;
   long utime = -1;
   long stime = -1;
   // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
   for (int index = 3; index <= 15 && fields >> field; ++index) {
-    if (index == 14) utime = std::stol(field);
-    if (index == 15) stime = std::stol(field);
+    if (index == 14)
+      utime = std::stol(field);
+    if (index == 15)
+      stime = std::stol(field);
   }
   return utime < 0 || stime < 0 ? -1 : utime + stime;
 }
@@ -196,9 +224,11 @@ double self_cpu_s() {
 
 void raise_nofile_limit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+    return;
   limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) std::perror("setrlimit(RLIMIT_NOFILE)");
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+    std::perror("setrlimit(RLIMIT_NOFILE)");
 }
 
 // Shared state; everything runs on one thread.
@@ -210,8 +240,8 @@ struct Bench {
   tcp::endpoint publish_endpoint;
 
   std::vector<std::unique_ptr<tcp::socket>> sockets;
-  std::size_t connecting = 0;   // connects in flight
-  std::size_t connected = 0;    // header received with status 200
+  std::size_t connecting = 0;  // connects in flight
+  std::size_t connected = 0;   // header received with status 200
   std::size_t connect_failed = 0;
   std::size_t ended_early = 0;  // streams that ended or failed before the stop
   bool stopping = false;
@@ -238,8 +268,10 @@ struct Bench {
 // Prints the first few stream errors only; the rest are counted in the summary.
 void report_stream_error(std::size_t index, const std::string& what) {
   static std::size_t reported = 0;
-  if (++reported <= 5) std::cerr << "stream " << index << ": " << what << "\n";
-  if (reported == 6) std::cerr << "(further stream errors not shown)\n";
+  if (++reported <= 5)
+    std::cerr << "stream " << index << ": " << what << "\n";
+  if (reported == 6)
+    std::cerr << "(further stream errors not shown)\n";
 }
 
 // Extracts the send timestamp from one SSE data line's value, if it carries one.
@@ -250,15 +282,19 @@ std::optional<std::int64_t> timestamp_of(std::string_view data) {
   }
   std::int64_t value = 0;
   const auto [end, ec] = std::from_chars(data.data(), data.data() + data.size(), value);
-  if (ec != std::errc{} || end == data.data()) return std::nullopt;
+  if (ec != std::errc{} || end == data.data())
+    return std::nullopt;
   return value;
 }
 
 void on_sse_line(Bench& bench, std::string_view line, std::int64_t received_ns) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!line.starts_with("data:")) return;
+  if (!line.empty() && line.back() == '\r')
+    line.remove_suffix(1);
+  if (!line.starts_with("data:"))
+    return;
   line.remove_prefix(5);
-  if (line.starts_with(' ')) line.remove_prefix(1);
+  if (line.starts_with(' '))
+    line.remove_prefix(1);
   const auto ts = timestamp_of(line);
   if (!ts || bench.post_start_ns == 0 || *ts < bench.post_start_ns) {
     ++bench.ignored;
@@ -305,8 +341,8 @@ awaitable<void> subscriber(Bench& bench, std::size_t index) {
     while (!parser.is_done()) {
       parser.get().body().data = chunk;
       parser.get().body().size = sizeof chunk;
-      auto [ec, n] = co_await http::async_read_some(socket, buffer, parser,
-                                                    asio::as_tuple(use_awaitable));
+      auto [ec, n] =
+          co_await http::async_read_some(socket, buffer, parser, asio::as_tuple(use_awaitable));
       (void)n;
       if (ec && ec != http::error::need_buffer) {
         if (!bench.stopping) {
@@ -316,7 +352,8 @@ awaitable<void> subscriber(Bench& bench, std::size_t index) {
         co_return;
       }
       const std::size_t got = sizeof chunk - parser.get().body().size;
-      if (got == 0) continue;
+      if (got == 0)
+        continue;
       const std::int64_t received = now_ns();
       std::string_view text(chunk, got);
       while (!text.empty()) {
@@ -335,7 +372,8 @@ awaitable<void> subscriber(Bench& bench, std::size_t index) {
         text.remove_prefix(newline + 1);
       }
     }
-    if (!bench.stopping) ++bench.ended_early;
+    if (!bench.stopping)
+      ++bench.ended_early;
   } catch (const std::exception& e) {
     if (!counted_connected) {
       --bench.connecting;
@@ -349,7 +387,8 @@ awaitable<void> subscriber(Bench& bench, std::size_t index) {
 }
 
 std::string publish_body(const Bench& bench, std::int64_t ts) {
-  if (bench.options.publish_format == "nchan") return std::to_string(ts);
+  if (bench.options.publish_format == "nchan")
+    return std::to_string(ts);
   return "{\"message\":\"" + std::to_string(ts) + "\"}";
 }
 
@@ -363,12 +402,14 @@ awaitable<void> publisher(Bench& bench, std::int64_t schedule_start_ns) {
   const double interval_ns = 1e9 / bench.options.rate;
   while (bench.next_event < bench.options.events) {
     const std::size_t index = bench.next_event++;
-    const auto due = schedule_start_ns + static_cast<std::int64_t>(interval_ns * static_cast<double>(index));
+    const auto due =
+        schedule_start_ns + static_cast<std::int64_t>(interval_ns * static_cast<double>(index));
     timer.expires_at(Clock::time_point(std::chrono::nanoseconds(due)));
     co_await timer.async_wait(use_awaitable);
 
     const std::int64_t ts = now_ns();
-    if (bench.post_start_ns == 0) bench.post_start_ns = ts;
+    if (bench.post_start_ns == 0)
+      bench.post_start_ns = ts;
     bench.sent_ns.push_back(ts);
     bench.event_deliveries.push_back(0);
     bench.event_max_ns.push_back(0);
@@ -424,7 +465,8 @@ awaitable<double> settle(long pid, double min_s, double max_s) {
 }
 
 double percentile_ms(const std::vector<std::int64_t>& sorted, double p) {
-  if (sorted.empty()) return 0;
+  if (sorted.empty())
+    return 0;
   const auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
   return static_cast<double>(sorted[std::min(rank, sorted.size() - 1)]) / 1e6;
 }
@@ -440,7 +482,8 @@ awaitable<int> run(Bench& bench) {
   const auto connect_start = Clock::now();
   bench.sockets.reserve(o.streams);
   for (std::size_t i = 0; i < o.streams; ++i) {
-    while (bench.connecting >= o.connect_concurrency) co_await sleep_for(0.001);
+    while (bench.connecting >= o.connect_concurrency)
+      co_await sleep_for(0.001);
     bench.sockets.push_back(std::make_unique<tcp::socket>(executor));
     ++bench.connecting;
     asio::co_spawn(executor, subscriber(bench, i), asio::detached);
@@ -451,7 +494,8 @@ awaitable<int> run(Bench& bench) {
   const double connect_s = std::chrono::duration<double>(Clock::now() - connect_start).count();
   std::cerr << "connected " << bench.connected << "/" << o.streams << " streams in " << connect_s
             << " s (" << bench.connect_failed << " failed)\n";
-  if (bench.connected == 0) co_return 1;
+  if (bench.connected == 0)
+    co_return 1;
 
   const double settle_s = co_await settle(o.pid, o.settle_s, 30);
   std::cerr << "server idle again after " << settle_s << " s\n";
@@ -480,7 +524,8 @@ awaitable<int> run(Bench& bench) {
                      --publishers_running;
                    });
   }
-  while (publishers_running > 0) co_await sleep_for(0.005);
+  while (publishers_running > 0)
+    co_await sleep_for(0.005);
   const std::int64_t posting_end = now_ns();
 
   // Wait for the deliveries: all of them, or nothing new for drain_timeout seconds.
@@ -505,7 +550,8 @@ awaitable<int> run(Bench& bench) {
           ? 100.0 * static_cast<double>(server_ticks_end - server_ticks_start) /
                 static_cast<double>(sysconf(_SC_CLK_TCK)) / window_s
           : -1;
-  const double self_cpu_pct = window_s > 0 ? 100.0 * (self_cpu_end - self_cpu_start) / window_s : -1;
+  const double self_cpu_pct =
+      window_s > 0 ? 100.0 * (self_cpu_end - self_cpu_start) / window_s : -1;
 
   bench.stopping = true;
   for (auto& socket : bench.sockets) {
@@ -524,42 +570,44 @@ awaitable<int> run(Bench& bench) {
   std::sort(bench.latencies_ns.begin(), bench.latencies_ns.end());
   const double p50 = percentile_ms(bench.latencies_ns, 0.50);
   const double p99 = percentile_ms(bench.latencies_ns, 0.99);
-  const double max = bench.latencies_ns.empty()
-                         ? 0
-                         : static_cast<double>(bench.latencies_ns.back()) / 1e6;
+  const double max =
+      bench.latencies_ns.empty() ? 0 : static_cast<double>(bench.latencies_ns.back()) / 1e6;
   const double span_s =
       bench.last_delivery_ns > bench.post_start_ns
           ? static_cast<double>(bench.last_delivery_ns - bench.post_start_ns) / 1e9
           : 0;
   const double deliveries_per_s = span_s > 0 ? static_cast<double>(bench.deliveries) / span_s : 0;
   const double post_s = static_cast<double>(posting_end - bench.post_start_ns) / 1e9;
-  const double rss_per_stream_bytes =
-      rss_idle >= 0 && rss_streams >= 0
-          ? static_cast<double>(rss_streams - rss_idle) * 1024.0 / static_cast<double>(bench.connected)
-          : -1;
+  const double rss_per_stream_bytes = rss_idle >= 0 && rss_streams >= 0
+                                          ? static_cast<double>(rss_streams - rss_idle) * 1024.0 /
+                                                static_cast<double>(bench.connected)
+                                          : -1;
 
-  std::fprintf(stderr,
-               "streams %zu, events posted %zu (%zu failed) in %.2f s (max lag behind schedule %.1f ms)\n"
-               "deliveries %zu of %zu expected (%zu streams ended early, %zu other data lines)\n"
-               "latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n"
-               "deliveries/s %.0f over %.2f s (first post to last delivery)\n"
-               "server RSS: idle %ld KiB, with streams %ld KiB (%.0f B/stream), at end %ld KiB\n"
-               "CPU while publishing and delivering: server %.0f%%, load generator %.0f%% (of one core)\n",
-               bench.connected, bench.posted, bench.post_failed, post_s,
-               static_cast<double>(bench.max_post_lag_ns) / 1e6, bench.deliveries, expected,
-               bench.ended_early, bench.ignored, p50, p99, max, deliveries_per_s, span_s, rss_idle,
-               rss_streams, rss_per_stream_bytes, rss_end, server_cpu_pct, self_cpu_pct);
+  std::fprintf(
+      stderr,
+      "streams %zu, events posted %zu (%zu failed) in %.2f s (max lag behind schedule %.1f ms)\n"
+      "deliveries %zu of %zu expected (%zu streams ended early, %zu other data lines)\n"
+      "latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n"
+      "deliveries/s %.0f over %.2f s (first post to last delivery)\n"
+      "server RSS: idle %ld KiB, with streams %ld KiB (%.0f B/stream), at end %ld KiB\n"
+      "CPU while publishing and delivering: server %.0f%%, load generator %.0f%% (of one core)\n",
+      bench.connected, bench.posted, bench.post_failed, post_s,
+      static_cast<double>(bench.max_post_lag_ns) / 1e6, bench.deliveries, expected,
+      bench.ended_early, bench.ignored, p50, p99, max, deliveries_per_s, span_s, rss_idle,
+      rss_streams, rss_per_stream_bytes, rss_end, server_cpu_pct, self_cpu_pct);
   std::printf(
-      "RESULT label=%s format=%s streams=%zu connected=%zu connect_failed=%zu events=%zu posted=%zu "
+      "RESULT label=%s format=%s streams=%zu connected=%zu connect_failed=%zu events=%zu "
+      "posted=%zu "
       "post_failed=%zu rate=%.1f post_s=%.3f max_post_lag_ms=%.2f deliveries=%zu expected=%zu "
       "ended_early=%zu p50_ms=%.3f p99_ms=%.3f max_ms=%.3f deliveries_per_s=%.0f span_s=%.3f "
-      "rss_idle_kib=%ld rss_streams_kib=%ld rss_end_kib=%ld rss_per_stream_bytes=%.0f connect_s=%.2f "
+      "rss_idle_kib=%ld rss_streams_kib=%ld rss_end_kib=%ld rss_per_stream_bytes=%.0f "
+      "connect_s=%.2f "
       "server_cpu_pct=%.0f load_cpu_pct=%.0f\n",
       o.label.empty() ? "-" : o.label.c_str(), o.publish_format.c_str(), o.streams, bench.connected,
       bench.connect_failed, o.events, bench.posted, bench.post_failed, o.rate, post_s,
-      static_cast<double>(bench.max_post_lag_ns) / 1e6, bench.deliveries, expected, bench.ended_early,
-      p50, p99, max, deliveries_per_s, span_s, rss_idle, rss_streams, rss_end, rss_per_stream_bytes,
-      connect_s, server_cpu_pct, self_cpu_pct);
+      static_cast<double>(bench.max_post_lag_ns) / 1e6, bench.deliveries, expected,
+      bench.ended_early, p50, p99, max, deliveries_per_s, span_s, rss_idle, rss_streams, rss_end,
+      rss_per_stream_bytes, connect_s, server_cpu_pct, self_cpu_pct);
   std::fflush(stdout);
   const bool complete = bench.connected == o.streams && bench.post_failed == 0 &&
                         bench.posted == o.events && bench.deliveries == expected;
@@ -574,7 +622,8 @@ int main(int argc, char** argv) {
   bench.options = parse_options(argc, argv);
   const auto stream_url = parse_url(bench.options.stream_url);
   const auto publish_url = parse_url(bench.options.publish_url);
-  if (!stream_url || !publish_url) usage(argv[0], "URLs must look like http://HOST:PORT/PATH");
+  if (!stream_url || !publish_url)
+    usage(argv[0], "URLs must look like http://HOST:PORT/PATH");
   bench.stream_url = *stream_url;
   bench.publish_url = *publish_url;
   bench.latencies_ns.reserve(bench.options.streams * bench.options.events);
@@ -583,7 +632,8 @@ int main(int argc, char** argv) {
   try {
     tcp::resolver resolver(io);
     bench.stream_endpoint = *resolver.resolve(bench.stream_url.host, bench.stream_url.port).begin();
-    bench.publish_endpoint = *resolver.resolve(bench.publish_url.host, bench.publish_url.port).begin();
+    bench.publish_endpoint =
+        *resolver.resolve(bench.publish_url.host, bench.publish_url.port).begin();
   } catch (const std::exception& e) {
     std::cerr << "resolve: " << e.what() << "\n";
     return 1;
