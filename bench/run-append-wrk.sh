@@ -98,21 +98,7 @@ section=$work/section.md
 } >"$section"
 
 if [ "$write_docs" = 1 ]; then
-  awk -v sectionfile="$section" -v heading="$heading" '
-    /^## / { if (skip) skip = 0 }
-    $0 == heading {
-      while ((getline line < sectionfile) > 0) print line
-      print ""
-      skip = 1; done = 1; next
-    }
-    !skip { print; last = $0 }
-    END {
-      if (!done) {
-        if (last != "") print ""
-        while ((getline line < sectionfile) > 0) print line
-      }
-    }' "$out_doc" >"$work/doc.md"
-  cat "$work/doc.md" >"$out_doc"
+  "$root/bench/replace-section.sh" "$out_doc" "$heading" "$section"
   echo "wrote the wrk append-path section of $out_doc" >&2
 fi
 cat "$section"

@@ -299,27 +299,7 @@ if [ ! -s "$results" ]; then
   echo "no complete run: $out_doc left unchanged" >&2
   exit 1
 elif [ "$write_docs" = 1 ]; then
-  # Replace the previous section (up to the next "## " heading), or append one.
-  mkdir -p "$(dirname "$out_doc")"
-  if [ -f "$out_doc" ]; then
-    awk -v sectionfile="$section" -v heading="$heading" '
-      /^## / { if (skip) skip = 0 }
-      $0 == heading {
-        while ((getline line < sectionfile) > 0) print line
-        print ""
-        skip = 1; done = 1; next
-      }
-      !skip { print; last = $0 }
-      END {
-        if (!done) {
-          if (last != "") print ""
-          while ((getline line < sectionfile) > 0) print line
-        }
-      }' "$out_doc" >"$work/doc.md"
-    cat "$work/doc.md" >"$out_doc"
-  else
-    { echo "# Benchmarks"; echo; cat "$section"; } >"$out_doc"
-  fi
+  "$root/bench/replace-section.sh" "$out_doc" "$heading" "$section"
   echo "wrote the append-path section of $out_doc" >&2
 else
   echo "WRITE_DOCS=$write_docs: $out_doc left unchanged" >&2

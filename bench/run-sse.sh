@@ -363,23 +363,6 @@ section=$work/section.md
   echo "</details>"
 } >"$section"
 
-# Replace the previous "## SSE fan-out" section (up to the next "## " heading), or append.
-mkdir -p "$(dirname "$out_doc")"
-if [ -f "$out_doc" ]; then
-  awk -v sectionfile="$section" '
-    /^## / { if (skip) skip = 0 }
-    /^## SSE fan-out[[:space:]]*$/ {
-      while ((getline line < sectionfile) > 0) print line
-      print ""
-      skip = 1; done = 1; next
-    }
-    !skip { print }
-    END {
-      if (!done) { print ""; while ((getline line < sectionfile) > 0) print line }
-    }' "$out_doc" >"$work/doc.md"
-  cat "$work/doc.md" >"$out_doc"
-else
-  { echo "# Benchmarks"; echo; cat "$section"; } >"$out_doc"
-fi
+"$root/bench/replace-section.sh" "$out_doc" "## SSE fan-out" "$section"
 echo "wrote the SSE fan-out section of $out_doc" >&2
 cat "$section"
