@@ -669,8 +669,9 @@ class SqliteStore::Impl {
     if (wal_pages >= kWalHardLimitPages) {
       // The checkpointer cannot keep up (or the WAL never got fully backfilled): checkpoint
       // here, stalling the writer, rather than letting the WAL grow without bound.
-      // RESTART waits for a running checkpoint (busy timeout) and makes the next commit start
-      // the WAL over.
+      // RESTART makes the next commit start the WAL over. SQLite answers BUSY at once while
+      // another connection checkpoints, so first wait for our checkpointer to finish.
+      std::lock_guard running(impl.checkpoint_running_);
       sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
     } else if (wal_pages >= kCheckpointPages) {
       {
@@ -692,8 +693,10 @@ class SqliteStore::Impl {
         return;
       checkpoint_requested_ = false;
       lock.unlock();
+      std::unique_lock running(checkpoint_running_);
       const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
                                                SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      running.unlock();
       if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         spdlog::warn("store: checkpoint of {} failed: {}", path_, sqlite3_errstr(rc));
       lock.lock();
@@ -771,6 +774,7 @@ class SqliteStore::Impl {
   std::thread writer_;
 
   std::mutex checkpoint_mutex_;
+  std::mutex checkpoint_running_;  // held by whichever thread is checkpointing
   std::condition_variable checkpoint_wanted_;
   bool checkpoint_requested_ = false;
   bool checkpoint_stopping_ = false;
