@@ -79,6 +79,9 @@ gateway_cmd=("$gateway_bin" --auth-mode localhost-dev --bind 127.0.0.1:0 --threa
   --state-dir "$work/gateway-state")
 
 start_gateway() {
+  # A fresh state dir every run: the store keeps the session (and its events) across restarts,
+  # and every stream would then begin with a replay of the previous runs.
+  rm -rf "$work/gateway-state"
   : >"$work/gateway.log"
   "${gateway_cmd[@]}" >"$work/gateway.log" 2>&1 &
   server_pid=$!
