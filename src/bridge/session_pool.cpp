@@ -255,6 +255,42 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
   return purged;
 }
 
+ListPage SessionPool::list(const ListQuery& query) {
+  const std::int64_t now = clock_();
+  std::lock_guard lock(mutex_);
+  reap_locked(now);
+  // Newest activity first; the session id breaks ties so the order (and a cursor) is total.
+  auto before = [](std::int64_t a_activity, const std::string& a_id, std::int64_t b_activity,
+                   const std::string& b_id) {
+    return a_activity != b_activity ? a_activity > b_activity : a_id > b_id;
+  };
+  std::vector<const Session*> matching;
+  for (const auto& [id, session] : sessions_) {
+    const SessionSnapshot& snapshot = session.snapshot;
+    if (query.status && snapshot.status != *query.status)
+      continue;
+    if (query.workspace_id && snapshot.workspace_id != *query.workspace_id)
+      continue;
+    if (query.after && !before(query.after->last_activity_unix_ms, query.after->session_id,
+                               snapshot.last_activity_unix_ms, snapshot.session_id)) {
+      continue;
+    }
+    matching.push_back(&session);
+  }
+  const std::size_t count = std::min(query.limit, matching.size());
+  std::partial_sort(matching.begin(), matching.begin() + static_cast<std::ptrdiff_t>(count),
+                    matching.end(), [&](const Session* a, const Session* b) {
+                      return before(a->snapshot.last_activity_unix_ms, a->snapshot.session_id,
+                                    b->snapshot.last_activity_unix_ms, b->snapshot.session_id);
+                    });
+  ListPage page;
+  page.more = matching.size() > count;
+  page.sessions.reserve(count);
+  for (std::size_t i = 0; i < count; ++i)
+    page.sessions.push_back(snapshot_of(*matching[i]));
+  return page;
+}
+
 RuntimeInfo SessionPool::runtime() const {
   std::lock_guard lock(mutex_);
   return runtime_locked();

@@ -92,6 +92,24 @@ struct FollowUpdate {
   bool events_lost = false;
 };
 
+// Which sessions `list` returns. Sessions are ordered newest activity first (ties: greater
+// session id first); a page starts after the position `after` names.
+struct ListQuery {
+  std::optional<SessionStatus> status;
+  std::optional<std::string> workspace_id;
+  std::size_t limit = 100;
+  struct Position {
+    std::int64_t last_activity_unix_ms = 0;
+    std::string session_id;
+  };
+  std::optional<Position> after;
+};
+
+struct ListPage {
+  std::vector<SessionSnapshot> sessions;
+  bool more = false;  // sessions past this page match too
+};
+
 struct ReapResult {
   std::vector<SessionSnapshot> reaped;
   RuntimeInfo runtime;
@@ -167,6 +185,9 @@ class SessionPool {
   // Deletes the sessions that ended longer than the retention ago, with their events; returns
   // how many.
   std::size_t purge_ended(std::int64_t now_unix_ms);
+
+  // One page of the sessions matching `query`, newest activity first.
+  ListPage list(const ListQuery& query);
 
   RuntimeInfo runtime() const;
   const PoolLimits& limits() const { return limits_; }

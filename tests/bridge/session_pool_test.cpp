@@ -1203,5 +1203,51 @@ TEST(SessionPoolStoreTest, EndedSessionsArePurgedAfterTheRetention) {
   EXPECT_EQ(pool.get(running).status, SessionStatus::running);
 }
 
+TEST(SessionPoolListTest, FiltersAndPagesNewestActivityFirst) {
+  ManualClock clock{kStartMs};
+  PoolLimits limits = test_limits();
+  limits.max_active_sessions = 10;
+  SequentialIds ids;
+  SessionPool pool(limits, clock.as_clock(), ids.as_generator());
+  const std::string a = pool.open("w1").session.session_id;  // session-1
+  clock.advance(1);
+  const std::string b = pool.open("w2").session.session_id;  // session-2
+  clock.advance(1);
+  const std::string c = pool.open("w1x").session.session_id;  // session-3
+  const std::string d = pool.open("w3").session.session_id;   // session-4, same time as c
+  clock.advance(1);
+  pool.close(b);  // b and a: the newest activity, at the same time
+  pool.append_progress(a, "x");
+
+  auto ids_of = [](const ListPage& page) {
+    std::vector<std::string> out;
+    for (const auto& s : page.sessions)
+      out.push_back(s.session_id);
+    return out;
+  };
+  ListQuery all;
+  // a and b share the newest activity: the greater id comes first; so do c and d.
+  EXPECT_EQ(ids_of(pool.list(all)), (std::vector<std::string>{b, a, d, c}));
+
+  ListQuery running;
+  running.status = SessionStatus::running;
+  EXPECT_EQ(ids_of(pool.list(running)), (std::vector<std::string>{a, d, c}));
+  ListQuery workspace;
+  workspace.workspace_id = "w1";
+  EXPECT_EQ(ids_of(pool.list(workspace)), std::vector<std::string>{a});
+
+  // Pages of two: each starts after the last one's final position, and says whether more follow.
+  ListQuery paged;
+  paged.limit = 2;
+  ListPage first = pool.list(paged);
+  EXPECT_EQ(ids_of(first), (std::vector<std::string>{b, a}));
+  EXPECT_TRUE(first.more);
+  paged.after = ListQuery::Position{first.sessions.back().last_activity_unix_ms,
+                                    first.sessions.back().session_id};
+  ListPage second = pool.list(paged);
+  EXPECT_EQ(ids_of(second), (std::vector<std::string>{d, c}));
+  EXPECT_FALSE(second.more);
+}
+
 }  // namespace
 }  // namespace tau::bridge
