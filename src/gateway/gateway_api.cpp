@@ -85,17 +85,23 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
   auto json_route = [this](verb method, const char* path, JsonHandler handler,
                            bool authenticated = true, bool reads_body = false) {
     router_.add(method, path,
-                RouteSpec{std::move(handler), nullptr, authenticated, reads_body, false});
+                RouteSpec{std::move(handler), nullptr, authenticated, reads_body, false, true});
   };
   json_route(verb::post, paths::auth_session, &GatewayApi::issue_auth_session, kPublic, kReadsBody);
   json_route(verb::get, paths::status, &GatewayApi::status);
+  router_.add(verb::get, paths::healthz,
+              RouteSpec{&GatewayApi::healthz, nullptr, kPublic, false, false, false});
+  router_.add(verb::get, paths::readyz,
+              RouteSpec{&GatewayApi::readyz, nullptr, kPublic, false, false, false});
   json_route(verb::post, paths::sessions, &GatewayApi::open_session, true, kReadsBody);
+  json_route(verb::get, paths::sessions, &GatewayApi::list_sessions);
   json_route(verb::get, paths::session_detail, &GatewayApi::session_detail);
   json_route(verb::post, paths::progress, &GatewayApi::append_progress, true, kReadsBody);
   json_route(verb::post, paths::followups, &GatewayApi::append_followup, true, kReadsBody);
   json_route(verb::post, paths::followups_drain, &GatewayApi::drain_followups, true, kReadsBody);
-  router_.add(verb::get, paths::stream,
-              RouteSpec{nullptr, &GatewayApi::stream, true, false, /*accepts_query_token=*/true});
+  router_.add(
+      verb::get, paths::stream,
+      RouteSpec{nullptr, &GatewayApi::stream, true, false, /*accepts_query_token=*/true, true});
   json_route(verb::post, paths::close, &GatewayApi::close_session);
   json_route(verb::post, paths::reap, &GatewayApi::reap, true, kReadsBody);
 }
@@ -164,7 +170,9 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     // The login endpoint has no principal yet; it is limited per client address.
     principal_key = "address:" + exchange.remote().address().to_string();
   }
-  if (const auto decision = rate_limiter_.check(principal_key); !decision.allowed) {
+  if (const auto decision =
+          spec.rate_limited ? rate_limiter_.check(principal_key) : auth::RateDecision{true, 0};
+      !decision.allowed) {
     auto response = error_response(429, "rate_limited", "too many requests; retry later");
     response.set(beast_http::field::retry_after, std::to_string(decision.retry_after_seconds));
     co_await exchange.send(std::move(response));
@@ -227,6 +235,7 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
   };
   json::object external_coding_agent{
       {"sessions_endpoint", paths::sessions},
+      {"list_endpoint", paths::sessions},
       {"session_detail_endpoint", paths::session_detail},
       {"progress_endpoint", paths::progress},
       {"followups_endpoint", paths::followups},
@@ -242,6 +251,62 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
       {"external_coding_agent", std::move(external_coding_agent)},
   };
   return json::object{{"auth", std::move(auth)}, {"gateway", std::move(gateway)}};
+}
+
+json::object GatewayApi::healthz(RequestContext& /*context*/) {
+  return json::object{{"status", "ok"}};
+}
+
+json::object GatewayApi::readyz(RequestContext& /*context*/) {
+  if (!listening_)
+    throw ApiError(503, "not_ready", "the listener is not accepting connections");
+  if (pool_.store().info().failed)
+    throw ApiError(503, "not_ready", "the store has failed; see the log");
+  return json::object{{"status", "ready"}};
+}
+
+json::object GatewayApi::list_sessions(RequestContext& context) {
+  constexpr std::uint64_t kMaxListLimit = 1000;
+  constexpr std::uint64_t kDefaultListLimit = 100;
+  bridge::ListQuery query;
+  query.limit = kDefaultListLimit;
+  if (auto text = context.target.query_value("status")) {
+    query.status = bridge::session_status_from_string(*text);
+    if (!query.status) {
+      throw ApiError(400, "invalid_status",
+                     "status must be running, completed, failed, timed_out or closed");
+    }
+  }
+  if (auto text = context.target.query_value("workspace_id"))
+    query.workspace_id = std::string(bridge::trim_ascii_whitespace(*text));
+  if (auto text = context.target.query_value("limit")) {
+    const auto parsed = http::parse_unsigned(*text);
+    if (!parsed || *parsed == 0 || *parsed > kMaxListLimit)
+      throw ApiError(400, "invalid_limit", "limit must be an integer from 1 to 1000");
+    query.limit = static_cast<std::size_t>(*parsed);
+  }
+  // A cursor is "<last_activity_unix_ms>.<session_id>" of the last session of the previous page.
+  if (auto text = context.target.query_value("cursor")) {
+    const auto dot = text->find('.');
+    const auto activity =
+        dot == std::string_view::npos ? std::nullopt : http::parse_unsigned(text->substr(0, dot));
+    if (!activity || dot + 1 == text->size() ||
+        *activity > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      throw ApiError(400, "invalid_cursor", "cursor must be a next_cursor this endpoint returned");
+    }
+    query.after = bridge::ListQuery::Position{static_cast<std::int64_t>(*activity),
+                                              std::string(text->substr(dot + 1))};
+  }
+  const bridge::ListPage page = pool_.list(query);
+  json::array sessions;
+  for (const auto& session : page.sessions)
+    sessions.emplace_back(to_json(session));
+  json::value next_cursor = nullptr;
+  if (page.more) {
+    const auto& last = page.sessions.back();
+    next_cursor = std::to_string(last.last_activity_unix_ms) + "." + last.session_id;
+  }
+  return json::object{{"sessions", std::move(sessions)}, {"next_cursor", std::move(next_cursor)}};
 }
 
 json::object GatewayApi::open_session(RequestContext& context) {

@@ -21,6 +21,8 @@ namespace tau::gateway {
 // Path templates of the API, also reported by the status endpoint.
 namespace paths {
 inline constexpr const char* status = "/gateway/status";
+inline constexpr const char* healthz = "/healthz";
+inline constexpr const char* readyz = "/readyz";
 inline constexpr const char* auth_session = "/gateway/auth/session";
 inline constexpr const char* sessions = "/gateway/external-coding-agent/sessions";
 inline constexpr const char* session_detail =
@@ -47,6 +49,8 @@ class GatewayApi {
              WorkerSupervisor& workers);
 
   boost::asio::awaitable<void> handle(http::Exchange& exchange);
+  // Whether the listener serves: /readyz answers 503 before and after (e.g. while stopping).
+  void set_listening(bool listening) { listening_ = listening; }
 
  private:
   // Most routes answer one JSON object; the stream route writes its response itself.
@@ -59,6 +63,7 @@ class GatewayApi {
     bool authenticated = true;
     bool reads_body = false;
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
+    bool rate_limited = true;          // health probes are not: a monitor must never be turned away
   };
 
   // Counts a stream for as long as it is open.
@@ -82,6 +87,9 @@ class GatewayApi {
 
   boost::json::object issue_auth_session(RequestContext& context);
   boost::json::object status(RequestContext& context);
+  boost::json::object healthz(RequestContext& context);
+  boost::json::object readyz(RequestContext& context);
+  boost::json::object list_sessions(RequestContext& context);
   boost::json::object open_session(RequestContext& context);
   boost::json::object session_detail(RequestContext& context);
   boost::json::object append_progress(RequestContext& context);
@@ -100,6 +108,7 @@ class GatewayApi {
   http::Router<RouteSpec> router_;
   std::atomic<std::uint64_t> open_streams_{0};    // every open stream response
   std::atomic<std::uint64_t> follow_streams_{0};  // the follow ones, limited by --max-streams
+  std::atomic<bool> listening_{false};
 };
 
 }  // namespace tau::gateway

@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
   asio::steady_timer shutdown_deadline(io);
   signals.async_wait([&](const boost::system::error_code&, int signal) {
     spdlog::info("signal {} received; stopping", signal);
+    api.set_listening(false);
     server->stop();
     // Workers get SIGTERM, then SIGKILL after the grace period; the gateway exits once all are
     // reaped, so none is left behind.
@@ -137,6 +138,7 @@ int main(int argc, char** argv) {
     });
   });
   server->start();
+  api.set_listening(true);
   const auto local = server->local_endpoint();
   // Tests and scripts read the port from this line when started with port 0.
   if (local.address().is_v6()) {

@@ -196,6 +196,7 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
       "auth_session_endpoint": "/gateway/auth/session",
       "external_coding_agent": {
         "sessions_endpoint": "/gateway/external-coding-agent/sessions",
+        "list_endpoint": "/gateway/external-coding-agent/sessions",
         "session_detail_endpoint": "/gateway/external-coding-agent/sessions/{session_id}",
         "progress_endpoint": "/gateway/external-coding-agent/sessions/{session_id}/progress",
         "followups_endpoint": "/gateway/external-coding-agent/sessions/{session_id}/followups",
