@@ -41,6 +41,11 @@
 #include <thread>
 #include <vector>
 
+#include "process_stats.h"
+
+using tau::bench::raise_nofile_limit;
+using tau::bench::read_cpu_ticks;
+using tau::bench::self_cpu_s;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -99,48 +104,6 @@ struct Shared {
   Clock::time_point sampled_start;
   Clock::time_point sampled_end;
 };
-
-// CPU time (user + system) of this process in seconds.
-double self_cpu_s() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// CPU time (user + system, clock ticks) of a process, or -1.
-long read_cpu_ticks(long pid) {
-  if (pid <= 0)
-    return -1;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const auto paren = stat.rfind(')');
-  if (paren == std::string::npos)
-    return -1;
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string field;
-  long utime = -1;
-  long stime = -1;
-  // After "pid (comm) ": state is field 3; utime and stime are fields 14 and 15.
-  for (int index = 3; index <= 15 && fields >> field; ++index) {
-    if (index == 14)
-      utime = std::stol(field);
-    if (index == 15)
-      stime = std::stol(field);
-  }
-  return utime < 0 || stime < 0 ? -1 : utime + stime;
-}
-
-void raise_nofile_limit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
-    return;
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
-    std::perror("setrlimit(RLIMIT_NOFILE)");
-}
 
 // A message of exactly n bytes that needs no JSON escaping and no trimming.
 std::string make_message(std::size_t n) {
