@@ -260,7 +260,7 @@ json::object GatewayApi::healthz(RequestContext& /*context*/) {
 json::object GatewayApi::readyz(RequestContext& /*context*/) {
   if (!listening_)
     throw ApiError(503, "not_ready", "the listener is not accepting connections");
-  if (pool_.store().info().failed)
+  if (pool_.store().failed())
     throw ApiError(503, "not_ready", "the store has failed; see the log");
   return json::object{{"status", "ready"}};
 }

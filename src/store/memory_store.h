@@ -21,6 +21,7 @@ class MemoryStore final : public SessionStore {
   void set_durable_listener(std::function<void(Ticket)>) override {}
   void flush() override {}
   StoreInfo info() const override;
+  bool failed() const override { return false; }
 
  private:
   struct Session {

@@ -116,6 +116,8 @@ class SessionStore {
   // threads: for shutdown and tests.
   virtual void flush() = 0;
   virtual StoreInfo info() const = 0;
+  // Whether a commit has failed (cheap, unlike info(): no file sizes), for readiness probes.
+  virtual bool failed() const = 0;
 };
 
 }  // namespace tau::store

@@ -392,6 +392,11 @@ class SqliteStore::Impl {
     reported_changed_.wait(lock, [&] { return reported_ >= target || writer_stopped_; });
   }
 
+  bool failed() const {
+    std::lock_guard lock(mutex_);
+    return failed_;
+  }
+
   StoreInfo info() const {
     StoreInfo info;
     info.kind = "sqlite";
@@ -804,6 +809,9 @@ void SqliteStore::flush() {
 }
 StoreInfo SqliteStore::info() const {
   return impl_->info();
+}
+bool SqliteStore::failed() const {
+  return impl_->failed();
 }
 
 }  // namespace tau::store

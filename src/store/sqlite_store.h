@@ -36,6 +36,7 @@ class SqliteStore final : public SessionStore {
   void set_durable_listener(std::function<void(Ticket)> listener) override;
   void flush() override;
   StoreInfo info() const override;
+  bool failed() const override;
 
   // The schema version this build writes (PRAGMA user_version).
   static constexpr int kSchemaVersion = 1;

@@ -1035,6 +1035,7 @@ class HeldStore final : public store::SessionStore {
   }
   void flush() override {}
   store::StoreInfo info() const override { return {}; }
+  bool failed() const override { return false; }
 
   // Commits everything submitted so far.
   void commit() {

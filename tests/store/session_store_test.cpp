@@ -468,6 +468,7 @@ TEST_P(SessionStoreContract, TicketsIncreaseFromOneAndBecomeDurable) {
   EXPECT_EQ(durable.load(), 2);
   EXPECT_EQ(store().info().pending_writes, 0u);
   EXPECT_FALSE(store().info().failed);
+  EXPECT_FALSE(store().failed());
 
   // Already durable: reported at once, on this thread.
   bool now = false;
@@ -752,6 +753,7 @@ TEST_F(SqliteStoreTest, AFailedCommitIsNeverAcknowledgedAndStopsTheStore) {
   EXPECT_EQ(calls.load(), 2);
   EXPECT_EQ(acknowledged.load(), 0);  // the whole batch failed, good write included
   EXPECT_TRUE(store->info().failed);
+  EXPECT_TRUE(store->failed());
   EXPECT_LT(store->durable_ticket(), good);
 
   // Later writes are refused as well; flush() does not hang.
