@@ -72,7 +72,8 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
       running != running_by_workspace_.end()) {
     Session& session = sessions_.at(running->second);
     set_activity_locked(session, now);
-    const auto ticket = submit_locked(store::SaveSession{record_of(session)}, std::nullopt);
+    const auto ticket =
+        submit_locked(&session, store::SaveSession{record_of(session)}, std::nullopt);
     return OpenResult{snapshot_of(session), false, ticket};
   }
   if (running_by_workspace_.size() >= limits_.max_active_sessions) {
@@ -93,7 +94,8 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
   session.has_worker = with_worker;
   auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
   start_running_locked(inserted->second);
-  const auto ticket = submit_locked(store::SaveSession{record_of(inserted->second)}, std::nullopt);
+  const auto ticket = submit_locked(&inserted->second,
+                                    store::SaveSession{record_of(inserted->second)}, std::nullopt);
   return OpenResult{snapshot_of(inserted->second), true, ticket};
 }
 
@@ -104,7 +106,7 @@ void SessionPool::discard(std::string_view session_id) {
     return;
   if (found->second.snapshot.status == SessionStatus::running)
     stop_running_locked(found->second);
-  submit_locked(store::DeleteSession{found->first}, std::nullopt);
+  submit_locked(nullptr, store::DeleteSession{found->first}, std::nullopt);
   sessions_.erase(found);
 }
 
@@ -162,7 +164,7 @@ DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_
   set_activity_locked(session, now);
   result.session = snapshot_of(session);
   result.commit_ticket =
-      submit_locked(store::DrainFollowups{record_of(session), count}, std::nullopt);
+      submit_locked(&session, store::DrainFollowups{record_of(session), count}, std::nullopt);
   return result;
 }
 
@@ -224,6 +226,10 @@ EndResult SessionPool::end_session(std::string_view session_id, SessionStatus te
   if (session.snapshot.status == SessionStatus::running && is_terminal(terminal_status)) {
     set_activity_locked(session, now);
     result.commit_ticket = end_locked(session, terminal_status, now);
+  } else {
+    // Nothing changes, but the state it answers must be durable too: an end another request
+    // made a moment ago may not be yet.
+    result.commit_ticket = session.last_ticket;
   }
   result.session = snapshot_of(session);
   return result;
@@ -245,7 +251,7 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
     // Only once its end is durable: a follower may still be reading up to it otherwise.
     if (session.end_released &&
         now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
-      submit_locked(store::DeleteSession{it->first}, std::nullopt);
+      submit_locked(nullptr, store::DeleteSession{it->first}, std::nullopt);
       it = sessions_.erase(it);
       ++purged;
     } else {
@@ -330,6 +336,7 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
   const std::uint64_t oldest_retained =
       session.events.empty() ? event.sequence_id + 1 : session.events.front()->event.sequence_id;
   const store::Ticket ticket = submit_locked(
+      &session,
       store::AppendEvent{record_of(session), event, oldest_retained, std::move(queued_followup)},
       PendingRelease{0, session.snapshot.session_id, event.sequence_id,
                      retained->encoded_bytes_through, false});
@@ -353,14 +360,16 @@ store::Ticket SessionPool::end_locked(Session& session, SessionStatus terminal_s
   stop_running_locked(session);
   if (end_listener_)
     end_listener_(snapshot_of(session));
-  return submit_locked(store::SaveSession{record_of(session)},
+  return submit_locked(&session, store::SaveSession{record_of(session)},
                        PendingRelease{0, session.snapshot.session_id, session.last_sequence_id,
                                       session.encoded_bytes_total, true});
 }
 
-store::Ticket SessionPool::submit_locked(store::StoreWrite write,
+store::Ticket SessionPool::submit_locked(Session* session, store::StoreWrite write,
                                          std::optional<PendingRelease> release) {
   const store::Ticket ticket = store_->submit(std::move(write));
+  if (session)
+    session->last_ticket = ticket;
   if (!release)
     return ticket;
   release->ticket = ticket;

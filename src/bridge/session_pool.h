@@ -54,7 +54,8 @@ struct DrainResult {
 
 struct EndResult {
   SessionSnapshot session;
-  store::Ticket commit_ticket = 0;  // 0 when nothing changed (it had already ended)
+  // When nothing changed (it had already ended): the ticket of the session's latest write.
+  store::Ticket commit_ticket = 0;
 };
 
 struct Replay {
@@ -209,7 +210,8 @@ class SessionPool {
     std::uint64_t released_sequence_id = 0;
     std::uint64_t released_encoded_bytes = 0;
     bool end_released = false;
-    bool wake_pending = false;  // while a commit is being released
+    bool wake_pending = false;      // while a commit is being released
+    store::Ticket last_ticket = 0;  // of the latest write about this session
     std::vector<std::shared_ptr<SessionFollower>> followers;
   };
 
@@ -235,8 +237,10 @@ class SessionPool {
   static SessionSnapshot snapshot_of(const Session& session);
   static store::SessionRecord record_of(const Session& session);
   SharedEvent retain(Session& session, SessionEvent event) const;
-  // Submits `write`; its effect on readers (`release`) applies once it is durable.
-  store::Ticket submit_locked(store::StoreWrite write, std::optional<PendingRelease> release);
+  // Submits `write` (about `session`, when it is not a delete); its effect on readers
+  // (`release`) applies once it is durable.
+  store::Ticket submit_locked(Session* session, store::StoreWrite write,
+                              std::optional<PendingRelease> release);
   void release_locked(Session& session, const PendingRelease& release);
   void notify_followers_locked(Session& session);
   void start_running_locked(Session& session);

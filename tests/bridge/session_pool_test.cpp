@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace tau::bridge {
@@ -1042,6 +1043,8 @@ class HeldStore final : public store::SessionStore {
     durable_ = inner_.durable_ticket();
     if (listener_)
       listener_(durable_);
+    for (auto& [ticket, done] : std::exchange(waiters_, {}))
+      done(true);
   }
 
  private:
@@ -1064,7 +1067,8 @@ TEST(SessionPoolStoreTest, EveryChangeReturnsALaterTicket) {
   EXPECT_GT(followup.commit_ticket, progress.commit_ticket);
   EXPECT_GT(drained.commit_ticket, followup.commit_ticket);
   EXPECT_GT(closed.commit_ticket, drained.commit_ticket);
-  EXPECT_EQ(pool.close(opened.session.session_id).commit_ticket, 0u);  // nothing changed
+  // Closing again changes nothing, and answers with the ticket of the close that did.
+  EXPECT_EQ(pool.close(opened.session.session_id).commit_ticket, closed.commit_ticket);
 }
 
 TEST(SessionPoolStoreTest, ARestoredPoolContinuesExactlyWhereTheOldOneStopped) {
@@ -1172,6 +1176,8 @@ TEST(SessionPoolStoreTest, ReadersSeeOnlyWhatTheStoreMadeDurable) {
   update = pool.events_after(id, 2, 10);
   EXPECT_EQ(sequence_ids(update.events), std::vector<std::uint64_t>{3});
   EXPECT_TRUE(update.finished);
+  // A repeated close answers only once that end is durable (here it is).
+  EXPECT_LE(pool.close(id).commit_ticket, held->durable_ticket());
   // Now ended for good: nobody is registered or notified again.
   pool.append_event(id, "subprocess.exit", "code 0");
   held->commit();
@@ -1248,6 +1254,21 @@ TEST(SessionPoolListTest, FiltersAndPagesNewestActivityFirst) {
   ListPage second = pool.list(paged);
   EXPECT_EQ(ids_of(second), (std::vector<std::string>{d, c}));
   EXPECT_FALSE(second.more);
+}
+
+TEST(SessionPoolStoreTest, ARepeatedCloseWaitsForTheCloseThatEndedTheSession) {
+  ManualClock clock{kStartMs};
+  auto held = std::make_shared<HeldStore>();
+  SessionPool pool(test_limits(), clock.as_clock(), nullptr, nullptr, held);
+  const std::string id = pool.open("w").session.session_id;
+  held->commit();
+  const EndResult first = pool.close(id);
+  const EndResult second = pool.close(id);  // before the first is committed
+  EXPECT_EQ(second.session.status, SessionStatus::closed);
+  EXPECT_EQ(second.commit_ticket, first.commit_ticket);
+  EXPECT_GT(second.commit_ticket, held->durable_ticket());  // so its answer must wait
+  held->commit();
+  EXPECT_LE(second.commit_ticket, held->durable_ticket());
 }
 
 }  // namespace
