@@ -153,6 +153,29 @@ test('schemas and examples are JSON Schema 2020-12 and agree with each other', a
   for (const name of Object.keys(doc.components.schemas)) {
     checker.compile({ $ref: `#/components/schemas/${name}` });
   }
+  // And every schema written inline: parameters, headers, bodies, SSE event data.
+  const inline = [];
+  const findSchemas = (node, where) => {
+    if (Array.isArray(node)) node.forEach((child, i) => findSchemas(child, `${where}/${i}`));
+    else if (node !== null && typeof node === 'object') {
+      for (const [key, child] of Object.entries(node)) {
+        if ((key === 'schema' || (key === 'data' && where.includes('x-sse-events'))) && child && typeof child === 'object') {
+          inline.push({ where: `${where}/${key}`, schema: child });
+        } else if (key !== 'schemas') {
+          findSchemas(child, `${where}/${key}`);
+        }
+      }
+    }
+  };
+  findSchemas({ paths: doc.paths, components: doc.components }, '#');
+  assert.ok(inline.length > 50, `only ${inline.length} inline schemas found`);
+  for (const { where, schema } of inline) {
+    try {
+      checker.compile(schema);
+    } catch (error) {
+      assert.fail(`the schema at ${where} is not valid JSON Schema 2020-12: ${error.message}`);
+    }
+  }
   // Each response's error codes are exactly those its schema allows.
   for (const [name, response] of Object.entries(doc.components.responses)) {
     const schema = response.content['application/json'].schema;
@@ -249,8 +272,31 @@ test('the gateway serves the document at GET /gateway/openapi.json, without cred
   const body = await response.text();
   assert.equal(response.status, 200, `GET ${OPENAPI_ROUTE} answered ${response.status}: ${body.slice(0, 300)}`);
   assert.equal(response.headers.get('content-type'), 'application/json');
-  assert.deepEqual(JSON.parse(body), doc, 'the served document differs from docs/openapi.yaml');
+  const served = JSON.parse(body);
+  const difference = firstDifference(served, doc);
+  assert.equal(
+    difference,
+    null,
+    `the served document differs from docs/openapi.yaml at ${difference} (a binary built from an older YAML?)`,
+  );
+  assert.deepEqual(served, doc);
 });
+
+// The JSON pointer of the first place where two JSON values differ, or null.
+function firstDifference(a, b, where = '') {
+  if (a === b) return null;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(a) !== Array.isArray(b)) {
+    return where || '/';
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const key of keys) {
+    const at = `${where}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    if (!Object.hasOwn(a, key) || !Object.hasOwn(b, key)) return at;
+    const inner = firstDifference(a[key], b[key], at);
+    if (inner !== null) return inner;
+  }
+  return null;
+}
 
 // Sends one request and checks the answer against the operation the document gives for
 // `method` + `template`: a documented status, media type, headers, body schema and error code.
@@ -258,10 +304,10 @@ function conformance(doc, checker, baseUrl) {
   const seen = new Set();
   const responseFor = (method, template, status) => {
     const operation = doc.paths[template]?.[method.toLowerCase()];
-    assert.ok(operation, `${method} ${template} is not in the document`);
-    if (operation.responses[status]) return deref(doc, operation.responses[status]);
+    if (operation?.responses[status]) return deref(doc, operation.responses[status]);
     // Answers any request may get before it reaches an operation.
     const general = { 400: 'InvalidTarget', 404: 'NotFound', 405: 'MethodNotAllowed' }[status];
+    assert.ok(operation || general, `${method} ${template} is not in the document`);
     assert.ok(general, `${method} ${template} answered ${status}, which it does not document`);
     return doc.components.responses[general];
   };
@@ -471,9 +517,9 @@ test('what the gateway answers fits the document (token mode)', { timeout: 60_00
   // Answers before any route: unknown path, other method, a target that is not origin form.
   const notFound = await fetch(`${gateway.baseUrl}/gateway/nothing-here`);
   assert.equal(notFound.status, 404);
-  // Neither path nor method is an operation: these are checked against the NotFound and
-  // MethodNotAllowed responses, which no operation lists.
-  await verify('GET', '/healthz', 404, notFound);
+  // Neither is an operation: they are checked against the NotFound and MethodNotAllowed
+  // responses, which no operation lists.
+  await verify('GET', '/gateway/nothing-here', 404, notFound);
   const wrongMethod = await fetch(`${gateway.baseUrl}/healthz`, { method: 'DELETE' });
   assert.equal(wrongMethod.status, 405);
   await verify('DELETE', '/healthz', 405, wrongMethod);
@@ -482,19 +528,21 @@ test('what the gateway answers fits the document (token mode)', { timeout: 60_00
   const envelope = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
   checker.check(doc.components.responses.InvalidTarget.content['application/json'].schema, envelope, 'invalid_target');
 
-  // Every operation was exercised with its 200.
+  // Every operation was exercised with its 200 (the login in the password-session test below).
   for (const { path, method } of operations(doc)) {
+    if (path === '/gateway/auth/session') continue;
     assert.ok(seen.has(`${method.toUpperCase()} ${path} 200`), `${method.toUpperCase()} ${path} was not exercised`);
   }
 });
 
-test('what the gateway answers fits the document (password-session mode, rate limit)', { timeout: 30_000 }, async (t) => {
+test('what the gateway answers fits the document (password-session mode, rate limit, public metrics)', { timeout: 30_000 }, async (t) => {
   const doc = await loadDocument();
   const checker = await schemaChecker(doc);
   const gateway = await startGateway([
     '--auth-mode', 'password-session',
     '--auth-password', 'correct horse',
     '--rate-limit-max-requests', '3',
+    '--metrics-public',
   ]);
   t.after(() => gateway.stop());
   const { call } = conformance(doc, checker, gateway.baseUrl);
@@ -512,6 +560,7 @@ test('what the gateway answers fits the document (password-session mode, rate li
   await call('GET', '/gateway/status', { token, expect: 200 });
   const { response } = await call('GET', '/gateway/status', { token, expect: 429 });
   assert.ok(Number(response.headers.get('retry-after')) >= 1);
-  // Probes are never rate limited.
+  // Probes and metrics are never rate limited; with --metrics-public, metrics need no token.
   await call('GET', '/healthz', { token: null, expect: 200 });
+  await call('GET', '/metrics', { token: null, expect: 200 });
 });
