@@ -45,6 +45,7 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     const std::string id = session.snapshot.session_id;
     auto [inserted, _] = sessions_.emplace(id, std::move(session));
     Session& restored = inserted->second;
+    ++counters_.sessions_by_status[status_index(restored.snapshot.status)];
     if (restored.snapshot.status == SessionStatus::running) {
       start_running_locked(restored);
       if (restored.has_worker)
@@ -93,6 +94,7 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
   session.snapshot.last_activity_unix_ms = now;
   session.has_worker = with_worker;
   auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
+  ++counters_.sessions_by_status[status_index(SessionStatus::running)];
   start_running_locked(inserted->second);
   const auto ticket = submit_locked(&inserted->second,
                                     store::SaveSession{record_of(inserted->second)}, std::nullopt);
@@ -107,6 +109,7 @@ void SessionPool::discard(std::string_view session_id) {
   if (found->second.snapshot.status == SessionStatus::running)
     stop_running_locked(found->second);
   submit_locked(nullptr, store::DeleteSession{found->first}, std::nullopt);
+  --counters_.sessions_by_status[status_index(found->second.snapshot.status)];
   sessions_.erase(found);
 }
 
@@ -145,6 +148,7 @@ AppendResult SessionPool::append_followup(std::string_view session_id, std::stri
   reap_locked(now);
   Session& session = find_running_locked(session_id);
   session.followups.emplace_back(text);
+  ++counters_.followups_queued;
   return append_locked(session, event_types::followup, text, now, std::string(text));
 }
 
@@ -160,6 +164,7 @@ DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_
     result.followups.push_back(std::move(session.followups.front()));
     session.followups.pop_front();
   }
+  counters_.followups_drained += count;
   // An agent polling its queue is alive; draining an ended session changes nothing else.
   set_activity_locked(session, now);
   result.session = snapshot_of(session);
@@ -252,6 +257,7 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
     if (session.end_released &&
         now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
       submit_locked(nullptr, store::DeleteSession{it->first}, std::nullopt);
+      --counters_.sessions_by_status[status_index(session.snapshot.status)];
       it = sessions_.erase(it);
       ++purged;
     } else {
@@ -330,6 +336,7 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
   event.timestamp_unix_ms = now;
   const SharedEvent retained = retain(session, event);
   session.events.push_back(retained);
+  ++counters_.events_appended;
   while (session.events.size() > limits_.max_events_per_session)
     session.events.pop_front();
   set_activity_locked(session, now);
@@ -355,6 +362,8 @@ SharedEvent SessionPool::retain(Session& session, SessionEvent event) const {
 
 store::Ticket SessionPool::end_locked(Session& session, SessionStatus terminal_status,
                                       std::int64_t now) {
+  --counters_.sessions_by_status[status_index(session.snapshot.status)];
+  ++counters_.sessions_by_status[status_index(terminal_status)];
   session.snapshot.status = terminal_status;
   session.ended_unix_ms = now;
   stop_running_locked(session);
@@ -451,6 +460,7 @@ std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now, store::T
   }
   std::vector<SessionSnapshot> reaped;
   reaped.reserve(stale.size());
+  counters_.sessions_reaped += stale.size();
   for (Session* session : stale) {
     const store::Ticket end_ticket = end_locked(*session, SessionStatus::timed_out, now);
     if (ticket)
@@ -485,6 +495,11 @@ Replay SessionPool::replay_locked(const Session& session,
     replay.events.assign(first, first + static_cast<std::ptrdiff_t>(count));
   }
   return replay;
+}
+
+PoolCounters SessionPool::counters() const {
+  std::lock_guard lock(mutex_);
+  return counters_;
 }
 
 RuntimeInfo SessionPool::runtime_locked() const {

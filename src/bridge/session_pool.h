@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -30,6 +31,16 @@ struct RuntimeInfo {
   std::int64_t inactivity_timeout_ms = 0;
   std::size_t max_active_sessions = 0;
   std::size_t max_events_per_session = 0;
+};
+
+// What the pool has done since the process started, and how many sessions it holds in each
+// status now: for metrics.
+struct PoolCounters {
+  std::array<std::size_t, kSessionStatusCount> sessions_by_status{};  // indexed by SessionStatus
+  std::uint64_t events_appended = 0;
+  std::uint64_t followups_queued = 0;
+  std::uint64_t followups_drained = 0;
+  std::uint64_t sessions_reaped = 0;  // timed out for inactivity
 };
 
 // Every call that changes something returns the store ticket of its last write: the change may
@@ -191,6 +202,7 @@ class SessionPool {
   ListPage list(const ListQuery& query);
 
   RuntimeInfo runtime() const;
+  PoolCounters counters() const;
   const PoolLimits& limits() const { return limits_; }
   std::int64_t now() const { return clock_(); }
   store::SessionStore& store() { return *store_; }
@@ -264,6 +276,7 @@ class SessionPool {
   // nodes of `sessions_`, whose addresses never change.)
   std::set<std::pair<std::int64_t, Session*>> running_by_activity_;
   std::deque<PendingRelease> pending_releases_;  // in ticket order
+  PoolCounters counters_;
 };
 
 }  // namespace tau::bridge

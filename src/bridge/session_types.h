@@ -16,6 +16,10 @@ using Clock = std::function<std::int64_t()>;
 std::int64_t system_clock_unix_ms();
 
 enum class SessionStatus { running, completed, failed, timed_out, closed };
+inline constexpr std::size_t kSessionStatusCount = 5;
+inline constexpr std::size_t status_index(SessionStatus status) {
+  return static_cast<std::size_t>(status);
+}
 
 std::string_view to_string(SessionStatus status);
 std::optional<SessionStatus> session_status_from_string(std::string_view text);

@@ -133,14 +133,19 @@ json::value WorkerSupervisor::status_json() const {
   json::array args;
   for (const auto& arg : config_.worker_args)
     args.emplace_back(arg);
-  std::lock_guard lock(mutex_);
+  const Counts now = counts();
   return json::object{
       {"command", config_.worker_command},
       {"args", std::move(args)},
-      {"running", workers_.size()},
-      {"exited", exited_.load()},
-      {"failed_to_start", failed_to_start_.load()},
+      {"running", now.running},
+      {"exited", now.exited},
+      {"failed_to_start", now.failed_to_start},
   };
+}
+
+WorkerSupervisor::Counts WorkerSupervisor::counts() const {
+  std::lock_guard lock(mutex_);
+  return Counts{workers_.size(), exited_.load(), failed_to_start_.load()};
 }
 
 void WorkerSupervisor::shutdown(std::function<void()> done) {

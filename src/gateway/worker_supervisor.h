@@ -35,6 +35,12 @@ class WorkerSupervisor {
   void deliver_followup(const std::string& session_id, std::string_view message);
   // For the pool's end listener (called with the pool's lock held): stops the session's worker.
   void on_session_end(const bridge::SessionSnapshot& session);
+  struct Counts {
+    std::uint64_t running = 0;
+    std::uint64_t exited = 0;
+    std::uint64_t failed_to_start = 0;
+  };
+  Counts counts() const;
   // The `runtime.worker` status object, or null when worker mode is off.
   boost::json::value status_json() const;
   // Stops every worker; calls `done` once all have exited (SIGKILL after the grace period).

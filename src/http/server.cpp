@@ -63,6 +63,8 @@ asio::awaitable<void> Exchange::send(StringResponse response) {
   prepare(response.base());
   response.keep_alive(keep_alive_);
   response.prepare_payload();
+  status_ = response.result_int();
+  body_bytes_ = response.body().size();
   stream_.expires_never();
   co_await beast_http::async_write(stream_, response, use_awaitable);
 }
@@ -71,6 +73,7 @@ asio::awaitable<void> Exchange::start_stream(beast_http::response<beast_http::em
   prepare(header.base());
   header.keep_alive(keep_alive_);
   header.chunked(true);
+  status_ = header.result_int();
   stream_.expires_never();
   beast_http::response_serializer<beast_http::empty_body> serializer{header};
   co_await beast_http::async_write_header(stream_, serializer, use_awaitable);
@@ -87,6 +90,7 @@ asio::awaitable<void> Exchange::write_stream(std::string data) {
   if (data.empty())
     co_return;  // an empty chunk would end the body
   co_await write_with_timeout(beast_http::make_chunk(asio::buffer(data)));
+  body_bytes_ += data.size();
 }
 
 asio::awaitable<void> Exchange::end_stream() {

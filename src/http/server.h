@@ -11,6 +11,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -54,6 +55,9 @@ class Exchange {
   void close_after() { keep_alive_ = false; }
 
   bool responded() const { return responded_; }
+  // The status sent (0 before a response) and the body bytes written so far, for logs and metrics.
+  unsigned status() const { return status_; }
+  std::uint64_t body_bytes() const { return body_bytes_; }
   // Whether the connection can serve another request after this exchange.
   bool keep_alive() const { return keep_alive_; }
 
@@ -68,6 +72,8 @@ class Exchange {
   std::chrono::milliseconds write_timeout_{0};  // 0: none
   bool responded_ = false;
   bool keep_alive_ = true;
+  unsigned status_ = 0;
+  std::uint64_t body_bytes_ = 0;
 };
 
 using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;

@@ -22,6 +22,7 @@ class MemoryStore final : public SessionStore {
   void flush() override {}
   StoreInfo info() const override;
   bool failed() const override { return false; }
+  const metrics::Histogram& commit_seconds() const override { return commit_seconds_; }
 
  private:
   struct Session {
@@ -41,6 +42,7 @@ class MemoryStore final : public SessionStore {
   Ticket last_ticket_ = 0;
   std::unordered_map<std::string, Session> sessions_;
   std::unordered_map<std::string, std::int64_t> auth_sessions_;
+  const metrics::Histogram commit_seconds_{metrics::Histogram::latency_seconds_bounds()};
 };
 
 }  // namespace tau::store

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bridge/session_types.h"
+#include "metrics/histogram.h"
 
 namespace tau::store {
 
@@ -118,6 +119,9 @@ class SessionStore {
   virtual StoreInfo info() const = 0;
   // Whether a commit has failed (cheap, unlike info(): no file sizes), for readiness probes.
   virtual bool failed() const = 0;
+  // How long each commit (one transaction, a group of writes) took, in seconds. A store that
+  // commits nothing to disk observes nothing.
+  virtual const metrics::Histogram& commit_seconds() const = 0;
 };
 
 }  // namespace tau::store

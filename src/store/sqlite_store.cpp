@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -397,6 +398,8 @@ class SqliteStore::Impl {
     return failed_;
   }
 
+  const metrics::Histogram& commit_seconds() const { return commit_seconds_; }
+
   StoreInfo info() const {
     StoreInfo info;
     info.kind = "sqlite";
@@ -539,7 +542,10 @@ class SqliteStore::Impl {
       std::string error;
       try {
         std::lock_guard db_lock(db_mutex_);
+        const auto started = std::chrono::steady_clock::now();
         commit(batch);
+        commit_seconds_.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       } catch (const std::exception& e) {
         error = e.what();
       }
@@ -771,6 +777,7 @@ class SqliteStore::Impl {
   std::atomic<Ticket> durable_ = 0;  // committed; read without the mutex by durable_ticket()
   Ticket reported_ = 0;              // committed and its callbacks run (what flush() waits for)
   std::uint64_t commits_ = 0;
+  metrics::Histogram commit_seconds_{metrics::Histogram::latency_seconds_bounds()};
   bool failed_ = false;
   bool stopping_ = false;
   bool writer_stopped_ = false;
@@ -812,6 +819,9 @@ StoreInfo SqliteStore::info() const {
 }
 bool SqliteStore::failed() const {
   return impl_->failed();
+}
+const metrics::Histogram& SqliteStore::commit_seconds() const {
+  return impl_->commit_seconds();
 }
 
 }  // namespace tau::store

@@ -37,6 +37,7 @@ class SqliteStore final : public SessionStore {
   void flush() override;
   StoreInfo info() const override;
   bool failed() const override;
+  const metrics::Histogram& commit_seconds() const override;
 
   // The schema version this build writes (PRAGMA user_version).
   static constexpr int kSchemaVersion = 1;

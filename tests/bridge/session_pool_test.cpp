@@ -1037,6 +1037,7 @@ class HeldStore final : public store::SessionStore {
   void flush() override {}
   store::StoreInfo info() const override { return {}; }
   bool failed() const override { return false; }
+  const metrics::Histogram& commit_seconds() const override { return inner_.commit_seconds(); }
 
   // Commits everything submitted so far.
   void commit() {
