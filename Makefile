@@ -7,8 +7,8 @@ JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
-	libsqlite3-dev libssl-dev libgoogle-perftools-dev \
-	nodejs chromium
+	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev \
+	nodejs chromium prometheus
 
 .PHONY: deps configure build run test bench-sse bench-append format clean
 

@@ -133,6 +133,15 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "ended sessions are deleted with their events this long after they end")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 365 * 100));
 
+  add("--log-level", config.log_level,
+      "trace | debug | info | warn | error | critical | off (access lines are info)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  add("--log-format", config.log_format, "json (one object per line) | text")
+      ->check(CLI::IsMember({"json", "text"}));
+  app.add_flag("--metrics-public", config.metrics_public,
+               "serve GET /metrics without a bearer token (e.g. to a scraper on a private network)")
+      ->envname(env_name("--metrics-public"));
+
   std::vector<std::string> worker_env;
   add("--worker-command", config.worker_command,
       "worker mode: the agent to start for each new session (a path or a name in PATH; no shell)");
@@ -233,6 +242,8 @@ std::string describe(const GatewayConfig& config) {
   if (config.store == "sqlite")
     text += " database=" + config.database_path() + " durability=" + config.durability;
   text += " session_retention_hours=" + std::to_string(config.session_retention_hours);
+  text += " log_level=" + config.log_level + " log_format=" + config.log_format;
+  text += std::string(" metrics_public=") + (config.metrics_public ? "true" : "false");
   text += " worker_command=" + (config.workers_enabled() ? config.worker_command : "none");
   text += " worker_args=" + std::to_string(config.worker_args.size());
   // Worker environment values may be secrets: only their names are shown.

@@ -47,6 +47,11 @@ struct GatewayConfig {
   std::uint64_t worker_max_line_bytes = 65536;
   bool workers_enabled() const { return !worker_command.empty(); }
 
+  // Operator surfaces.
+  std::string log_level = "info";   // trace | debug | info | warn | error | critical | off
+  std::string log_format = "json";  // json | text
+  bool metrics_public = false;      // GET /metrics without a bearer token
+
   // Request bodies larger than this are refused with 413.
   std::uint64_t max_body_bytes() const { return max_input_chars * 8; }
 };

@@ -6,9 +6,11 @@
 #include <boost/json/serialize.hpp>
 #include <optional>
 
+#include "gateway/assets.h"
 #include "gateway/durable_wait.h"
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
+#include "gateway/logging.h"
 #include "http/query.h"
 
 namespace tau::gateway {
@@ -19,8 +21,12 @@ namespace beast_http = boost::beast::http;
 using beast_http::verb;
 
 struct RequestContext {
+  explicit RequestContext(http::Exchange& exchange) : exchange(exchange) {}
+
   http::Exchange& exchange;
   http::RequestTarget target;
+  std::optional<std::size_t> route_index;  // into the router's routes, once one matched
+  std::string_view principal_kind = "anonymous";
   std::vector<std::string> params;  // path parameters, in template order
   std::string body;
   // The store ticket of what the handler changed: the answer waits until it is durable.
@@ -80,33 +86,75 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
       workers_(workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
                        config.sse_stream_max_ms} {
-  constexpr bool kPublic = false;
-  constexpr bool kReadsBody = true;
-  auto json_route = [this](verb method, const char* path, JsonHandler handler,
-                           bool authenticated = true, bool reads_body = false) {
-    router_.add(method, path,
-                RouteSpec{std::move(handler), nullptr, authenticated, reads_body, false, true});
+  auto route = [this](verb method, const char* path, RouteSpec spec) {
+    router_.add(method, path, std::move(spec));
   };
-  json_route(verb::post, paths::auth_session, &GatewayApi::issue_auth_session, kPublic, kReadsBody);
-  json_route(verb::get, paths::status, &GatewayApi::status);
-  router_.add(verb::get, paths::healthz,
-              RouteSpec{&GatewayApi::healthz, nullptr, kPublic, false, false, false});
-  router_.add(verb::get, paths::readyz,
-              RouteSpec{&GatewayApi::readyz, nullptr, kPublic, false, false, false});
-  json_route(verb::post, paths::sessions, &GatewayApi::open_session, true, kReadsBody);
-  json_route(verb::get, paths::sessions, &GatewayApi::list_sessions);
-  json_route(verb::get, paths::session_detail, &GatewayApi::session_detail);
-  json_route(verb::post, paths::progress, &GatewayApi::append_progress, true, kReadsBody);
-  json_route(verb::post, paths::followups, &GatewayApi::append_followup, true, kReadsBody);
-  json_route(verb::post, paths::followups_drain, &GatewayApi::drain_followups, true, kReadsBody);
-  router_.add(
-      verb::get, paths::stream,
-      RouteSpec{nullptr, &GatewayApi::stream, true, false, /*accepts_query_token=*/true, true});
-  json_route(verb::post, paths::close, &GatewayApi::close_session);
-  json_route(verb::post, paths::reap, &GatewayApi::reap, true, kReadsBody);
+  route(verb::post, paths::auth_session,
+        {.json_handler = &GatewayApi::issue_auth_session,
+         .authenticated = false,
+         .reads_body = true});
+  route(verb::get, paths::status, {.json_handler = &GatewayApi::status});
+  // Probes, scrapes and static pages are never rate limited: a monitor must not be turned away.
+  route(verb::get, paths::healthz,
+        {.json_handler = &GatewayApi::healthz, .authenticated = false, .rate_limited = false});
+  route(verb::get, paths::readyz,
+        {.json_handler = &GatewayApi::readyz, .authenticated = false, .rate_limited = false});
+  route(verb::get, paths::metrics,
+        {.raw_handler = &GatewayApi::metrics,
+         .authenticated = !config.metrics_public,
+         .rate_limited = false});
+  auto asset = [](std::string_view content_type, std::string_view body) {
+    return RouteSpec{.raw_handler =
+                         [content_type, body](GatewayApi&, RequestContext&) {
+                           return RawBody{content_type, std::string(body)};
+                         },
+                     .authenticated = false,
+                     .rate_limited = false};
+  };
+  route(verb::get, paths::openapi, asset("application/json", assets::openapi_json));
+  // The page asks for the token itself; everything it shows comes from the authenticated API.
+  route(verb::get, paths::dashboard, asset("text/html; charset=utf-8", assets::dashboard_html));
+  route(verb::get, paths::dashboard_js,
+        asset("text/javascript; charset=utf-8", assets::dashboard_js));
+  route(verb::get, paths::dashboard_css, asset("text/css; charset=utf-8", assets::dashboard_css));
+  route(verb::post, paths::sessions,
+        {.json_handler = &GatewayApi::open_session, .reads_body = true});
+  route(verb::get, paths::sessions, {.json_handler = &GatewayApi::list_sessions});
+  route(verb::get, paths::session_detail, {.json_handler = &GatewayApi::session_detail});
+  route(verb::post, paths::progress,
+        {.json_handler = &GatewayApi::append_progress, .reads_body = true});
+  route(verb::post, paths::followups,
+        {.json_handler = &GatewayApi::append_followup, .reads_body = true});
+  route(verb::post, paths::followups_drain,
+        {.json_handler = &GatewayApi::drain_followups, .reads_body = true});
+  route(verb::get, paths::stream,
+        {.stream_handler = &GatewayApi::stream, .accepts_query_token = true});
+  route(verb::post, paths::close, {.json_handler = &GatewayApi::close_session});
+  route(verb::post, paths::reap, {.json_handler = &GatewayApi::reap, .reads_body = true});
+
+  std::vector<RequestMetrics::Route> series;
+  for (const auto& [method, path] : routes())
+    series.push_back(RequestMetrics::Route{method, path});
+  request_metrics_ = std::make_unique<RequestMetrics>(series);
+}
+
+std::vector<std::pair<std::string, std::string>> GatewayApi::routes() const {
+  std::vector<std::pair<std::string, std::string>> result;
+  for (const auto& route : router_.routes())
+    result.emplace_back(std::string(beast_http::to_string(route.method)), route.route_template);
+  return result;
 }
 
 asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
+  RequestContext context(exchange);
+  // Counted and logged however the exchange ends, also when the connection fails mid-answer.
+  struct Recorder {
+    GatewayApi& api;
+    const RequestContext& context;
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    ~Recorder() { api.record_request(context, started); }
+  } recorder{*this, context};
+
   std::optional<http::RequestTarget> target =
       http::parse_request_target(exchange.header().target());
   if (!target) {
@@ -114,7 +162,7 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
         error_response(400, "invalid_target", "request target is not a valid path and query"));
     co_return;
   }
-  RequestContext context{exchange, std::move(*target), {}, {}};
+  context.target = std::move(*target);
   std::optional<ApiError> failure;
   try {
     co_await dispatch(exchange, context);
@@ -150,6 +198,7 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   }
   const RouteSpec& spec = match.route->value;
   context.params = std::move(match.params);
+  context.route_index = static_cast<std::size_t>(match.route - router_.routes().data());
 
   std::string principal_key;
   if (spec.authenticated) {
@@ -165,7 +214,9 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
       throw ApiError(401, std::string(auth::to_string(*failure)),
                      "missing or invalid bearer token");
     }
-    principal_key = std::get<auth::Principal>(authorization).key;
+    const auto& principal = std::get<auth::Principal>(authorization);
+    principal_key = principal.key;
+    context.principal_kind = principal.kind;
   } else {
     // The login endpoint has no principal yet; it is limited per client address.
     principal_key = "address:" + exchange.remote().address().to_string();
@@ -189,6 +240,13 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   }
   if (spec.stream_handler) {
     co_await spec.stream_handler(*this, context);
+  } else if (spec.raw_handler) {
+    RawBody answer = spec.raw_handler(*this, context);
+    http::StringResponse response{beast_http::status::ok, 11};
+    response.set(beast_http::field::content_type, answer.content_type);
+    response.set(beast_http::field::cache_control, "no-store");
+    response.body() = std::move(answer.body);
+    co_await exchange.send(std::move(response));
   } else {
     const json::object answer = spec.json_handler(*this, context);
     // Nothing is acknowledged before it is durable.
@@ -198,6 +256,82 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     }
     co_await exchange.send(json_response(200, answer));
   }
+}
+
+void GatewayApi::record_request(const RequestContext& context,
+                                std::chrono::steady_clock::time_point started) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const http::Exchange& exchange = context.exchange;
+  const std::size_t series = context.route_index.value_or(request_metrics_->unmatched());
+  try {
+    request_metrics_->record(series, exchange.status(), seconds);
+    const auto method = exchange.header().method_string();
+    log_access(AccessRecord{
+        .method = std::string_view(method.data(), method.size()),
+        .route = context.route_index ? router_.routes()[*context.route_index].route_template
+                                     : std::string_view("unmatched"),
+        .status = exchange.status(),
+        .duration_ms = seconds * 1000,
+        .bytes = exchange.body_bytes(),
+        .principal = context.principal_kind,
+    });
+  } catch (const std::exception& error) {
+    spdlog::warn("cannot record a request: {}", error.what());
+  }
+}
+
+GatewayApi::RawBody GatewayApi::metrics(RequestContext& /*context*/) {
+  metrics::Exposition out;
+  request_metrics_->write(out);
+
+  const bridge::PoolCounters pool = pool_.counters();
+  out.family("tau_gateway_sessions", "gauge", "Sessions held, by status.");
+  for (std::size_t i = 0; i < bridge::kSessionStatusCount; ++i) {
+    const auto status = bridge::to_string(static_cast<bridge::SessionStatus>(i));
+    out.sample("tau_gateway_sessions", {{"status", status}},
+               static_cast<double>(pool.sessions_by_status[i]));
+  }
+  auto counter = [&out](std::string_view name, std::string_view help, double value) {
+    out.family(name, "counter", help);
+    out.sample(name, {}, value);
+  };
+  auto gauge = [&out](std::string_view name, std::string_view help, double value) {
+    out.family(name, "gauge", help);
+    out.sample(name, {}, value);
+  };
+  gauge("tau_gateway_open_streams", "Open stream responses (replays and follows).",
+        static_cast<double>(open_streams_.load()));
+  gauge("tau_gateway_follow_streams", "Open follow streams (limited by --max-streams).",
+        static_cast<double>(follow_streams_.load()));
+  counter("tau_gateway_events_appended_total", "Events appended to sessions.",
+          static_cast<double>(pool.events_appended));
+  counter("tau_gateway_followups_queued_total", "Follow-ups queued for agents.",
+          static_cast<double>(pool.followups_queued));
+  counter("tau_gateway_followups_drained_total", "Follow-ups drained by agents.",
+          static_cast<double>(pool.followups_drained));
+  counter("tau_gateway_sessions_reaped_total", "Running sessions timed out for inactivity.",
+          static_cast<double>(pool.sessions_reaped));
+  counter("tau_gateway_auth_failures_total", "Requests refused for missing or invalid credentials.",
+          static_cast<double>(authenticator_.stats().auth_failures));
+  counter("tau_gateway_rate_limited_requests_total", "Requests refused with 429 rate_limited.",
+          static_cast<double>(rate_limiter_.rejected_requests()));
+
+  const WorkerSupervisor::Counts workers = workers_.counts();
+  gauge("tau_gateway_worker_processes", "Worker processes running now.",
+        static_cast<double>(workers.running));
+  counter("tau_gateway_worker_exits_total", "Worker processes that exited.",
+          static_cast<double>(workers.exited));
+  counter("tau_gateway_worker_start_failures_total", "Worker processes that could not start.",
+          static_cast<double>(workers.failed_to_start));
+
+  store::SessionStore& store = pool_.store();
+  out.family("tau_gateway_store_commit_duration_seconds", "histogram",
+             "Time each store commit (one transaction of grouped writes) took.");
+  out.histogram("tau_gateway_store_commit_duration_seconds", {}, store.commit_seconds().snapshot());
+  gauge("tau_gateway_store_failed", "1 once a store commit failed (nothing more is durable).",
+        store.failed() ? 1 : 0);
+  return RawBody{metrics::Exposition::kContentType, out.text()};
 }
 
 json::object GatewayApi::issue_auth_session(RequestContext& context) {
@@ -248,6 +382,9 @@ json::object GatewayApi::status(RequestContext& /*context*/) {
   json::object gateway{
       {"status_endpoint", paths::status},
       {"auth_session_endpoint", paths::auth_session},
+      {"metrics_endpoint", paths::metrics},
+      {"openapi_endpoint", paths::openapi},
+      {"dashboard_endpoint", paths::dashboard},
       {"external_coding_agent", std::move(external_coding_agent)},
   };
   return json::object{{"auth", std::move(auth)}, {"gateway", std::move(gateway)}};

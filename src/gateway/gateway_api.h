@@ -3,7 +3,9 @@
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "bridge/session_pool.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
+#include "gateway/request_metrics.h"
 #include "gateway/worker_supervisor.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -36,6 +39,11 @@ inline constexpr const char* followups_drain =
 inline constexpr const char* stream = "/gateway/external-coding-agent/sessions/{session_id}/stream";
 inline constexpr const char* close = "/gateway/external-coding-agent/sessions/{session_id}/close";
 inline constexpr const char* reap = "/gateway/external-coding-agent/reap";
+inline constexpr const char* metrics = "/metrics";
+inline constexpr const char* openapi = "/gateway/openapi.json";
+inline constexpr const char* dashboard = "/dashboard";
+inline constexpr const char* dashboard_js = "/dashboard/app.js";
+inline constexpr const char* dashboard_css = "/dashboard/app.css";
 }  // namespace paths
 
 struct RequestContext;
@@ -49,6 +57,8 @@ class GatewayApi {
              WorkerSupervisor& workers);
 
   boost::asio::awaitable<void> handle(http::Exchange& exchange);
+  // Every registered route as (method, path template), in registration order.
+  std::vector<std::pair<std::string, std::string>> routes() const;
   // Whether the listener serves: /readyz answers 503 before and after (e.g. while stopping).
   void set_listening(bool listening) { listening_ = listening; }
 
@@ -57,9 +67,16 @@ class GatewayApi {
   // (JSON is built outside coroutines: g++ 12 miscompiles some brace-initialized JSON in them.)
   using JsonHandler = std::function<boost::json::object(GatewayApi&, RequestContext&)>;
   using StreamHandler = std::function<boost::asio::awaitable<void>(GatewayApi&, RequestContext&)>;
+  // Answers a body that is not a JSON object: metrics text, the API description, the dashboard.
+  struct RawBody {
+    std::string_view content_type;
+    std::string body;
+  };
+  using RawHandler = std::function<RawBody(GatewayApi&, RequestContext&)>;
   struct RouteSpec {
     JsonHandler json_handler;
     StreamHandler stream_handler;
+    RawHandler raw_handler;
     bool authenticated = true;
     bool reads_body = false;
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
@@ -84,6 +101,9 @@ class GatewayApi {
 
   boost::json::object runtime_json(const bridge::RuntimeInfo& runtime) const;
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
+  // Counts and logs a finished exchange.
+  void record_request(const RequestContext& context, std::chrono::steady_clock::time_point started);
+  RawBody metrics(RequestContext& context);
 
   boost::json::object issue_auth_session(RequestContext& context);
   boost::json::object status(RequestContext& context);
@@ -106,8 +126,9 @@ class GatewayApi {
   WorkerSupervisor& workers_;
   const StreamSettings stream_settings_;
   http::Router<RouteSpec> router_;
-  std::atomic<std::uint64_t> open_streams_{0};    // every open stream response
-  std::atomic<std::uint64_t> follow_streams_{0};  // the follow ones, limited by --max-streams
+  std::unique_ptr<RequestMetrics> request_metrics_;  // one series per route of router_
+  std::atomic<std::uint64_t> open_streams_{0};       // every open stream response
+  std::atomic<std::uint64_t> follow_streams_{0};     // the follow ones, limited by --max-streams
   std::atomic<bool> listening_{false};
 };
 

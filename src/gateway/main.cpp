@@ -1,4 +1,3 @@
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/gateway_api.h"
+#include "gateway/logging.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
 #include "store/memory_store.h"
@@ -62,8 +62,9 @@ int main(int argc, char** argv) {
     return exit->code;
   const auto& config = std::get<gateway::GatewayConfig>(parsed);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("tau-gateway"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  // Drains the log queue on every way out of main.
+  const gateway::LoggingGuard logging(*gateway::log_format_from_string(config.log_format),
+                                      spdlog::level::from_str(config.log_level));
 
   std::error_code fs_error;
   std::filesystem::create_directories(config.state_dir, fs_error);

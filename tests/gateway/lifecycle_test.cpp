@@ -194,6 +194,9 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
     "gateway": {
       "status_endpoint": "/gateway/status",
       "auth_session_endpoint": "/gateway/auth/session",
+      "metrics_endpoint": "/metrics",
+      "openapi_endpoint": "/gateway/openapi.json",
+      "dashboard_endpoint": "/dashboard",
       "external_coding_agent": {
         "sessions_endpoint": "/gateway/external-coding-agent/sessions",
         "list_endpoint": "/gateway/external-coding-agent/sessions",

@@ -169,6 +169,13 @@ std::string GatewayProcess::stderr_text() {
   return stderr_;
 }
 
+std::string GatewayProcess::wait_for_stderr(const std::function<bool(const std::string&)>& ready,
+                                            std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] { return stderr_closed_ || ready(stderr_); });
+  return stderr_;
+}
+
 void GatewayProcess::drain_stderr(int fd) {
   char buffer[4096];
   ssize_t got;

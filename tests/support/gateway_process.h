@@ -2,8 +2,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -58,6 +60,10 @@ class GatewayProcess {
   int crash();
   // Everything the gateway wrote to stderr so far.
   std::string stderr_text();
+  // Waits (up to `timeout`) until what the gateway wrote to stderr satisfies `ready`, e.g. an
+  // asynchronous log line has arrived; returns the text either way.
+  std::string wait_for_stderr(const std::function<bool(const std::string&)>& ready,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
   void drain_stderr(int fd);

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <spdlog/common.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace tau::gateway {
+
+enum class LogFormat { json, text };
+std::optional<LogFormat> log_format_from_string(std::string_view text);
+
+// Routes the default logger and the access log to stderr, one line per record: a JSON object
+// per line, or text for people. Writing is asynchronous (one logging thread), so an I/O thread
+// never waits on a slow stderr reader; when the queue is full the oldest lines are dropped.
+// Keep the returned guard alive while the gateway runs: it drains the queue when it goes.
+class LoggingGuard {
+ public:
+  LoggingGuard(LogFormat format, spdlog::level::level_enum level);
+  ~LoggingGuard();
+  LoggingGuard(const LoggingGuard&) = delete;
+  LoggingGuard& operator=(const LoggingGuard&) = delete;
+};
+
+// One answered (or abandoned) request, for the access log.
+struct AccessRecord {
+  std::string_view method;
+  std::string_view route;  // the route template, never the raw path
+  unsigned status = 0;     // 0: the client left before an answer
+  double duration_ms = 0;
+  std::uint64_t bytes = 0;     // response body bytes written
+  std::string_view principal;  // the principal kind ("token", "session", ...) or "anonymous"
+};
+
+// Logs one access-log line at info level (`--log-level warn` and above silence it).
+void log_access(const AccessRecord& record);
+
+}  // namespace tau::gateway
