@@ -5,6 +5,7 @@
 # gateway more of the second core; both views are reported. Usage: run-append-wrk.sh BUILD_DIR
 # Environment: STORES [memory sqlite-normal sqlite-full]  CLIENTS [64]  DURATION_S [8]
 #   BENCH_REPEATS [3]  MESSAGE_BYTES [100]  WRITE_DOCS [1]  BENCH_OUT [docs/benchmarks.md]
+#   GATEWAY_FLAGS (added to the gateway's command line, e.g. "--log-level warn")
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +44,7 @@ for repeat in $(seq "$repeats"); do
     # shellcheck disable=SC2046
     "$gateway_bin" --auth-mode localhost-dev --bind 127.0.0.1:0 --threads 1 \
       --rate-limit-max-requests 1000000000000 --state-dir "$state" $(store_flags "$store") \
-      2>"$state/gateway.log" &
+      ${GATEWAY_FLAGS:-} 2>"$state/gateway.log" &
     gateway_pid=$!
     port=
     for _ in $(seq 100); do
