@@ -99,6 +99,8 @@ class StreamFollower : public bridge::SessionFollower,
 
   // Strand only. Called before reading the pool, so a notify() after it posts a new wake-up.
   void rearm() { wake_pending_ = false; }
+  // Whether the pool released anything since rearm(): if not, reading it again finds nothing.
+  bool notified_since_rearm() const { return wake_pending_; }
   void sent_through(std::uint64_t encoded_bytes_through) { bytes_sent_ = encoded_bytes_through; }
   bool overflowed() const { return overflowed_; }
   asio::steady_timer& wake_timer() { return wake_timer_; }
@@ -200,9 +202,12 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool&
       co_await exchange.write_stream(std::move(frames));
       last_sent = update.events.back()->event.sequence_id;
       follower.sent_through(update.events.back()->encoded_bytes_through);
-      continue;
-    }
-    if (update.finished) {
+      // Another read of the pool (and its lock) per delivery is needed only when this batch was
+      // full, the session ended, or something was released during the write.
+      if (update.events.size() == kBatchEvents || update.finished ||
+          follower.notified_since_rearm())
+        continue;
+    } else if (update.finished) {
       co_await exchange.write_stream(final_frames(update.session));
       co_await exchange.end_stream();
       co_return;
@@ -232,28 +237,48 @@ std::string encode_event_frame(const bridge::SessionEvent& event) {
                                    json::serialize(to_json(event))));
 }
 
-asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
-                                         const StreamRequest& request,
-                                         const StreamSettings& settings) {
-  std::shared_ptr<StreamFollower> follower;
+namespace {
+
+// Everything a stream needs before its first write, computed outside the coroutine so that the
+// frame a follow stream keeps for hours does not hold the replay or the response header.
+struct StreamOpening {
+  std::shared_ptr<StreamFollower> follower;  // follow streams only
+  std::unique_ptr<FollowRegistration> registration;
+  std::string frames;  // retry, snapshot, gap, replay (and done)
+  std::uint64_t live_after_sequence_id = 0;
+};
+
+StreamOpening open_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+                          const StreamRequest& request, const StreamSettings& settings) {
+  StreamOpening opening;
   bridge::FollowStart start;
   if (request.follow) {
     // Registered before the replay is read, in one step, so nothing falls in between.
-    follower = std::make_shared<StreamFollower>(exchange.socket(), settings.max_buffered_bytes);
-    start = pool.follow(request.session_id, request.cursor, request.limit, follower);
-    follower->sent_through(start.replay.encoded_bytes_total);
+    opening.follower =
+        std::make_shared<StreamFollower>(exchange.socket(), settings.max_buffered_bytes);
+    start = pool.follow(request.session_id, request.cursor, request.limit, opening.follower);
+    opening.registration =
+        std::make_unique<FollowRegistration>(pool, request.session_id, opening.follower);
+    opening.follower->sent_through(start.replay.encoded_bytes_total);
   } else {
     start.replay = pool.replay(request.session_id, request.cursor, request.limit);
   }
-  std::optional<FollowRegistration> registration;
-  if (follower)
-    registration.emplace(pool, request.session_id, follower);
+  opening.frames = opening_frames(start.replay, request.cursor, settings.retry_ms);
+  if (!request.follow)
+    opening.frames += http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
+  // A cursor past the newest event still means "already seen": live events start after it.
+  opening.live_after_sequence_id =
+      std::max(start.live_after_sequence_id, request.cursor.value_or(0));
+  return opening;
+}
 
+asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
+                                         const StreamSettings& settings) {
   beast_http::response<beast_http::empty_body> header{beast_http::status::ok, 11};
   header.set(beast_http::field::content_type, "text/event-stream");
   header.set(beast_http::field::cache_control, "no-cache");
   header.set("X-Accel-Buffering", "no");
-  if (request.follow) {
+  if (follow) {
     // A follow stream holds its connection until the end; it is not reused afterwards.
     exchange.close_after();
     // A reader that stops reading while no new events arrive never passes the backlog limit;
@@ -262,18 +287,22 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
                                         std::chrono::milliseconds(kMinWriteTimeoutMs)));
   }
   co_await exchange.start_stream(std::move(header));
+}
 
-  std::string opening = opening_frames(start.replay, request.cursor, settings.retry_ms);
-  if (!request.follow) {
-    opening += http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
-    co_await exchange.write_stream(std::move(opening));
+}  // namespace
+
+asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+                                         const StreamRequest& request,
+                                         const StreamSettings& settings) {
+  StreamOpening opening = open_stream(exchange, pool, request, settings);
+  co_await start_event_stream(exchange, request.follow, settings);
+  co_await exchange.write_stream(std::move(opening.frames));
+  if (request.follow) {
+    co_await follow_live(exchange, pool, request, settings, opening.follower,
+                         opening.live_after_sequence_id);
+  } else {
     co_await exchange.end_stream();
-    co_return;
   }
-  co_await exchange.write_stream(std::move(opening));
-  // A cursor past the newest event still means "already seen": live events start after it.
-  co_await follow_live(exchange, pool, request, settings, follower,
-                       std::max(start.live_after_sequence_id, request.cursor.value_or(0)));
 }
 
 }  // namespace tau::gateway

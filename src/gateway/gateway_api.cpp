@@ -145,6 +145,11 @@ std::vector<std::pair<std::string, std::string>> GatewayApi::routes() const {
   return result;
 }
 
+// A follow stream keeps the frames of handle(), dispatch() and the stream's coroutines for as
+// long as it is open, and g++ gives every local of a coroutine a slot in its frame. So these
+// coroutines hold little: routing, auth and answers are built in plain functions or in short
+// coroutines of their own.
+
 asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
   RequestContext context(exchange);
   // Counted and logged however the exchange ends, also when the connection fails mid-answer.
@@ -155,14 +160,6 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
     ~Recorder() { api.record_request(context, started); }
   } recorder{*this, context};
 
-  std::optional<http::RequestTarget> target =
-      http::parse_request_target(exchange.header().target());
-  if (!target) {
-    co_await exchange.send(
-        error_response(400, "invalid_target", "request target is not a valid path and query"));
-    co_return;
-  }
-  context.target = std::move(*target);
   std::optional<ApiError> failure;
   try {
     co_await dispatch(exchange, context);
@@ -177,24 +174,41 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
     spdlog::error("request failed: {}", error.what());
     failure = ApiError(500, "internal_error", "the gateway failed to handle the request");
   }
-  if (failure && !exchange.responded()) {
-    co_await exchange.send(error_response(failure->status(), failure->code(), failure->what()));
-  }
+  if (failure && !exchange.responded())
+    co_await send_error(exchange, *failure);
+}
+
+asio::awaitable<void> GatewayApi::send_error(http::Exchange& exchange, const ApiError& error) {
+  auto response = error_response(error.status(), error.code(), error.what());
+  if (const auto& header = error.header())
+    response.set(header->first, header->second);
+  co_await exchange.send(std::move(response));
 }
 
 asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestContext& context) {
-  const auto& header = exchange.header();
+  const RouteSpec& spec = admit(context);
+  if (spec.reads_body)
+    co_await read_request_body(exchange, context);
+  if (spec.stream_handler)
+    co_await spec.stream_handler(*this, context);
+  else
+    co_await answer(spec, context);
+}
+
+const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
+  const auto& header = context.exchange.header();
+  auto target = http::parse_request_target(header.target());
+  if (!target)
+    throw ApiError(400, "invalid_target", "request target is not a valid path and query");
+  context.target = std::move(*target);
   auto match = router_.match(header.method(), context.target.path_segments);
   using Kind = decltype(match)::Kind;
   if (match.kind == Kind::not_found) {
     throw ApiError(404, "not_found", "no route for this path");
   }
   if (match.kind == Kind::method_not_allowed) {
-    auto response = error_response(405, "method_not_allowed",
-                                   "method not allowed here; allowed: " + match.allow);
-    response.set(beast_http::field::allow, match.allow);
-    co_await exchange.send(std::move(response));
-    co_return;
+    throw ApiError(405, "method_not_allowed", "method not allowed here; allowed: " + match.allow)
+        .with_header("Allow", match.allow);
   }
   const RouteSpec& spec = match.route->value;
   context.params = std::move(match.params);
@@ -219,43 +233,45 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     context.principal_kind = principal.kind;
   } else {
     // The login endpoint has no principal yet; it is limited per client address.
-    principal_key = "address:" + exchange.remote().address().to_string();
+    principal_key = "address:" + context.exchange.remote().address().to_string();
   }
   if (const auto decision =
           spec.rate_limited ? rate_limiter_.check(principal_key) : auth::RateDecision{true, 0};
       !decision.allowed) {
-    auto response = error_response(429, "rate_limited", "too many requests; retry later");
-    response.set(beast_http::field::retry_after, std::to_string(decision.retry_after_seconds));
-    co_await exchange.send(std::move(response));
-    co_return;
+    throw ApiError(429, "rate_limited", "too many requests; retry later")
+        .with_header("Retry-After", std::to_string(decision.retry_after_seconds));
   }
-  if (spec.reads_body) {
-    const auto limit = static_cast<std::size_t>(config_.max_body_bytes());
-    auto body = co_await exchange.read_body(limit);
-    if (!body) {
-      throw ApiError(413, "input_too_large",
-                     "request body is larger than " + std::to_string(limit) + " bytes");
-    }
-    context.body = std::move(*body);
+  return spec;
+}
+
+asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
+                                                    RequestContext& context) {
+  const auto limit = static_cast<std::size_t>(config_.max_body_bytes());
+  auto body = co_await exchange.read_body(limit);
+  if (!body) {
+    throw ApiError(413, "input_too_large",
+                   "request body is larger than " + std::to_string(limit) + " bytes");
   }
-  if (spec.stream_handler) {
-    co_await spec.stream_handler(*this, context);
-  } else if (spec.raw_handler) {
+  context.body = std::move(*body);
+}
+
+asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& context) {
+  if (spec.raw_handler) {
     RawBody answer = spec.raw_handler(*this, context);
     http::StringResponse response{beast_http::status::ok, 11};
     response.set(beast_http::field::content_type, answer.content_type);
     response.set(beast_http::field::cache_control, "no-store");
     response.body() = std::move(answer.body);
-    co_await exchange.send(std::move(response));
-  } else {
-    const json::object answer = spec.json_handler(*this, context);
-    // Nothing is acknowledged before it is durable.
-    if (!co_await wait_until_durable(pool_.store(), context.commit_ticket)) {
-      throw ApiError(503, "store_unavailable",
-                     "the change could not be made durable; the gateway's store has failed");
-    }
-    co_await exchange.send(json_response(200, answer));
+    co_await context.exchange.send(std::move(response));
+    co_return;
   }
+  const json::object answer = spec.json_handler(*this, context);
+  // Nothing is acknowledged before it is durable.
+  if (!co_await wait_until_durable(pool_.store(), context.commit_ticket)) {
+    throw ApiError(503, "store_unavailable",
+                   "the change could not be made durable; the gateway's store has failed");
+  }
+  co_await context.exchange.send(json_response(200, answer));
 }
 
 void GatewayApi::record_request(const RequestContext& context,
@@ -504,7 +520,7 @@ json::object GatewayApi::drain_followups(RequestContext& context) {
   };
 }
 
-asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
+StreamRequest GatewayApi::stream_request(const RequestContext& context) const {
   StreamRequest request;
   request.session_id = context.session_id();
   // Cursor precedence: the query parameters (browsers cannot set headers on a first connect),
@@ -532,7 +548,11 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
       throw ApiError(400, "invalid_follow", "follow must be true, 1, false or 0");
     }
   }
+  return request;
+}
 
+asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
+  const StreamRequest request = stream_request(context);
   std::optional<StreamSlot> follow_slot;
   if (request.follow) {
     follow_slot.emplace(follow_streams_);

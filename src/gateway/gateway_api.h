@@ -14,6 +14,7 @@
 #include "bridge/session_pool.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
+#include "gateway/json_codec.h"
 #include "gateway/request_metrics.h"
 #include "gateway/worker_supervisor.h"
 #include "http/router.h"
@@ -101,6 +102,11 @@ class GatewayApi {
 
   boost::json::object runtime_json(const bridge::RuntimeInfo& runtime) const;
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
+  // Parses the target, routes, authenticates and rate-limits; throws ApiError to refuse.
+  const RouteSpec& admit(RequestContext& context);
+  boost::asio::awaitable<void> read_request_body(http::Exchange& exchange, RequestContext& context);
+  boost::asio::awaitable<void> answer(const RouteSpec& spec, RequestContext& context);
+  static boost::asio::awaitable<void> send_error(http::Exchange& exchange, const ApiError& error);
   // Counts and logs a finished exchange.
   void record_request(const RequestContext& context, std::chrono::steady_clock::time_point started);
   RawBody metrics(RequestContext& context);
@@ -116,6 +122,7 @@ class GatewayApi {
   boost::json::object append_followup(RequestContext& context);
   boost::json::object drain_followups(RequestContext& context);
   boost::asio::awaitable<void> stream(RequestContext& context);
+  StreamRequest stream_request(const RequestContext& context) const;
   boost::json::object close_session(RequestContext& context);
   boost::json::object reap(RequestContext& context);
 

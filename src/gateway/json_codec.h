@@ -18,10 +18,19 @@ class ApiError : public std::runtime_error {
       : std::runtime_error(message), status_(status), code_(std::move(code)) {}
   unsigned status() const noexcept { return status_; }
   const std::string& code() const noexcept { return code_; }
+  // A header the error response carries besides the envelope (e.g. Allow, Retry-After).
+  ApiError& with_header(std::string name, std::string value) {
+    header_ = {std::move(name), std::move(value)};
+    return *this;
+  }
+  const std::optional<std::pair<std::string, std::string>>& header() const noexcept {
+    return header_;
+  }
 
  private:
   unsigned status_;
   std::string code_;
+  std::optional<std::pair<std::string, std::string>> header_;
 };
 
 // {"error":{"type":"invalid_request_error"|"server_error","code":...,"message":...}}
