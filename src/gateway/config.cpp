@@ -133,6 +133,23 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "ended sessions are deleted with their events this long after they end")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 365 * 100));
 
+  add("--max-connections", config.max_connections,
+      "open connections at once; more are closed as soon as they are accepted")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 24));
+  add("--header-timeout-ms", config.header_timeout_ms,
+      "a request header must be complete this long after its first byte")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{3600000}));
+  add("--body-timeout-ms", config.body_timeout_ms,
+      "a request body must be complete this long after its header")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{3600000}));
+  add("--idle-timeout-ms", config.idle_timeout_ms,
+      "a keep-alive connection may wait this long for its next request (not while streaming)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400000}));
+  add("--max-header-bytes", config.max_header_bytes, "larger request headers are answered 431")
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 20));
+  add("--max-target-bytes", config.max_target_bytes, "longer request targets are answered 414")
+      ->check(CLI::Range(std::uint64_t{64}, std::uint64_t{1} << 20));
+
   add("--log-level", config.log_level,
       "trace | debug | info | warn | error | critical | off (access lines are info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -242,6 +259,12 @@ std::string describe(const GatewayConfig& config) {
   if (config.store == "sqlite")
     text += " database=" + config.database_path() + " durability=" + config.durability;
   text += " session_retention_hours=" + std::to_string(config.session_retention_hours);
+  text += " max_connections=" + std::to_string(config.max_connections);
+  text += " header_timeout_ms=" + std::to_string(config.header_timeout_ms);
+  text += " body_timeout_ms=" + std::to_string(config.body_timeout_ms);
+  text += " idle_timeout_ms=" + std::to_string(config.idle_timeout_ms);
+  text += " max_header_bytes=" + std::to_string(config.max_header_bytes);
+  text += " max_target_bytes=" + std::to_string(config.max_target_bytes);
   text += " log_level=" + config.log_level + " log_format=" + config.log_format;
   text += std::string(" metrics_public=") + (config.metrics_public ? "true" : "false");
   text += " worker_command=" + (config.workers_enabled() ? config.worker_command : "none");

@@ -47,6 +47,14 @@ struct GatewayConfig {
   std::uint64_t worker_max_line_bytes = 65536;
   bool workers_enabled() const { return !worker_command.empty(); }
 
+  // Connection hygiene (see http::ServerOptions).
+  std::uint64_t max_connections = 20000;
+  std::int64_t header_timeout_ms = 10000;
+  std::int64_t body_timeout_ms = 30000;
+  std::int64_t idle_timeout_ms = 60000;
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::uint64_t max_target_bytes = 8 * 1024;
+
   // Operator surfaces.
   std::string log_level = "info";   // trace | debug | info | warn | error | critical | off
   std::string log_format = "json";  // json | text

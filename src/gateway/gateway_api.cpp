@@ -40,19 +40,6 @@ namespace {
 constexpr std::int64_t kMaxDrainLimit = 1000000;
 constexpr std::int64_t kDefaultDrainLimit = 64;
 
-http::StringResponse json_response(unsigned status, const json::object& body) {
-  http::StringResponse response{static_cast<beast_http::status>(status), 11};
-  response.set(beast_http::field::content_type, "application/json");
-  response.set(beast_http::field::cache_control, "no-store");
-  response.body() = json::serialize(body);
-  return response;
-}
-
-http::StringResponse error_response(unsigned status, std::string_view code,
-                                    std::string_view message) {
-  return json_response(status, error_envelope(status, code, message));
-}
-
 unsigned http_status_of(bridge::BridgeErrorCode code) {
   switch (code) {
     case bridge::BridgeErrorCode::invalid_workspace_id:
@@ -75,6 +62,19 @@ std::optional<std::uint64_t> parse_cursor(std::string_view text) {
 }
 
 }  // namespace
+
+http::StringResponse json_response(unsigned status, const json::object& body) {
+  http::StringResponse response{static_cast<beast_http::status>(status), 11};
+  response.set(beast_http::field::content_type, "application/json");
+  response.set(beast_http::field::cache_control, "no-store");
+  response.body() = json::serialize(body);
+  return response;
+}
+
+http::StringResponse error_response(unsigned status, std::string_view code,
+                                    std::string_view message) {
+  return json_response(status, error_envelope(status, code, message));
+}
 
 GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
                        auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,

@@ -49,6 +49,11 @@ inline constexpr const char* dashboard_css = "/dashboard/app.css";
 
 struct RequestContext;
 
+// A JSON answer with the headers every JSON response carries; an error in the envelope.
+http::StringResponse json_response(unsigned status, const boost::json::object& body);
+http::StringResponse error_response(unsigned status, std::string_view code,
+                                    std::string_view message);
+
 // The HTTP face of the gateway: routes each request, authorizes it, applies the rate limit and
 // the body limit, and hands it to a thin handler over the bridge.
 class GatewayApi {

@@ -1,6 +1,7 @@
 #include "http/query.h"
 
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <boost/url/url_view.hpp>
 #include <charconv>
 #include <cstdint>
@@ -21,8 +22,21 @@ std::optional<RequestTarget> parse_request_target(std::string_view target) {
     return std::nullopt;
   const boost::urls::url_view& url = *parsed;
   RequestTarget result;
-  for (const auto& segment : url.segments())
-    result.path_segments.push_back(segment);
+  // Split the path as written, one segment per '/'. Boost.URL's segments() would hide a leading
+  // "/." (its escape for a path that starts with "//"), so "/./healthz" would route as "/healthz".
+  const boost::urls::pct_string_view path = url.encoded_path();
+  if (path != "/") {
+    std::size_t start = 1;  // an origin-form path starts with '/'
+    while (true) {
+      const std::size_t slash = path.find('/', start);
+      const std::size_t end = slash == boost::urls::string_view::npos ? path.size() : slash;
+      result.path_segments.push_back(
+          boost::urls::make_pct_string_view(path.substr(start, end - start))->decode());
+      if (end == path.size())
+        break;
+      start = end + 1;
+    }
+  }
   for (const auto& param : url.params()) {
     result.query.emplace_back(param.key, param.has_value ? param.value : std::string());
   }

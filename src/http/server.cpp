@@ -22,11 +22,12 @@ using asio::use_awaitable;
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                    beast_http::request_parser<beast_http::string_body>& parser,
-                   asio::ip::tcp::endpoint remote)
+                   asio::ip::tcp::endpoint remote, std::chrono::milliseconds body_timeout)
     : stream_(stream),
       buffer_(buffer),
       parser_(parser),
       remote_(std::move(remote)),
+      body_timeout_(body_timeout),
       keep_alive_(parser.get().keep_alive()) {}
 
 asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limit) {
@@ -37,8 +38,11 @@ asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limi
   // A chunked body is checked against the limit as it arrives.
   parser_.body_limit(limit);
   beast::error_code ec;
+  stream_.expires_after(body_timeout_);
   co_await beast_http::async_read(stream_, buffer_, parser_,
                                   asio::redirect_error(use_awaitable, ec));
+  // Handling the request may take a while (e.g. waiting for the store); no timer may run then.
+  stream_.expires_never();
   if (ec == beast_http::error::body_limit) {
     keep_alive_ = false;
     co_return std::nullopt;
@@ -126,27 +130,61 @@ asio::awaitable<void> Server::accept_loop() {
       spdlog::warn("accept failed: {}", ec.message());
       continue;
     }
+    if (connections_.load() >= options_.max_connections) {
+      // Closed at once: the client sees a reset or an EOF, open connections keep working.
+      socket.close(ec);
+      continue;
+    }
+    ++connections_;
     auto executor = socket.get_executor();
     asio::co_spawn(executor, serve_connection(std::move(socket)), asio::detached);
   }
 }
 
 asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
+  struct Counted {
+    std::atomic<std::size_t>& connections;
+    ~Counted() { --connections; }
+  } counted{connections_};
   beast::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   try {
-    while (true) {
+    for (bool first = true;; first = false) {
+      // Between requests a keep-alive connection may idle; once a request's first byte is in,
+      // its header must be complete within the header timeout. A new connection has no idle
+      // allowance: it was opened to send a request.
+      if (!first && buffer.size() == 0) {
+        stream.expires_after(options_.idle_timeout);
+        const std::size_t read = co_await stream.async_read_some(
+            buffer.prepare(1024), asio::redirect_error(use_awaitable, ec));
+        if (ec)
+          break;  // closed by the peer, or idle too long
+        buffer.commit(read);
+      }
       beast_http::request_parser<beast_http::string_body> parser;
       // The body limit is applied by Exchange::read_body once the handler has chosen one.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
       stream.expires_after(options_.header_timeout);
       co_await beast_http::async_read_header(stream, buffer, parser,
                                              asio::redirect_error(use_awaitable, ec));
+      if (ec == beast_http::error::header_limit) {
+        co_await refuse(stream, 11, 431, "header_too_large",
+                        "request header is larger than " +
+                            std::to_string(options_.max_header_bytes) + " bytes");
+        break;
+      }
       if (ec)
         break;  // closed by the peer, timed out, or not HTTP: nothing to answer
-      Exchange exchange(stream, buffer, parser, remote);
+      if (parser.get().target().size() > options_.max_target_bytes) {
+        co_await refuse(stream, parser.get().version(), 414, "target_too_long",
+                        "request target is longer than " +
+                            std::to_string(options_.max_target_bytes) + " bytes");
+        break;
+      }
+      Exchange exchange(stream, buffer, parser, remote, options_.body_timeout);
       co_await handler_(exchange);
       if (!exchange.responded() || !exchange.keep_alive())
         break;
@@ -156,6 +194,21 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   }
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   stream.close();
+}
+
+asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, unsigned status,
+                                     std::string_view code, std::string_view message) {
+  StringResponse response = options_.refusal
+                                ? options_.refusal(status, code, message)
+                                : StringResponse{static_cast<beast_http::status>(status), 11};
+  response.version(version == 10 ? 10 : 11);
+  response.set(beast_http::field::server, "tau-gateway");
+  response.keep_alive(false);
+  response.prepare_payload();
+  // A client that does not read its answer must not hold the connection either.
+  stream.expires_after(options_.header_timeout);
+  beast::error_code ignored;
+  co_await beast_http::async_write(stream, response, asio::redirect_error(use_awaitable, ignored));
 }
 
 }  // namespace tau::http

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +16,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace tau::http {
 
@@ -29,13 +31,14 @@ class Exchange {
  public:
   Exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
            beast_http::request_parser<beast_http::string_body>& parser,
-           boost::asio::ip::tcp::endpoint remote);
+           boost::asio::ip::tcp::endpoint remote, std::chrono::milliseconds body_timeout);
 
   const RequestHeader& header() const { return parser_.get().base(); }
   const boost::asio::ip::tcp::endpoint& remote() const { return remote_; }
 
   // Reads the body. Nullopt when it is larger than `limit` bytes; the body is then not read and
-  // the connection closes after the response.
+  // the connection closes after the response. A body that does not arrive within the body
+  // timeout fails the exchange (the connection closes without an answer).
   boost::asio::awaitable<std::optional<std::string>> read_body(std::size_t limit);
 
   boost::asio::awaitable<void> send(StringResponse response);
@@ -69,6 +72,7 @@ class Exchange {
   boost::beast::flat_buffer& buffer_;
   beast_http::request_parser<beast_http::string_body>& parser_;
   boost::asio::ip::tcp::endpoint remote_;
+  std::chrono::milliseconds body_timeout_;
   std::chrono::milliseconds write_timeout_{0};  // 0: none
   bool responded_ = false;
   bool keep_alive_ = true;
@@ -78,9 +82,23 @@ class Exchange {
 
 using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;
 
+// Builds the answer to a request the server refuses before any handler sees it (431, 414).
+using RefusalBuilder =
+    std::function<StringResponse(unsigned status, std::string_view code, std::string_view message)>;
+
 struct ServerOptions {
-  // How long a connection may take to send a request header, or sit idle between requests.
-  std::chrono::milliseconds header_timeout{60000};
+  // From a connection's first byte of a request to the end of its header.
+  std::chrono::milliseconds header_timeout{10000};
+  // From the end of the header to the end of the body.
+  std::chrono::milliseconds body_timeout{30000};
+  // How long a keep-alive connection may wait for its next request. Never applies while a
+  // response (e.g. an open event stream) is being written.
+  std::chrono::milliseconds idle_timeout{60000};
+  std::size_t max_header_bytes = 16 * 1024;  // larger: 431
+  std::size_t max_target_bytes = 8 * 1024;   // longer: 414
+  // Connections beyond this are closed as soon as they are accepted; open ones are unaffected.
+  std::size_t max_connections = 20000;
+  RefusalBuilder refusal;  // default: an empty-bodied response
 };
 
 // Accepts connections and runs one coroutine per connection on its own strand. The handler is
@@ -91,17 +109,24 @@ class Server {
          RequestHandler handler, ServerOptions options = {});
 
   boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+  // Connections open now.
+  std::size_t connections() const { return connections_.load(); }
   void start();
   void stop();
 
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
+  // Answers a request refused before its handler and closes the connection after.
+  boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version,
+                                      unsigned status, std::string_view code,
+                                      std::string_view message);
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   RequestHandler handler_;
   ServerOptions options_;
+  std::atomic<std::size_t> connections_{0};
 };
 
 }  // namespace tau::http
