@@ -261,6 +261,16 @@ asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& 
     http::StringResponse response{beast_http::status::ok, 11};
     response.set(beast_http::field::content_type, answer.content_type);
     response.set(beast_http::field::cache_control, "no-store");
+    // Documents and the page are what a browser renders: no type sniffing, no referrer (the
+    // page's stream URLs carry a token), and the page may not be framed or load anything from
+    // another origin.
+    response.set("X-Content-Type-Options", "nosniff");
+    response.set("Referrer-Policy", "no-referrer");
+    if (answer.content_type.starts_with("text/html")) {
+      response.set("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                   "form-action 'none'; frame-ancestors 'none'");
+    }
     response.body() = std::move(answer.body);
     co_await context.exchange.send(std::move(response));
     co_return;
