@@ -165,6 +165,8 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
     co_await dispatch(exchange, context);
   } catch (const ApiError& error) {
     failure = error;
+  } catch (const http::BadRequest& error) {
+    failure = ApiError(400, "malformed_request", error.what());
   } catch (const bridge::BridgeError& error) {
     failure =
         ApiError(http_status_of(error.code()), std::string(to_string(error.code())), error.what());

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -19,6 +20,13 @@ namespace tau::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using asio::use_awaitable;
+
+namespace {
+// Errors of Beast's HTTP parser: the bytes received break HTTP/1.1.
+bool is_http_error(const beast::error_code& ec) {
+  return ec.category() == beast_http::make_error_code(beast_http::error::bad_method).category();
+}
+}  // namespace
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                    beast_http::request_parser<beast_http::string_body>& parser,
@@ -46,6 +54,12 @@ asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limi
   if (ec == beast_http::error::body_limit) {
     keep_alive_ = false;
     co_return std::nullopt;
+  }
+  if (is_http_error(ec)) {
+    keep_alive_ = false;
+    throw BadRequest(ec == beast_http::error::partial_message
+                         ? "the request body ended before its announced length"
+                         : "the request body is not valid HTTP/1.1 framing: " + ec.message());
   }
   if (ec)
     throw beast::system_error(ec);
@@ -176,8 +190,16 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
                             std::to_string(options_.max_header_bytes) + " bytes");
         break;
       }
+      if (is_http_error(ec) && ec != beast_http::error::end_of_stream &&
+          ec != beast_http::error::partial_message) {
+        // Bytes that are not an HTTP/1.1 request header (duplicate Content-Length, a bad
+        // method or version, a bare CR): say so, then close, since the framing is lost.
+        co_await refuse(stream, 11, 400, "malformed_request",
+                        "the request header is not valid HTTP/1.1: " + ec.message());
+        break;
+      }
       if (ec)
-        break;  // closed by the peer, timed out, or not HTTP: nothing to answer
+        break;  // closed by the peer or timed out: no one to answer
       if (parser.get().target().size() > options_.max_target_bytes) {
         co_await refuse(stream, parser.get().version(), 414, "target_too_long",
                         "request target is longer than " +
@@ -192,8 +214,29 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   } catch (const std::exception& error) {
     spdlog::debug("connection from {} ended: {}", remote.address().to_string(), error.what());
   }
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  co_await linger(stream);
   stream.close();
+}
+
+asio::awaitable<void> Server::linger(beast::tcp_stream& stream) {
+  // Closing while the client is still sending (the body of a request refused with 413, say)
+  // makes the kernel send a reset, which can destroy the answer before the client reads it.
+  // So: end our side, then read and discard what still comes, for a short while.
+  constexpr auto kLingerTime = std::chrono::seconds(2);
+  constexpr std::size_t kLingerBytes = 64 * 1024 * 1024;
+  beast::error_code ec;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec)
+    co_return;  // already closed (e.g. by a timeout)
+  stream.expires_after(kLingerTime);
+  std::array<char, 4096> discard;  // in this short-lived frame only
+  for (std::size_t total = 0; total < kLingerBytes;) {
+    const std::size_t read = co_await stream.async_read_some(
+        asio::buffer(discard), asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      break;
+    total += read;
+  }
 }
 
 asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, unsigned status,

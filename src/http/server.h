@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,13 @@ namespace tau::http {
 namespace beast_http = boost::beast::http;
 using StringResponse = beast_http::response<beast_http::string_body>;
 using RequestHeader = beast_http::request_header<>;
+
+// Raised by Exchange::read_body when the body breaks HTTP's framing (a bad chunk, or the client
+// ended its side of the connection before the body was complete): the answer is 400.
+class BadRequest : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // One request/response exchange on a connection. The handler sees the header first and decides
 // (route, auth, limits) before the body is read, so an unauthorized client cannot make the server
@@ -38,7 +46,8 @@ class Exchange {
 
   // Reads the body. Nullopt when it is larger than `limit` bytes; the body is then not read and
   // the connection closes after the response. A body that does not arrive within the body
-  // timeout fails the exchange (the connection closes without an answer).
+  // timeout fails the exchange (the connection closes without an answer); a malformed one
+  // throws BadRequest (and the connection closes after the answer).
   boost::asio::awaitable<std::optional<std::string>> read_body(std::size_t limit);
 
   boost::asio::awaitable<void> send(StringResponse response);
@@ -117,6 +126,8 @@ class Server {
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
+  // Ends a connection politely: see the definition.
+  boost::asio::awaitable<void> linger(boost::beast::tcp_stream& stream);
   // Answers a request refused before its handler and closes the connection after.
   boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version,
                                       unsigned status, std::string_view code,
