@@ -234,6 +234,10 @@ test('every error code in the source is documented with its status', async () =>
   for (const [, status, code] of text.matchAll(/(?:ApiError|error_response)\(\s*(\d{3}),\s*"([a-z_]+)"/g)) {
     note(status, code);
   }
+  // The HTTP server's own refusals (before any route): refuse(stream, version, status, "code", ...).
+  for (const [, status, code] of text.matchAll(/refuse\([^,]+,[^,]+,\s*(\d{3}),\s*"([a-z_]+)"/g)) {
+    note(status, code);
+  }
   const unstatused = [...text.matchAll(/case (?:BridgeErrorCode|AuthFailure)::\w+:\s*return "([a-z_]+)";/g)].map(
     (match) => match[1],
   );
