@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev \
 	nodejs chromium prometheus
 
-.PHONY: deps configure build run test bench-sse bench-append format clean
+.PHONY: deps configure build run test test-asan test-tsan bench-sse bench-append fuzz format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
@@ -27,6 +27,27 @@ run: deps build
 
 test: deps build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The whole suite against sanitizer builds, each in its own build dir. Every report fails the
+# run: UBSan does not recover, ASan's leak check runs at every exit, TSan halts on a race.
+# -O1: instrumented code need not be fast, and it compiles much sooner than -O3.
+SANITIZER_CONFIG := -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTAU_WERROR=ON -DTAU_TCMALLOC=OFF
+
+test-asan: deps
+	@cmake -S . -B build-asan $(SANITIZER_CONFIG) -DTAU_SANITIZE=address >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+test-tsan: deps
+	@cmake -S . -B build-tsan $(SANITIZER_CONFIG) -DTAU_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
+
+# libFuzzer targets (fuzz/) built with clang-14 in build-fuzz/, each run FUZZ_SECONDS (default 30).
+fuzz: deps
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS)
 
 # SSE fan-out benchmark against Nchan (not part of `make test`); writes docs/benchmarks.md.
 BENCH_PACKAGES := nginx-light libnginx-mod-nchan
