@@ -13,6 +13,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <ctime>
 #include <limits>
 
 namespace tau::http {
@@ -22,6 +23,23 @@ namespace beast = boost::beast;
 using asio::use_awaitable;
 
 namespace {
+
+// The Date header (RFC 9110 section 6.6.1: an origin server with a clock sends one), formatted
+// once per second per thread rather than once per response.
+std::string_view http_date() {
+  thread_local std::time_t formatted_second = -1;
+  thread_local char text[32];
+  thread_local std::size_t length = 0;
+  const std::time_t now = std::time(nullptr);
+  if (now != formatted_second) {
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    length = std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &utc);
+    formatted_second = now;
+  }
+  return std::string_view(text, length);
+}
+
 // Errors of Beast's HTTP parser: the bytes received break HTTP/1.1.
 bool is_http_error(const beast::error_code& ec) {
   return ec.category() == beast_http::make_error_code(beast_http::error::bad_method).category();
@@ -73,6 +91,7 @@ void Exchange::prepare(beast_http::header<false>& response_header) {
     keep_alive_ = false;
   response_header.version(parser_.get().version());
   response_header.set(beast_http::field::server, "tau-gateway");
+  response_header.set(beast_http::field::date, http_date());
   if (!keep_alive_)
     response_header.set(beast_http::field::connection, "close");
 }
@@ -246,6 +265,7 @@ asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version
                                 : StringResponse{static_cast<beast_http::status>(status), 11};
   response.version(version == 10 ? 10 : 11);
   response.set(beast_http::field::server, "tau-gateway");
+  response.set(beast_http::field::date, http_date());
   response.keep_alive(false);
   response.prepare_payload();
   // A client that does not read its answer must not hold the connection either.

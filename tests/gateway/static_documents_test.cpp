@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <regex>
 #include <string>
 
 #include "support/gateway_process.h"
@@ -24,6 +25,11 @@ TEST(StaticDocuments, ServedWithoutCredentialsWithTheirTypesAndBrowserHardening)
   EXPECT_EQ(page.headers.at("x-content-type-options"), "nosniff");
   EXPECT_EQ(page.headers.at("referrer-policy"), "no-referrer");
   EXPECT_NE(page.body.find("/dashboard/app.js"), std::string::npos);
+  // Every response is dated (RFC 9110), so a browser can tell its clock from the gateway's.
+  EXPECT_TRUE(std::regex_match(page.headers.at("date"),
+                               std::regex(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} )"
+                                          R"(\d{2}:\d{2}:\d{2} GMT)")))
+      << page.headers.at("date");
 
   const auto script = anonymous.get("/dashboard/app.js");
   ASSERT_EQ(script.status, 200u);
