@@ -38,6 +38,23 @@ TEST(ParseRequestTargetTest, TrailingAndDoubleSlashesGiveEmptySegments) {
   EXPECT_EQ(parse_request_target("/a//b")->path_segments, (Segments{"a", "", "b"}));
 }
 
+// Found by fuzz/fuzz_query (corpus: fuzz/corpus/fuzz_query/dot-prefix): Boost.URL's segments()
+// hides a leading "/." (its escape for paths starting with "//"), so "/./healthz" routed as
+// "/healthz" while "/a/./b" kept its ".". Dot segments are never resolved, wherever they are.
+TEST(ParseRequestTargetTest, DotSegmentsAreKeptAsWrittenEvenAtTheStart) {
+  EXPECT_EQ(parse_request_target("/./")->path_segments, (Segments{".", ""}));
+  EXPECT_EQ(parse_request_target("/./healthz")->path_segments, (Segments{".", "healthz"}));
+  EXPECT_EQ(parse_request_target("/.//a")->path_segments, (Segments{".", "", "a"}));
+  EXPECT_EQ(parse_request_target("/a/./b")->path_segments, (Segments{"a", ".", "b"}));
+  EXPECT_EQ(parse_request_target("/a/../b")->path_segments, (Segments{"a", "..", "b"}));
+  EXPECT_EQ(parse_request_target("/%2e/x")->path_segments, (Segments{".", "x"}));
+}
+
+TEST(ParseRequestTargetTest, OneSegmentPerSlash) {
+  EXPECT_EQ(parse_request_target("//")->path_segments, (Segments{"", ""}));
+  EXPECT_EQ(parse_request_target("/./a/?q=/b/c")->path_segments, (Segments{".", "a", ""}));
+}
+
 TEST(ParseRequestTargetTest, EncodedSlashStaysInsideItsSegment) {
   const auto target = parse_request_target("/sessions/a%2Fb/close");
 

@@ -1,0 +1,327 @@
+// The request path: raw bytes -> http::Server (Beast's parser) -> router -> GatewayApi handlers,
+// against a gateway in this process.
+//
+// One http::Server listens on an ephemeral 127.0.0.1 port for the whole run; everything (server,
+// handlers, this client) runs on one io_context driven from the fuzzing thread, so a run is
+// deterministic. Each input gets a fresh gateway (memory store, localhost-dev auth, a fixed clock
+// and session ids counting from eca_00000000000000000000000000000001, so seeds can name the
+// sessions they open) and a fresh loopback connection: the input is written, the client's side is
+// shut down, and the answer is read until the gateway closes.
+//
+// Invariants, for any bytes:
+//  - the gateway closes the connection within kDeadline of the client's shutdown (no hang), and
+//    every handler has returned by then;
+//  - what it sent is a sequence of complete HTTP responses (only a cut-off event stream may end
+//    early), each with a status from 100 to 599 and never 500 (a handler threw something
+//    unexpected); a JSON response is valid JSON, an error (>= 400) is the documented envelope;
+//  - every kHealthEvery inputs, a fresh connection still gets 200 from GET /healthz.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/parse.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "auth/authenticator.h"
+#include "auth/rate_limiter.h"
+#include "bridge/session_pool.h"
+#include "gateway/config.h"
+#include "gateway/event_stream.h"
+#include "gateway/gateway_api.h"
+#include "gateway/worker_supervisor.h"
+#include "http/server.h"
+#include "store/memory_store.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace beast_http = boost::beast::http;
+namespace json = boost::json;
+using asio::ip::tcp;
+using namespace tau;
+
+constexpr std::chrono::seconds kDeadline{5};
+constexpr unsigned kHealthEvery = 16;
+constexpr std::int64_t kNowUnixMs = 1764240000000;
+
+gateway::GatewayConfig make_config() {
+  gateway::GatewayConfig config;
+  config.auth_mode = auth::AuthMode::localhost_dev;
+  config.store = "memory";
+  config.max_active_sessions = 4;
+  config.max_events_per_session = 8;  // small, so retention gaps are reachable
+  config.max_input_chars = 4096;      // bodies over 32 KiB: 413
+  config.sse_heartbeat_ms = 1000;
+  config.header_timeout_ms = 2000;
+  config.body_timeout_ms = 2000;
+  config.idle_timeout_ms = 2000;
+  config.max_header_bytes = 2048;  // reachable with fuzzed inputs: 431 and 414
+  config.max_target_bytes = 512;
+  return config;
+}
+
+// One gateway, as main.cpp assembles it, minus the disk, the real clock and random ids.
+struct Gateway {
+  explicit Gateway(asio::io_context& io)
+      : store(std::make_shared<store::MemoryStore>()),
+        pool(
+            bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
+                               config.max_events_per_session,
+                               config.session_retention_hours * 3600 * 1000},
+            [] { return kNowUnixMs; },
+            [this] {
+              char id[40];
+              std::snprintf(id, sizeof id, "eca_%032llx",
+                            static_cast<unsigned long long>(++sessions_opened));
+              return std::string(id);
+            },
+            gateway::encode_event_frame, store),
+        authenticator(
+            auth::AuthConfig{config.auth_mode, "", "", config.session_ttl_seconds},
+            [] { return kNowUnixMs; }, store),
+        rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
+                     [] { return kNowUnixMs; }),
+        workers(io, pool, config),
+        api(config, pool, authenticator, rate_limiter, workers) {
+    pool.set_end_listener(
+        [this](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
+    api.set_listening(true);
+  }
+
+  const gateway::GatewayConfig config = make_config();
+  std::uint64_t sessions_opened = 0;
+  std::shared_ptr<store::MemoryStore> store;
+  bridge::SessionPool pool;
+  auth::Authenticator authenticator;
+  auth::RateLimiter rate_limiter;
+  gateway::WorkerSupervisor workers;
+  gateway::GatewayApi api;
+};
+
+struct Harness {
+  asio::io_context io{1};
+  std::unique_ptr<Gateway> gateway;
+  unsigned active_handlers = 0;
+  std::unique_ptr<http::Server> server;
+  tcp::endpoint endpoint;
+  unsigned inputs = 0;
+  bool print_answers = false;  // FUZZ_REQUEST_PRINT=1: show what the gateway answered
+};
+
+Harness* harness = nullptr;
+
+asio::awaitable<void> handle(http::Exchange& exchange) {
+  ++harness->active_handlers;
+  struct Done {
+    ~Done() { --harness->active_handlers; }
+  } done;
+  co_await harness->gateway->api.handle(exchange);
+}
+
+[[noreturn]] void fail(const std::string& what, std::string_view input, std::string_view answer) {
+  std::fprintf(stderr, "fuzz_request: %s\n--- input (%zu bytes):\n", what.c_str(), input.size());
+  std::fwrite(input.data(), 1, input.size(), stderr);
+  std::fprintf(stderr, "\n--- answer (%zu bytes):\n", answer.size());
+  std::fwrite(answer.data(), 1, std::min<std::size_t>(answer.size(), 4096), stderr);
+  std::fputc('\n', stderr);
+  std::abort();
+}
+
+struct Conversation {
+  std::string answer;
+  bool connected = false;
+  bool closed = false;     // the gateway closed its side (or reset the connection)
+  bool timed_out = false;  // it did not within kDeadline
+  unsigned running = 0;    // client coroutines not yet finished
+};
+
+// Owns its socket with the reader, so neither outlives it.
+asio::awaitable<void> write_all(std::shared_ptr<tcp::socket> socket, std::string_view input,
+                                Conversation& result) {
+  beast::error_code ec;
+  // The gateway may close before it read everything (e.g. after a 413): that is fine.
+  co_await asio::async_write(*socket, asio::buffer(input.data(), input.size()),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  socket->shutdown(tcp::socket::shutdown_send, ec);
+  --result.running;
+}
+
+asio::awaitable<void> converse(std::string_view input, Conversation& result) {
+  auto socket = std::make_shared<tcp::socket>(harness->io);
+  beast::error_code ec;
+  co_await socket->async_connect(harness->endpoint, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    --result.running;
+    co_return;
+  }
+  result.connected = true;
+  asio::steady_timer deadline(harness->io, kDeadline);
+  deadline.async_wait([socket, &result](const beast::error_code& error) {
+    if (!error && !result.closed) {
+      result.timed_out = true;
+      beast::error_code ignored;
+      socket->close(ignored);
+    }
+  });
+  // Written while reading, so a gateway answering a long pipeline never waits for this client.
+  ++result.running;
+  asio::co_spawn(harness->io, write_all(socket, input, result), asio::detached);
+  char chunk[16384];
+  while (true) {
+    const std::size_t n = co_await socket->async_read_some(
+        asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+    result.answer.append(chunk, n);
+    if (ec)
+      break;
+  }
+  result.closed = !result.timed_out;
+  deadline.cancel();
+  socket->close(ec);  // also ends a write the gateway never read
+  --result.running;
+}
+
+// Runs one exchange to its end: the client is done and no handler is still running.
+Conversation run_conversation(std::string_view input) {
+  Conversation result;
+  result.running = 1;
+  asio::co_spawn(harness->io, converse(input, result), asio::detached);
+  while (result.running > 0 || harness->active_handlers > 0) {
+    if (harness->io.run_one() == 0)
+      break;  // nothing left to run: cannot happen while the acceptor is open
+  }
+  harness->io.poll();  // completions already queued (cancelled reads, posted wake-ups)
+  if (result.running > 0 || harness->active_handlers > 0)
+    fail("the io_context ran dry with the exchange unfinished", input, result.answer);
+  return result;
+}
+
+// Splits the answer into responses; fails on anything a conforming client could not read.
+unsigned check_answer(std::string_view input, const Conversation& conversation) {
+  std::string_view rest = conversation.answer;
+  unsigned responses = 0;
+  while (!rest.empty()) {
+    beast_http::response_parser<beast_http::string_body> parser;
+    parser.eager(true);
+    parser.body_limit(boost::none);
+    parser.header_limit(64 * 1024);
+    beast::error_code ec;
+    while (!parser.is_done() && !rest.empty()) {
+      const std::size_t used = parser.put(asio::buffer(rest.data(), rest.size()), ec);
+      rest.remove_prefix(used);
+      if (ec == beast_http::error::need_more) {
+        ec = {};
+        if (used == 0)
+          break;  // an incomplete header
+        continue;
+      }
+      if (ec)
+        fail("the gateway sent bytes that are not an HTTP response: " + ec.message(), input,
+             conversation.answer);
+    }
+    if (!parser.is_done()) {
+      // Only an event stream may be cut off (a follow stream ends when the client leaves).
+      const bool event_stream =
+          parser.is_header_done() &&
+          parser.get()[beast_http::field::content_type] == "text/event-stream";
+      if (!event_stream)
+        fail("the gateway's answer ends inside a response", input, conversation.answer);
+      return responses + 1;
+    }
+    ++responses;
+    const auto& response = parser.get();
+    const unsigned status = response.result_int();
+    if (status < 100 || status > 599)
+      fail("a status outside 100-599", input, conversation.answer);
+    if (status == 500)
+      fail("500: a handler threw something it should not have", input, conversation.answer);
+    if (response[beast_http::field::content_type] == "application/json") {
+      beast::error_code json_error;
+      const json::value body = json::parse(response.body(), json_error);
+      if (json_error || !body.is_object())
+        fail("a JSON response whose body is not a JSON object", input, conversation.answer);
+      if (status >= 400) {
+        const auto* error = body.as_object().if_contains("error");
+        if (error == nullptr || !error->is_object() || !error->as_object().contains("code") ||
+            !error->as_object().contains("message"))
+          fail("an error response without the error envelope", input, conversation.answer);
+      }
+    } else if (status >= 400) {
+      fail("an error response that is not JSON", input, conversation.answer);
+    }
+  }
+  return responses;
+}
+
+void check_health(std::string_view input) {
+  static constexpr std::string_view kRequest =
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  const Conversation conversation = run_conversation(kRequest);
+  if (!conversation.connected || conversation.timed_out ||
+      conversation.answer.rfind("HTTP/1.1 200 ", 0) != 0)
+    fail("after this input GET /healthz no longer answers 200", input, conversation.answer);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  std::signal(SIGPIPE, SIG_IGN);
+  spdlog::set_level(spdlog::level::off);
+  harness = new Harness;
+  const char* print = std::getenv("FUZZ_REQUEST_PRINT");
+  harness->print_answers = print != nullptr && std::string_view(print) == "1";
+  // As main.cpp sets the server up, with short timeouts: this client never stalls on purpose.
+  const gateway::GatewayConfig config = make_config();
+  http::ServerOptions options;
+  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  options.max_header_bytes = config.max_header_bytes;
+  options.max_target_bytes = config.max_target_bytes;
+  options.max_connections = config.max_connections;
+  options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
+    return gateway::error_response(status, code, message);
+  };
+  harness->server = std::make_unique<http::Server>(
+      harness->io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), &handle, options);
+  harness->endpoint = harness->server->local_endpoint();
+  harness->server->start();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(bytes), size);
+  harness->gateway = std::make_unique<Gateway>(harness->io);
+  const Conversation conversation = run_conversation(input);
+  if (!conversation.connected)
+    fail("cannot connect to the gateway", input, "");
+  if (conversation.timed_out)
+    fail("the gateway did not close the connection within the deadline", input,
+         conversation.answer);
+  const unsigned responses = check_answer(input, conversation);
+  if (harness->print_answers) {
+    std::fprintf(stderr, "--- %u responses, %zu bytes:\n", responses, conversation.answer.size());
+    std::fwrite(conversation.answer.data(), 1, conversation.answer.size(), stderr);
+    std::fputc('\n', stderr);
+  }
+  if (++harness->inputs % kHealthEvery == 0)
+    check_health(input);
+  harness->gateway.reset();
+  harness->io.poll();
+  return 0;
+}
