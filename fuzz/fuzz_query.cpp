@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/gateway_api.h"
 #include "http/query.h"
 
 namespace {
@@ -61,20 +62,11 @@ void check_unsigned(std::string_view text) {
   }
 }
 
-struct Position {
-  std::int64_t last_activity_unix_ms;
-  std::string session_id;
-};
+using Position = tau::bridge::ListQuery::Position;
 
-// The steps list_sessions takes with ?cursor= (gateway_api.cpp); nullopt where it answers 400.
+// What list_sessions reads from ?cursor= (nullopt where it answers 400 invalid_cursor).
 std::optional<Position> read_cursor(std::string_view text) {
-  const auto dot = text.find('.');
-  const auto activity =
-      dot == std::string_view::npos ? std::nullopt : tau::http::parse_unsigned(text.substr(0, dot));
-  if (!activity || dot + 1 == text.size() ||
-      *activity > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    return std::nullopt;
-  return Position{static_cast<std::int64_t>(*activity), std::string(text.substr(dot + 1))};
+  return tau::gateway::parse_list_cursor(text);
 }
 
 std::string percent_encode(std::string_view text) {

@@ -287,18 +287,9 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   harness->print_answers = print != nullptr && std::string_view(print) == "1";
   // As main.cpp sets the server up, with short timeouts: this client never stalls on purpose.
   const gateway::GatewayConfig config = make_config();
-  http::ServerOptions options;
-  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
-  options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
-  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-  options.max_header_bytes = config.max_header_bytes;
-  options.max_target_bytes = config.max_target_bytes;
-  options.max_connections = config.max_connections;
-  options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
-    return gateway::error_response(status, code, message);
-  };
   harness->server = std::make_unique<http::Server>(
-      harness->io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), &handle, options);
+      harness->io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), &handle,
+      gateway::server_options(config));
   harness->endpoint = harness->server->local_endpoint();
   harness->server->start();
   return 0;

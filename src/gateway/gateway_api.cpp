@@ -76,6 +76,32 @@ http::StringResponse error_response(unsigned status, std::string_view code,
   return json_response(status, error_envelope(status, code, message));
 }
 
+http::ServerOptions server_options(const GatewayConfig& config) {
+  http::ServerOptions options;
+  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
+  options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
+  options.max_header_bytes = config.max_header_bytes;
+  options.max_target_bytes = config.max_target_bytes;
+  options.max_connections = config.max_connections;
+  options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
+    return error_response(status, code, message);
+  };
+  return options;
+}
+
+std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view text) {
+  const auto dot = text.find('.');
+  const auto activity =
+      dot == std::string_view::npos ? std::nullopt : http::parse_unsigned(text.substr(0, dot));
+  if (!activity || dot + 1 == text.size() ||
+      *activity > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return std::nullopt;
+  }
+  return bridge::ListQuery::Position{static_cast<std::int64_t>(*activity),
+                                     std::string(text.substr(dot + 1))};
+}
+
 GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
                        auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
                        WorkerSupervisor& workers)
@@ -450,17 +476,11 @@ json::object GatewayApi::list_sessions(RequestContext& context) {
       throw ApiError(400, "invalid_limit", "limit must be an integer from 1 to 1000");
     query.limit = static_cast<std::size_t>(*parsed);
   }
-  // A cursor is "<last_activity_unix_ms>.<session_id>" of the last session of the previous page.
+  // A cursor names the last session of the previous page.
   if (auto text = context.target.query_value("cursor")) {
-    const auto dot = text->find('.');
-    const auto activity =
-        dot == std::string_view::npos ? std::nullopt : http::parse_unsigned(text->substr(0, dot));
-    if (!activity || dot + 1 == text->size() ||
-        *activity > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    query.after = parse_list_cursor(*text);
+    if (!query.after)
       throw ApiError(400, "invalid_cursor", "cursor must be a next_cursor this endpoint returned");
-    }
-    query.after = bridge::ListQuery::Position{static_cast<std::int64_t>(*activity),
-                                              std::string(text->substr(dot + 1))};
   }
   const bridge::ListPage page = pool_.list(query);
   json::array sessions;

@@ -54,6 +54,13 @@ http::StringResponse json_response(unsigned status, const boost::json::object& b
 http::StringResponse error_response(unsigned status, std::string_view code,
                                     std::string_view message);
 
+// The HTTP server's limits and refusals as the configuration sets them.
+http::ServerOptions server_options(const GatewayConfig& config);
+
+// A list cursor, "<last_activity_unix_ms>.<session_id>" as `next_cursor` writes it; nullopt when
+// the text does not have that shape.
+std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view text);
+
 // The HTTP face of the gateway: routes each request, authorizes it, applies the rate limit and
 // the body limit, and hands it to a thin handler over the bridge.
 class GatewayApi {

@@ -114,18 +114,9 @@ int main(int argc, char** argv) {
                                          config.bind_port);
   std::unique_ptr<http::Server> server;
   try {
-    http::ServerOptions options;
-    options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
-    options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
-    options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-    options.max_header_bytes = config.max_header_bytes;
-    options.max_target_bytes = config.max_target_bytes;
-    options.max_connections = config.max_connections;
-    options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
-      return gateway::error_response(status, code, message);
-    };
     server = std::make_unique<http::Server>(
-        io, endpoint, [&api](http::Exchange& exchange) { return api.handle(exchange); }, options);
+        io, endpoint, [&api](http::Exchange& exchange) { return api.handle(exchange); },
+        gateway::server_options(config));
   } catch (const boost::system::system_error& error) {
     spdlog::critical("cannot listen on {} port {}: {}", config.bind_host, config.bind_port,
                      error.code().message());
