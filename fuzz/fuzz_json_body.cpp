@@ -41,7 +41,10 @@ void expect_malformed(const ApiError& error, std::string_view field) {
   if (error.status() != 400 || error.code() != "malformed_json")
     fail("an ApiError other than 400 malformed_json: " + error.code());
   const std::string_view message = error.what();
-  if (!field.empty() && message.find("'" + std::string(field) + "'") == std::string_view::npos)
+  // what() is a C string, so a name with a NUL would be cut there; the gateway's own field names
+  // have none (the fuzzer also asks for every key of the body).
+  const bool nameable = !field.empty() && field.find('\0') == std::string_view::npos;
+  if (nameable && message.find("'" + std::string(field) + "'") == std::string_view::npos)
     fail("the error message does not name the field: " + std::string(message));
   if (message.empty())
     fail("an error without a message");
