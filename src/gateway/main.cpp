@@ -47,6 +47,16 @@ asio::awaitable<void> reap_periodically(bridge::SessionPool& pool,
   }
 }
 
+// An io_context whose unfinished handlers can be destroyed on demand. Suspended coroutines
+// (open connections, streams) refer to the API and the server; destroying them is what the
+// io_context's destructor would do, but by then those objects, declared after it because they
+// need it, are gone.
+class IoContext : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  void destroy_pending_handlers() { shutdown(); }
+};
+
 std::shared_ptr<store::SessionStore> open_store(const gateway::GatewayConfig& config) {
   if (config.store == "memory")
     return std::make_shared<store::MemoryStore>();
@@ -104,7 +114,7 @@ int main(int argc, char** argv) {
                                  bridge::system_clock_unix_ms);
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
   ::signal(SIGPIPE, SIG_IGN);
-  asio::io_context io(static_cast<int>(config.threads));
+  IoContext io(static_cast<int>(config.threads));
   gateway::WorkerSupervisor workers(io, pool, config);
   pool.set_end_listener(
       [&workers](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
@@ -159,5 +169,6 @@ int main(int argc, char** argv) {
   io.run();
   for (auto& thread : io_threads)
     thread.join();
+  io.destroy_pending_handlers();
   return 0;
 }
