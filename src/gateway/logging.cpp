@@ -68,12 +68,12 @@ std::optional<LogFormat> log_format_from_string(std::string_view text) {
 
 LoggingGuard::LoggingGuard(LogFormat format, spdlog::level::level_enum level) {
   active_format = format;
-  spdlog::init_thread_pool(kQueuedLines, 1);
+  thread_pool_ = std::make_shared<spdlog::details::thread_pool>(kQueuedLines, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   sink->set_formatter(make_formatter(format));
   for (const char* name : {"gateway", kAccessLogger}) {
     auto logger = std::make_shared<spdlog::async_logger>(
-        name, sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+        name, sink, thread_pool_, spdlog::async_overflow_policy::overrun_oldest);
     logger->set_level(level);
     spdlog::register_logger(logger);
   }
@@ -83,6 +83,8 @@ LoggingGuard::LoggingGuard(LogFormat format, spdlog::level::level_enum level) {
 
 LoggingGuard::~LoggingGuard() {
   access_logger.reset();
+  // Writes every queued line and joins the logging thread; only then may the loggers go.
+  thread_pool_.reset();
   spdlog::shutdown();
 }
 

@@ -3,8 +3,13 @@
 #include <spdlog/common.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
+
+namespace spdlog::details {
+class thread_pool;
+}  // namespace spdlog::details
 
 namespace tau::gateway {
 
@@ -21,6 +26,11 @@ class LoggingGuard {
   ~LoggingGuard();
   LoggingGuard(const LoggingGuard&) = delete;
   LoggingGuard& operator=(const LoggingGuard&) = delete;
+
+ private:
+  // Owned here, not by spdlog's registry, so that it is drained and its thread joined before
+  // the loggers and their sinks are destroyed.
+  std::shared_ptr<spdlog::details::thread_pool> thread_pool_;
 };
 
 // One answered (or abandoned) request, for the access log.

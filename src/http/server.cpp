@@ -136,7 +136,7 @@ asio::awaitable<void> Exchange::end_stream() {
 
 Server::Server(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint,
                RequestHandler handler, ServerOptions options)
-    : io_(io), acceptor_(io), handler_(std::move(handler)), options_(options) {
+    : io_(io), acceptor_(asio::make_strand(io)), handler_(std::move(handler)), options_(options) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -148,8 +148,11 @@ void Server::start() {
 }
 
 void Server::stop() {
-  beast::error_code ignored;
-  acceptor_.close(ignored);
+  // The acceptor is not thread-safe: close it on the strand its accept loop runs on.
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
 }
 
 asio::awaitable<void> Server::accept_loop() {
