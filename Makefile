@@ -30,8 +30,9 @@ test: deps build
 
 # The whole suite against sanitizer builds, each in its own build dir. Every report fails the
 # run: UBSan does not recover, ASan's leak check runs at every exit, TSan halts on a race.
-# -O1: instrumented code need not be fast, and it compiles much sooner than -O3.
-SANITIZER_CONFIG := -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTAU_WERROR=ON -DTAU_TCMALLOC=OFF
+# -O1: instrumented code need not be fast, and it compiles much sooner than -O3. Warnings are
+# the normal build's job (-Werror there): g++ 12 warns falsely about instrumented coroutines.
+SANITIZER_CONFIG := -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTAU_WERROR=OFF -DTAU_TCMALLOC=OFF
 
 test-asan: deps
 	@cmake -S . -B build-asan $(SANITIZER_CONFIG) -DTAU_SANITIZE=address >/dev/null
