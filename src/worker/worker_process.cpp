@@ -253,8 +253,10 @@ asio::awaitable<void> WorkerProcess::read_output(asio::posix::stream_descriptor&
   while (true) {
     auto [error, read] =
         co_await pipe.async_read_some(asio::buffer(buffer), asio::as_tuple(use_awaitable));
-    if (read > 0)
+    if (read > 0) {
       lines.feed(std::string_view(buffer.data(), read));
+      last_output_ = std::chrono::steady_clock::now();
+    }
     if (error)
       break;
   }
@@ -289,11 +291,17 @@ asio::awaitable<void> WorkerProcess::wait_for_exit() {
   kill_timer_.cancel();
 
   // Output written just before the exit may still be in the pipes: read it to the end first.
+  // Give up only once the pipes stay open but silent for the drain time (a process the worker
+  // left behind holds them); while output keeps coming, however slowly it is handled, wait.
   output_closed_.expires_after(kOutputDrainAfterExit);
   while (open_outputs_ > 0) {
     auto [timer_error] = co_await output_closed_.async_wait(asio::as_tuple(use_awaitable));
-    if (!timer_error)
-      break;  // something still holds the pipes open: stop waiting for it
+    if (timer_error)
+      continue;  // a pipe reached its end
+    const auto silent_until = last_output_ + kOutputDrainAfterExit;
+    if (std::chrono::steady_clock::now() >= silent_until)
+      break;
+    output_closed_.expires_at(silent_until);
   }
   exited_ = true;
   boost::system::error_code ignored;

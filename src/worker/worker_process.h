@@ -104,6 +104,8 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   boost::asio::steady_timer kill_timer_;
   boost::asio::steady_timer output_closed_;  // cancelled when a pipe reaches its end
   int open_outputs_ = 2;
+  // strand only: when output was last read and handled (handling time is not silence)
+  std::chrono::steady_clock::time_point last_output_{};
   bool reaped_ = false;       // strand only: the pid is no longer ours to signal
   bool exited_ = false;       // strand only: the exit has been reported
   bool terminating_ = false;  // strand only
