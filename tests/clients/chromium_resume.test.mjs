@@ -4,24 +4,15 @@
 
 import test from 'node:test';
 
-import { importClientPackage } from './gateway.mjs';
+import { importClientPackage, launchChromium } from './gateway.mjs';
 import { FOLLOW_TIMEOUT_MS, followUntilDone, runResumeScenario } from './follow.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 const TITLE = 'Chromium EventSource resumes a followed session with every event exactly once';
 
 test(TITLE, { timeout: 60_000 }, async (t) => {
   const { chromium } = await importClientPackage('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium(chromium);
   t.after(() => browser.close());
   const page = await browser.newPage();
   const pageLog = [];

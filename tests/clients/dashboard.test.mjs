@@ -12,18 +12,9 @@ import test from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { SESSIONS_PATH, gatewayApi, importClientPackage, startGateway } from './gateway.mjs';
+import { SESSIONS_PATH, gatewayApi, importClientPackage, launchChromium, startGateway } from './gateway.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const TOKEN = 'dashboard-test-token';
 // How soon an event posted through the API must show in the open session view.
 const LIVE_EVENT_DEADLINE_MS = 1000;
@@ -40,7 +31,7 @@ async function openDashboard(t, gatewayArgs) {
   const gateway = await startGateway(['--auth-token', TOKEN, ...gatewayArgs]);
   t.after(() => gateway.stop());
   const { chromium } = await importClientPackage('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium(chromium);
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const requests = [];

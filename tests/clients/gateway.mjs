@@ -143,3 +143,20 @@ export function gatewayApi(baseUrl, token) {
     },
   };
 }
+
+// Debian's Chromium, headless, with the flags this machine's closed network needs (without the
+// background-networking ones it keeps trying to reach Google's hosts).
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+// Launches it through playwright-core's `chromium` browser type.
+export function launchChromium(chromium) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
