@@ -84,6 +84,7 @@ http::ServerOptions server_options(const GatewayConfig& config) {
   options.max_header_bytes = config.max_header_bytes;
   options.max_target_bytes = config.max_target_bytes;
   options.max_connections = config.max_connections;
+  options.connection_strands = config.threads > 1;
   options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
     return error_response(status, code, message);
   };
@@ -321,15 +322,17 @@ void GatewayApi::record_request(const RequestContext& context,
   try {
     request_metrics_->record(series, exchange.status(), seconds);
     const auto method = exchange.header().method_string();
-    log_access(AccessRecord{
-        .method = std::string_view(method.data(), method.size()),
-        .route = context.route_index ? router_.routes()[*context.route_index].route_template
-                                     : std::string_view("unmatched"),
-        .status = exchange.status(),
-        .duration_ms = seconds * 1000,
-        .bytes = exchange.body_bytes(),
-        .principal = context.principal_kind,
-    });
+    log_access(
+        AccessRecord{
+            .method = std::string_view(method.data(), method.size()),
+            .route = context.route_index ? router_.routes()[*context.route_index].route_template
+                                         : std::string_view("unmatched"),
+            .status = exchange.status(),
+            .duration_ms = seconds * 1000,
+            .bytes = exchange.body_bytes(),
+            .principal = context.principal_kind,
+        },
+        exchange.executor());
   } catch (const std::exception& error) {
     spdlog::warn("cannot record a request: {}", error.what());
   }

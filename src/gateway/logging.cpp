@@ -1,13 +1,20 @@
 #include "gateway/logging.h"
 
+#include <fmt/chrono.h>
 #include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <chrono>
+#include <ctime>
+#include <iterator>
 #include <memory>
+#include <mutex>
+#include <string>
 
 namespace tau::gateway {
 
@@ -23,10 +30,6 @@ class JsonPayloadFlag final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     const std::string_view payload(msg.payload.data(), msg.payload.size());
-    if (msg.logger_name == kAccessLogger) {
-      dest.append(payload.data(), payload.data() + payload.size());
-      return;
-    }
     const std::string escaped = boost::json::serialize(boost::json::string_view(payload));
     static constexpr std::string_view key = "\"message\":";
     dest.append(key.data(), key.data() + key.size());
@@ -56,6 +59,37 @@ std::string json_string(std::string_view text) {
 LogFormat active_format = LogFormat::json;
 std::shared_ptr<spdlog::logger> access_logger;
 
+// Access-log lines not yet handed to the logging thread, each whole and ending in a newline.
+struct PendingAccessLines {
+  std::mutex mutex;
+  std::string lines;
+};
+PendingAccessLines pending_access;
+
+// Hands the pending lines to the logging thread as one message (its sink prints it verbatim).
+void flush_access_lines() {
+  std::string lines;
+  {
+    const std::lock_guard lock(pending_access.mutex);
+    lines.swap(pending_access.lines);
+  }
+  if (lines.empty() || !access_logger)
+    return;
+  lines.pop_back();  // the sink ends the message with a newline
+  access_logger->info(std::string_view(lines));
+}
+
+// The line prefix spdlog would have written: the time in UTC to the millisecond.
+void append_utc_time(std::string& out, std::chrono::system_clock::time_point now) {
+  const auto since_epoch = now.time_since_epoch();
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
+  const std::time_t time = seconds.count();
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  fmt::format_to(std::back_inserter(out), "{:%Y-%m-%dT%H:%M:%S}.{:03}Z", utc, millis.count());
+}
+
 }  // namespace
 
 std::optional<LogFormat> log_format_from_string(std::string_view text) {
@@ -71,9 +105,14 @@ LoggingGuard::LoggingGuard(LogFormat format, spdlog::level::level_enum level) {
   thread_pool_ = std::make_shared<spdlog::details::thread_pool>(kQueuedLines, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   sink->set_formatter(make_formatter(format));
-  for (const char* name : {"gateway", kAccessLogger}) {
+  // The access log's batches arrive formatted (see log_access). Both sinks write to stderr
+  // under spdlog's one console mutex, so their lines never interleave.
+  auto access_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  access_sink->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
+  for (const auto& [name, logger_sink] :
+       {std::pair{"gateway", sink}, {kAccessLogger, access_sink}}) {
     auto logger = std::make_shared<spdlog::async_logger>(
-        name, sink, thread_pool_, spdlog::async_overflow_policy::overrun_oldest);
+        name, logger_sink, thread_pool_, spdlog::async_overflow_policy::overrun_oldest);
     logger->set_level(level);
     spdlog::register_logger(logger);
   }
@@ -82,25 +121,42 @@ LoggingGuard::LoggingGuard(LogFormat format, spdlog::level::level_enum level) {
 }
 
 LoggingGuard::~LoggingGuard() {
+  flush_access_lines();  // a hand-over still posted when the I/O threads stopped never runs
   access_logger.reset();
   // Writes every queued line and joins the logging thread; only then may the loggers go.
   thread_pool_.reset();
   spdlog::shutdown();
 }
 
-void log_access(const AccessRecord& record) {
+void log_access(const AccessRecord& record, const boost::asio::any_io_executor& executor) {
   spdlog::logger* access = access_logger.get();
   if (!access || !access->should_log(spdlog::level::info))
     return;
+  std::string line;
+  line.reserve(256);
   if (active_format == LogFormat::text) {
-    access->info("access {} {} {} {:.3f}ms {}B principal={}", record.method, record.route,
-                 record.status, record.duration_ms, record.bytes, record.principal);
-    return;
+    append_utc_time(line, std::chrono::system_clock::now());
+    fmt::format_to(std::back_inserter(line), " info access {} {} {} {:.3f}ms {}B principal={}\n",
+                   record.method, record.route, record.status, record.duration_ms, record.bytes,
+                   record.principal);
+  } else {
+    line += R"({"time":")";
+    append_utc_time(line, std::chrono::system_clock::now());
+    fmt::format_to(
+        std::back_inserter(line),
+        R"(","level":"info","log":"access","method":{},"route":{},"status":{},"duration_ms":{:.3f},"bytes":{},"principal":{}}})"
+        "\n",
+        json_string(record.method), json_string(record.route), record.status, record.duration_ms,
+        record.bytes, json_string(record.principal));
   }
-  access->info(
-      R"("method":{},"route":{},"status":{},"duration_ms":{:.3f},"bytes":{},"principal":{})",
-      json_string(record.method), json_string(record.route), record.status, record.duration_ms,
-      record.bytes, json_string(record.principal));
+  bool first_of_batch = false;
+  {
+    const std::lock_guard lock(pending_access.mutex);
+    first_of_batch = pending_access.lines.empty();
+    pending_access.lines += line;
+  }
+  if (first_of_batch)
+    boost::asio::post(executor, flush_access_lines);
 }
 
 }  // namespace tau::gateway

@@ -2,6 +2,8 @@
 
 #include <spdlog/common.h>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,7 +45,12 @@ struct AccessRecord {
   std::string_view principal;  // the principal kind ("token", "session", ...) or "anonymous"
 };
 
-// Logs one access-log line at info level (`--log-level warn` and above silence it).
-void log_access(const AccessRecord& record);
+// Logs one access-log line at info level (`--log-level warn` and above silence it). Lines are
+// handed to the logging thread in batches: the first line of a batch posts its hand-over to
+// `executor`, and every line of a request that ends before the hand-over runs joins it. Under
+// load the logging thread then wakes and writes once per burst of requests instead of once per
+// request (measured: that wake-up and write cost a third of the read path's throughput on one
+// core); when idle a line still goes out at once.
+void log_access(const AccessRecord& record, const boost::asio::any_io_executor& executor);
 
 }  // namespace tau::gateway

@@ -103,7 +103,29 @@ asio::awaitable<void> Exchange::send(StringResponse response) {
   status_ = response.result_int();
   body_bytes_ = response.body().size();
   stream_.expires_never();
-  co_await beast_http::async_write(stream_, response, use_awaitable);
+  // Beast's own async_write walks the header field by field as many small buffers, each step
+  // through layers of buffer views; for the small answers that are most of the traffic that
+  // walk cost more CPU than the answer itself (about 10 % of the read path in a profile). So
+  // Beast renders the header once into one buffer, and header and body go out in one gather
+  // write.
+  beast_http::response_serializer<beast_http::string_body> serializer{response};
+  serializer.split(true);
+  std::string head;
+  beast::error_code ec;
+  while (!ec && !serializer.is_header_done()) {
+    serializer.next(ec, [&](beast::error_code&, const auto& buffers) {
+      const std::size_t size = beast::buffer_bytes(buffers);
+      const std::size_t at = head.size();
+      head.resize(at + size);
+      asio::buffer_copy(asio::buffer(head.data() + at, size), buffers);
+      serializer.consume(size);
+    });
+  }
+  if (ec)
+    throw beast::system_error(ec);
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+                                                  asio::buffer(response.body())};
+  co_await asio::async_write(stream_, buffers, use_awaitable);
 }
 
 asio::awaitable<void> Exchange::start_stream(beast_http::response<beast_http::empty_body> header) {
@@ -158,8 +180,11 @@ void Server::stop() {
 asio::awaitable<void> Server::accept_loop() {
   while (acceptor_.is_open()) {
     beast::error_code ec;
+    const asio::any_io_executor connection_executor =
+        options_.connection_strands ? asio::any_io_executor(asio::make_strand(io_))
+                                    : asio::any_io_executor(io_.get_executor());
     asio::ip::tcp::socket socket = co_await acceptor_.async_accept(
-        asio::make_strand(io_), asio::redirect_error(use_awaitable, ec));
+        connection_executor, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted)
         co_return;

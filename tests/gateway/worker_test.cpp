@@ -243,12 +243,10 @@ TEST(Workers, AFloodOfOutputArrivesCompleteUpToRetentionWhileTheApiResponds) {
   const std::string id = w.open();
   EXPECT_EQ(w.client->get("/gateway/status").status, 200u);
   // A follower cannot keep up with this flood within the retention cap (it is cut off to
-  // resume), so the session's status is polled instead: it leaves `running` with the exit
-  // event. The deadline only bounds a hang; an instrumented build on a loaded machine needs
-  // tens of seconds for the 100,000 lines.
-  const auto until = std::chrono::steady_clock::now() + 100s;
-  while (w.status_of(id) == "running" && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(20ms);
+  // resume), so the replay is polled instead; it shows events once they are durable, which
+  // can be well after the session's status changed. The deadline only bounds a hang: an
+  // instrumented build on a loaded machine needs tens of seconds for the 100,000 lines.
+  w.wait_for_event(id, "subprocess.exit", 100s);
   EXPECT_EQ(w.status_of(id), "completed");
   const auto events = w.events(id);
   ASSERT_EQ(events.size(), 1000u);
