@@ -8,9 +8,10 @@ DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
 	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev \
-	nodejs chromium prometheus
+	nodejs chromium prometheus \
+	wrk nginx-light redis-server redis-tools
 
-.PHONY: deps configure build run test test-asan test-tsan bench-sse bench-append fuzz format clean
+.PHONY: deps configure build run test test-asan test-tsan bench bench-sse bench-append fuzz format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
@@ -50,6 +51,17 @@ test-tsan: deps
 fuzz: deps
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS)
 
+# The benchmarks behind docs/benchmarks.md (not part of `make test`; about 15 minutes): the read
+# path against nginx and OpenCode (pinned in bench/opencode/) and its thread scaling, the append
+# path per store, per session count and against Redis XADD, and a 1,000-event replay. Each
+# script replaces its own section of docs/benchmarks.md. Run it on an otherwise idle machine.
+bench: build
+	@scripts/install-node-deps.sh bench/opencode
+	@bench/run-rest.sh $(BUILD_DIR)
+	@bench/run-append.sh $(BUILD_DIR)
+	@bench/run-append-wrk.sh $(BUILD_DIR)
+	@bench/run-replay.sh $(BUILD_DIR)
+
 # SSE fan-out benchmark against Nchan (not part of `make test`); writes docs/benchmarks.md.
 BENCH_PACKAGES := nginx-light libnginx-mod-nchan
 
@@ -60,7 +72,6 @@ bench-sse: build
 # Append-path benchmark, per store (not part of `make test`); writes docs/benchmarks.md.
 # Environment: STORES, BENCH_REPEATS, CLIENTS, DURATION_S, WRITE_DOCS=0, ... (see the script).
 bench-append: build
-	@scripts/install-deps.sh wrk
 	@bench/run-append.sh $(BUILD_DIR)
 	@bench/run-append-wrk.sh $(BUILD_DIR)
 

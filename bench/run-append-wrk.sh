@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# The append path measured with wrk (Debian's `wrk`, a lean C load generator) instead of
-# bench/append_load: 64 keep-alive connections posting progress to one session, for each store.
-# wrk takes far less CPU per request than append_load, so on this 2-core machine it leaves the
-# gateway more of the second core; both views are reported. Usage: run-append-wrk.sh BUILD_DIR
+# The append path measured with wrk (Debian's `wrk`, a lean C load generator): 64 keep-alive
+# connections posting progress to one session, for each store, and beside it Redis doing the
+# comparable job: `redis-benchmark` (Debian's redis-tools) sending XADD to a stream trimmed like
+# the session's retention, non-pipelined, with the same client count, against a `redis-server`
+# started here on a free loopback port (without persistence, and with an everysec AOF).
+# Usage: run-append-wrk.sh BUILD_DIR
 # Environment: STORES [memory sqlite-normal sqlite-full]  CLIENTS [64]  DURATION_S [8]
-#   BENCH_REPEATS [3]  MESSAGE_BYTES [100]  WRITE_DOCS [1]  BENCH_OUT [docs/benchmarks.md]
-#   GATEWAY_FLAGS (added to the gateway's command line, e.g. "--log-level warn")
+#   BENCH_REPEATS [3]  MESSAGE_BYTES [100]  REDIS_REQUESTS [400000]  WRITE_DOCS [1]
+#   BENCH_OUT [docs/benchmarks.md]  GATEWAY_FLAGS (added to the gateway's command line)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-build_dir=${1:-$root/build}
+build_dir=$(cd "${1:-$root/build}" && pwd)
 gateway_bin=$build_dir/tau-gateway
 stores=${STORES:-memory sqlite-normal sqlite-full}
 clients=${CLIENTS:-64}
 duration_s=${DURATION_S:-8}
 repeats=${BENCH_REPEATS:-3}
 export MESSAGE_BYTES=${MESSAGE_BYTES:-100}
+redis_requests=${REDIS_REQUESTS:-400000}
 write_docs=${WRITE_DOCS:-1}
 out_doc=${BENCH_OUT:-$root/docs/benchmarks.md}
-heading="## Append path with wrk (make bench-append)"
+heading="## Append path with wrk and Redis XADD (make bench)"
+# The gateway's default retention (--max-events-per-session); the Redis stream is trimmed alike.
+retention=256
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+for tool in wrk redis-server redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: run make deps" >&2; exit 1; }
+done
 work=$(mktemp -d -p "$build_dir" bench-append-wrk.XXXXXX)
-gateway_pid=
-cleanup() {
-  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'stop_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 
 store_flags() {
   case $1 in
@@ -37,56 +43,77 @@ store_flags() {
 }
 
 results=$work/results.txt
+message=$(head -c "$MESSAGE_BYTES" /dev/zero | tr '\0' x)
+run_redis() {  # variant repeat
+  local port pid line persistence=(--save "" --appendonly no)
+  [ "$1" = redis-aof ] && persistence=(--save "" --appendonly yes --appendfsync everysec)
+  rm -rf "$work/redis" && mkdir -p "$work/redis"
+  for _ in 1 2 3; do
+    port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$work/redis" "${persistence[@]}" \
+      >"$work/redis/server.log" 2>&1 &
+    pid=$!
+    started_pids+=("$pid")
+    wait_for_port "$port" "$pid" && break
+    stop_pid "$pid"
+    pid=""
+  done
+  [ -n "$pid" ] || { cat "$work/redis/server.log" >&2; exit 1; }
+  # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
+  # "p99_latency_ms","max_latency_ms"
+  line=$(redis-benchmark -h 127.0.0.1 -p "$port" -c "$clients" -n "$redis_requests" -P 1 --csv \
+    XADD tau:bench MAXLEN '~' "$retention" '*' message "$message" | tail -1 | tr -d '"')
+  echo "$line" | awk -F, -v label="$1 $2" '{ printf "%s {\"requests_per_second\":%s,\"requests\":%d,\"errors\":0,\"latency_p50_us\":%d,\"latency_p99_us\":%d,\"latency_max_us\":%d}\n", label, $2, '"$redis_requests"', $5 * 1000, $7 * 1000, $8 * 1000 }' >>"$results"
+  echo "   $1 run $2: $(tail -1 "$results")" >&2
+  stop_pid "$pid"
+}
+
 for repeat in $(seq "$repeats"); do
   for store in $stores; do
     state=$work/state-$store-$repeat
     mkdir -p "$state"
     # shellcheck disable=SC2046
-    "$gateway_bin" --auth-mode localhost-dev --bind 127.0.0.1:0 --threads 1 \
+    start_gateway "$gateway_bin" --auth-mode localhost-dev --threads 1 \
       --rate-limit-max-requests 1000000000000 --state-dir "$state" $(store_flags "$store") \
-      ${GATEWAY_FLAGS:-} 2>"$state/gateway.log" &
-    gateway_pid=$!
-    port=
-    for _ in $(seq 100); do
-      port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$state/gateway.log")
-      [ -n "$port" ] && break
-      sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$state/gateway.log" >&2; exit 1; }
-    session=$(curl -sf -X POST -d '{"workspace_id":"wrk"}' \
-      "http://127.0.0.1:$port/gateway/external-coding-agent/sessions" |
-      sed 's/.*"session_id":"\([^"]*\)".*/\1/')
+      ${GATEWAY_FLAGS:-}
+    session=$(open_bench_session wrk)
     line=$(wrk -t1 -c"$clients" -d"${duration_s}s" -s "$root/bench/progress.lua" \
-      "http://127.0.0.1:$port/gateway/external-coding-agent/sessions/$session/progress" | tail -1)
+      "http://127.0.0.1:$gateway_port/gateway/external-coding-agent/sessions/$session/progress" |
+      tail -1)
     echo "$store $repeat $line" >>"$results"
     echo "   wrk $store run $repeat: $line" >&2
-    kill "$gateway_pid"
-    wait "$gateway_pid" 2>/dev/null || true
-    gateway_pid=
+    stop_pid "$gateway_pid"
   done
+  run_redis redis "$repeat"
+  run_redis redis-aof "$repeat"
 done
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-field() { sed -n "s/^$1 [0-9]* .*\"$2\":\([0-9.]*\).*/\1/p" "$results"; }
+field() { grep "^$1 " "$results" | json_field "$2"; }
+rate() { field "$1" requests_per_second | median; }
 section=$work/section.md
 {
   echo "$heading"
   echo
-  echo "Written by \`make bench-append\` (\`bench/run-append-wrk.sh\`) on $(date -u '+%Y-%m-%d %H:%M UTC');"
-  echo "do not edit by hand, rerun it. Same machine and gateway flags as the section above, but"
-  echo "one session and [wrk](https://github.com/wg/wrk) as the client: \`wrk -t1 -c$clients"
-  echo "-d${duration_s}s -s bench/progress.lua http://127.0.0.1:\$PORT/gateway/external-coding-agent/sessions/\$ID/progress\`"
-  echo "($MESSAGE_BYTES-byte messages). wrk spends a fraction of append_load's CPU per request, so"
-  echo "the gateway gets more of the second core. Median of $repeats runs; latency from wrk."
+  echo "Written by \`make bench\` (\`bench/run-append-wrk.sh\`) on $(date -u '+%Y-%m-%d %H:%M UTC');"
+  echo "do not edit by hand, rerun it."
   echo
-  echo "| store | appends/s (median) | spread | p50 µs | p99 µs | ÷ memory |"
-  echo "|---|---:|---|---:|---:|---:|"
-  memory_rate=$(field memory appends_per_second | median)
-  for store in $stores; do
-    rate=$(field "$store" appends_per_second | median)
-    spread="$(field "$store" appends_per_second | sort -n | head -1 | cut -d. -f1)–$(field "$store" appends_per_second | sort -n | tail -1 | cut -d. -f1)"
-    ratio=$(awk -v a="$rate" -v b="${memory_rate:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "–" }')
-    echo "| $store | ${rate%.*} | $spread | $(field "$store" latency_p50_us | median) | $(field "$store" latency_p99_us | median) | $ratio |"
+  echo "- Machine: $(machine_description)."
+  echo "- Gateway: commit $(git -C "$root" rev-parse --short HEAD), \`--threads 1 --auth-mode localhost-dev\`,"
+  echo "  default retention; one session; the client is [wrk](https://github.com/wg/wrk):"
+  echo "  \`wrk -t1 -c$clients -d${duration_s}s -s bench/progress.lua http://127.0.0.1:\$PORT/gateway/external-coding-agent/sessions/\$ID/progress\`"
+  echo "  ($MESSAGE_BYTES-byte messages)."
+  echo "- Redis $(redis-server --version | sed -E 's/.*v=([0-9.]+).*/\1/'): \`redis-benchmark -c $clients -n $redis_requests -P 1 XADD tau:bench MAXLEN ~ $retention * message <$MESSAGE_BYTES bytes>\`"
+  echo "  against \`redis-server --save ''\` with \`--appendonly no\` (*redis*) or"
+  echo "  \`--appendonly yes --appendfsync everysec\` (*redis-aof*)."
+  echo "- Everything unpinned on the 2 cores (the load generator shares them). Median of $repeats"
+  echo "  runs; latency from wrk and from redis-benchmark (which reports it to 8 µs)."
+  echo
+  echo "| store | appends/s (median) | spread | p50 µs | p99 µs | ÷ memory | ÷ redis |"
+  echo "|---|---:|---|---:|---:|---:|---:|"
+  for store in $stores redis redis-aof; do
+    echo "| $store | $(rate "$store" | cut -d. -f1) | $(field "$store" requests_per_second | spread) |" \
+      "$(field "$store" latency_p50_us | median) | $(field "$store" latency_p99_us | median) |" \
+      "$(ratio "$(rate "$store")" "$(rate memory)") | $(ratio "$(rate "$store")" "$(rate redis)") |"
   done
   echo
   echo "<details><summary>Raw results</summary>"
@@ -100,6 +127,6 @@ section=$work/section.md
 
 if [ "$write_docs" = 1 ]; then
   "$root/bench/replace-section.sh" "$out_doc" "$heading" "$section"
-  echo "wrote the wrk append-path section of $out_doc" >&2
+  echo "wrote the wrk/Redis append-path section of $out_doc" >&2
 fi
 cat "$section"

@@ -17,7 +17,7 @@
 #                    current       no store flags (whatever the binary does by default)
 #   SWEEP_STORES     stores also run with each count of SESSION_SWEEP sessions
 #                    [the STORES entries other than sqlite-full]
-#   SESSION_SWEEP    [1 1000] (empty: no sweep); every store also runs with CLIENTS sessions
+#   SESSION_SWEEP    [1 10 100 1000] (empty: no sweep); every store also runs with CLIENTS sessions
 #   CLIENTS [64]  DURATION_S [8]  WARMUP_S [2]  MESSAGE_BYTES [100]  LOAD_THREADS [1]
 #   GATEWAY_THREADS [1]  BENCH_REPEATS [3]  WRITE_DOCS [1]  BENCH_OUT [docs/benchmarks.md]
 #   GATEWAY_BIN [BUILD_DIR/tau-gateway]  LOAD_BIN [BUILD_DIR/append_load]
@@ -30,7 +30,7 @@ build_dir=${1:-$root/build}
 gateway_bin=${GATEWAY_BIN:-$build_dir/tau-gateway}
 load_bin=${LOAD_BIN:-$build_dir/append_load}
 stores=${STORES:-memory sqlite-normal sqlite-full}
-session_sweep=${SESSION_SWEEP-1 1000}
+session_sweep=${SESSION_SWEEP-1 10 100 1000}
 clients=${CLIENTS:-64}
 duration_s=${DURATION_S:-8}
 warmup_s=${WARMUP_S:-2}
