@@ -56,7 +56,7 @@ fuzz: deps
 # path per store, per session count and against Redis XADD, and a 1,000-event replay. Each
 # script replaces its own section of docs/benchmarks.md. Run it on an otherwise idle machine.
 bench: build
-	@scripts/install-node-deps.sh bench/opencode
+	@scripts/install-node-deps.sh bench/opencode --platform-binaries
 	@bench/run-rest.sh $(BUILD_DIR)
 	@bench/run-append.sh $(BUILD_DIR)
 	@bench/run-append-wrk.sh $(BUILD_DIR)
