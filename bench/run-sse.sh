@@ -13,6 +13,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${1:-$root/build}
+# free_port; this script keeps its own server start and stop.
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 gateway_bin=$build_dir/tau-gateway
 load_bin=$build_dir/sse_load
 repeats=${BENCH_REPEATS:-3}
@@ -55,14 +58,6 @@ cleanup() { stop_server; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nothing listens on (nginx fails to start, and is retried, if it is taken meanwhile).
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-}
 
 wait_for_log() {  # file pattern: wait up to 10 s for a line matching pattern
   for _ in $(seq 100); do
