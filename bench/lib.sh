@@ -89,3 +89,10 @@ machine_description() {
   memory=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
   echo "$(nproc) cores ($cpu), $memory RAM, Linux $(uname -r)"
 }
+
+# The collapsed block of raw result lines that ends every generated section (stdin or FILE).
+raw_results() {
+  printf '<details><summary>Raw results</summary>\n\n```text\n'
+  cat "${1:--}"
+  printf '```\n\n</details>\n'
+}

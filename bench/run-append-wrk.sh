@@ -116,13 +116,7 @@ section=$work/section.md
       "$(ratio "$(rate "$store")" "$(rate memory)") | $(ratio "$(rate "$store")" "$(rate redis)") |"
   done
   echo
-  echo "<details><summary>Raw results</summary>"
-  echo
-  echo '```text'
-  cat "$results"
-  echo '```'
-  echo
-  echo "</details>"
+  raw_results "$results"
 } >"$section"
 
 if [ "$write_docs" = 1 ]; then

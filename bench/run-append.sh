@@ -26,6 +26,9 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# raw_results; this script keeps its own server start and report helpers.
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 build_dir=${1:-$root/build}
 gateway_bin=${GATEWAY_BIN:-$build_dir/tau-gateway}
 load_bin=${LOAD_BIN:-$build_dir/append_load}
@@ -285,13 +288,7 @@ section=$work/section.md
     sed 's/^/- /' "$failures"
     echo
   fi
-  echo "<details><summary>Raw results</summary>"
-  echo
-  echo '```text'
-  cat "$results"
-  echo '```'
-  echo
-  echo "</details>"
+  raw_results "$results"
 } >"$section"
 
 if [ ! -s "$results" ]; then

@@ -216,13 +216,7 @@ section=$work/section.md
   row gateway-threads-1 "\`--threads 1\`"
   row gateway-threads-2 "\`--threads 2\`"
   echo
-  echo "<details><summary>Raw results</summary>"
-  echo
-  echo '```text'
-  cat "$results"
-  echo '```'
-  echo
-  echo "</details>"
+  raw_results "$results"
 } >"$section"
 
 if [ "$write_docs" = 1 ]; then

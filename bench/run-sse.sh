@@ -352,13 +352,7 @@ section=$work/section.md
   echo "- ≥ 300,000 deliveries/s: $(fmt "$g_dps" 0) — $(verdict ge "$g_dps" 300000); at least Nchan's"
   echo "  ($(fmt "$n_dps" 0)): $(verdict ge "$g_dps" "$n_dps")."
   echo
-  echo "<details><summary>Raw results</summary>"
-  echo
-  echo '```text'
-  sed 's/ RESULT / /' "$results"
-  echo '```'
-  echo
-  echo "</details>"
+  sed 's/ RESULT / /' "$results" | raw_results
 } >"$section"
 
 "$root/bench/replace-section.sh" "$out_doc" "## SSE fan-out" "$section"
