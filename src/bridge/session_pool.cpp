@@ -303,7 +303,7 @@ ListPage SessionPool::list(const ListQuery& query) {
   return page;
 }
 
-RuntimeInfo SessionPool::runtime() const {
+RuntimeInfo SessionPool::runtime() {
   std::lock_guard lock(mutex_);
   return runtime_locked();
 }
@@ -497,7 +497,7 @@ Replay SessionPool::replay_locked(const Session& session,
   return replay;
 }
 
-PoolCounters SessionPool::counters() const {
+PoolCounters SessionPool::counters() {
   std::lock_guard lock(mutex_);
   return counters_;
 }

@@ -13,120 +13,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bridge/session_service.h"
 #include "bridge/session_types.h"
 #include "store/session_store.h"
 
 namespace tau::bridge {
-
-struct PoolLimits {
-  std::int64_t inactivity_timeout_ms = 600000;
-  std::size_t max_active_sessions = 16;
-  std::size_t max_events_per_session = 256;
-  // Ended sessions are kept this long after they end, then deleted with their events.
-  std::int64_t session_retention_ms = 168LL * 3600 * 1000;
-};
-
-struct RuntimeInfo {
-  std::size_t active_sessions = 0;
-  std::int64_t inactivity_timeout_ms = 0;
-  std::size_t max_active_sessions = 0;
-  std::size_t max_events_per_session = 0;
-};
-
-// What the pool has done since the process started, and how many sessions it holds in each
-// status now: for metrics.
-struct PoolCounters {
-  std::array<std::size_t, kSessionStatusCount> sessions_by_status{};  // indexed by SessionStatus
-  std::uint64_t events_appended = 0;
-  std::uint64_t followups_queued = 0;
-  std::uint64_t followups_drained = 0;
-  std::uint64_t sessions_reaped = 0;  // timed out for inactivity
-};
-
-// Every call that changes something returns the store ticket of its last write: the change may
-// be acknowledged once the store reports that ticket durable.
-struct OpenResult {
-  SessionSnapshot session;
-  bool created = false;  // false when the workspace's running session was reused
-  store::Ticket commit_ticket = 0;
-};
-
-struct AppendResult {
-  SessionEvent event;
-  SessionSnapshot session;
-  store::Ticket commit_ticket = 0;
-};
-
-struct DrainResult {
-  std::vector<std::string> followups;
-  SessionSnapshot session;
-  store::Ticket commit_ticket = 0;
-};
-
-struct EndResult {
-  SessionSnapshot session;
-  // When nothing changed (it had already ended): the ticket of the session's latest write.
-  store::Ticket commit_ticket = 0;
-};
-
-struct Replay {
-  SessionSnapshot session;
-  std::vector<SharedEvent> events;  // sequence_id > cursor, oldest first
-  // The oldest retained event's sequence id (0 when none is retained): a cursor below it minus
-  // one means events were dropped by retention.
-  std::uint64_t first_retained_sequence_id = 0;
-  std::uint64_t last_sequence_id = 0;     // the newest event's id, retained or not
-  std::uint64_t encoded_bytes_total = 0;  // encoded bytes of every event appended so far
-};
-
-// Told when a followed session changes: events appended, or the session ended. Called with the
-// pool's lock held, so an implementation only records and wakes its reader: no I/O, no calls
-// back into the pool.
-class SessionFollower {
- public:
-  virtual ~SessionFollower() = default;
-  // `encoded_bytes_total` is the session's encoded bytes appended so far.
-  virtual void notify(std::uint64_t encoded_bytes_total) = 0;
-};
-
-struct FollowStart {
-  Replay replay;
-  // Live events are those after this id (the newest when following began).
-  std::uint64_t live_after_sequence_id = 0;
-};
-
-struct FollowUpdate {
-  std::vector<SharedEvent> events;  // after the given id, oldest first
-  SessionSnapshot session;
-  // The session has ended and every event before its end has been given out: nothing follows.
-  bool finished = false;
-  // Events after the given id were dropped by retention before the follower read them.
-  bool events_lost = false;
-};
-
-// Which sessions `list` returns. Sessions are ordered newest activity first (ties: greater
-// session id first); a page starts after the position `after` names.
-struct ListQuery {
-  std::optional<SessionStatus> status;
-  std::optional<std::string> workspace_id;
-  std::size_t limit = 100;
-  struct Position {
-    std::int64_t last_activity_unix_ms = 0;
-    std::string session_id;
-  };
-  std::optional<Position> after;
-};
-
-struct ListPage {
-  std::vector<SessionSnapshot> sessions;
-  bool more = false;  // sessions past this page match too
-};
-
-struct ReapResult {
-  std::vector<SessionSnapshot> reaped;
-  RuntimeInfo runtime;
-  store::Ticket commit_ticket = 0;
-};
 
 // The session pool: one running session per workspace, each with its numbered event log and
 // FIFO follow-up queue. Thread-safe; every call takes the pool's lock briefly and never does
@@ -136,17 +27,14 @@ struct ReapResult {
 // Every change is submitted to the store (in the order it is made) before the call returns.
 // Readers (replay, followers) only see events the store has made durable, so a client never
 // receives an event that a crash could take back and hand out again under the same id.
-class SessionPool {
+class SessionPool final : public SessionService {
  public:
   using IdGenerator = std::function<std::string()>;
-  // Told of every session that ends (closed, timed out, completed, failed), with the pool's lock
-  // held: it may only record or post work, never call back into the pool.
-  using EndListener = std::function<void(const SessionSnapshot&)>;
 
   // Without a store, the pool keeps its own in-memory one (nothing survives the process).
   SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr,
               EventEncoder encoder = nullptr, std::shared_ptr<store::SessionStore> store = nullptr);
-  ~SessionPool();
+  ~SessionPool() override;
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
 
@@ -155,56 +43,43 @@ class SessionPool {
   // with a `gateway.restart` event. Returns the ticket of those writes (0 when none).
   store::Ticket restore(std::vector<store::StoredSession> stored_sessions);
 
-  // Set once before the pool is shared between threads.
-  void set_end_listener(EndListener listener) { end_listener_ = std::move(listener); }
+  void set_end_listener(EndListener listener) override { end_listener_ = std::move(listener); }
 
-  // Returns the workspace's running session, or opens a new one (`with_worker`: a worker process
-  // will be started for it).
-  OpenResult open(std::string_view workspace_id, bool with_worker = false);
-  // Removes a session that `open` has just created, as if it never existed (its worker could
-  // not be started).
-  void discard(std::string_view session_id);
-  SessionSnapshot get(std::string_view session_id);
-  AppendResult append_progress(std::string_view session_id, std::string_view message);
-  // Appends a `followup` event and queues the message for the agent.
-  AppendResult append_followup(std::string_view session_id, std::string_view message);
-  // Appends an event of any type, whatever the session's state: facts the gateway records about
-  // a session (a worker's output or exit) are kept even after it ended.
+  OpenResult open(std::string_view workspace_id, bool with_worker) override;
+  OpenResult open(std::string_view workspace_id) { return open(workspace_id, false); }
+  void discard(std::string_view session_id) override;
+  SessionSnapshot get(std::string_view session_id) override;
+  AppendResult append_progress(std::string_view session_id, std::string_view message) override;
+  AppendResult append_followup(std::string_view session_id, std::string_view message) override;
   AppendResult append_event(std::string_view session_id, std::string_view event_type,
-                            std::string_view message);
-  // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
-  DrainResult drain_followups(std::string_view session_id, std::size_t limit);
-  // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
+                            std::string_view message) override;
+  DrainResult drain_followups(std::string_view session_id, std::size_t limit) override;
   Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
-                std::size_t limit);
-  // Replays like `replay` and, in the same step, registers `follower` to be told of every later
-  // change, so nothing falls between the replay and the live events. An ended session is not
-  // followed (it cannot change).
+                std::size_t limit) override;
   FollowStart follow(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
-                     std::size_t limit, std::shared_ptr<SessionFollower> follower);
-  // Up to `max_events` retained events after `after_sequence_id`, with the session's state.
+                     std::size_t limit, std::shared_ptr<SessionFollower> follower) override;
   FollowUpdate events_after(std::string_view session_id, std::uint64_t after_sequence_id,
-                            std::size_t max_events);
-  void unfollow(std::string_view session_id, const SessionFollower* follower);
+                            std::size_t max_events) override;
+  void unfollow(std::string_view session_id, const SessionFollower* follower) override;
+  EndResult close(std::string_view session_id) override;
+  EndResult end_session(std::string_view session_id, SessionStatus terminal_status) override;
+  ReapResult reap(std::int64_t now_unix_ms) override;
+  std::size_t purge_ended(std::int64_t now_unix_ms) override;
+  ListPage list(const ListQuery& query) override;
 
-  // Ends a running session as `closed`; an ended session is returned unchanged.
-  EndResult close(std::string_view session_id);
-  // Ends a running session with the given terminal status (used by workers: completed, failed).
-  EndResult end_session(std::string_view session_id, SessionStatus terminal_status);
-  // Times out every running session idle for longer than the inactivity timeout at `now`.
-  ReapResult reap(std::int64_t now_unix_ms);
-  ReapResult reap_now() { return reap(clock_()); }
-  // Deletes the sessions that ended longer than the retention ago, with their events; returns
-  // how many.
-  std::size_t purge_ended(std::int64_t now_unix_ms);
+  RuntimeInfo runtime() override;
+  PoolCounters counters() override;
+  const PoolLimits& limits() const override { return limits_; }
+  std::int64_t now() const override { return clock_(); }
 
-  // One page of the sessions matching `query`, newest activity first.
-  ListPage list(const ListQuery& query);
-
-  RuntimeInfo runtime() const;
-  PoolCounters counters() const;
-  const PoolLimits& limits() const { return limits_; }
-  std::int64_t now() const { return clock_(); }
+  store::Ticket durable_ticket() const override { return store_->durable_ticket(); }
+  void when_durable(store::Ticket ticket, std::function<void(bool)> done) override {
+    store_->when_durable(ticket, std::move(done));
+  }
+  store::StoreInfo store_info() override { return store_->info(); }
+  bool store_failed() const override { return store_->failed(); }
+  const metrics::Histogram& commit_seconds() const override { return store_->commit_seconds(); }
+  bool calls_block() const override { return false; }
   store::SessionStore& store() { return *store_; }
 
   static constexpr std::string_view kRestartEventType = "gateway.restart";

@@ -49,6 +49,8 @@ std::string_view to_string(BridgeErrorCode code) {
       return "external_coding_agent_session_not_running";
     case BridgeErrorCode::session_limit_reached:
       return "external_coding_agent_session_limit_reached";
+    case BridgeErrorCode::store_unavailable:
+      return "store_unavailable";
   }
   return "unknown";
 }

@@ -66,6 +66,8 @@ enum class BridgeErrorCode {
   session_not_found,
   session_not_running,
   session_limit_reached,
+  // A shared store (Redis) could not be reached: nothing was changed.
+  store_unavailable,
 };
 
 // The API's stable error code string for each bridge error.

@@ -50,6 +50,8 @@ unsigned http_status_of(bridge::BridgeErrorCode code) {
     case bridge::BridgeErrorCode::session_not_running:
     case bridge::BridgeErrorCode::session_limit_reached:
       return 409;
+    case bridge::BridgeErrorCode::store_unavailable:
+      return 503;
   }
   return 500;
 }

@@ -1,0 +1,213 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bridge/session_types.h"
+#include "metrics/histogram.h"
+#include "store/session_store.h"
+
+namespace tau::bridge {
+
+struct PoolLimits {
+  std::int64_t inactivity_timeout_ms = 600000;
+  std::size_t max_active_sessions = 16;
+  std::size_t max_events_per_session = 256;
+  // Ended sessions are kept this long after they end, then deleted with their events.
+  std::int64_t session_retention_ms = 168LL * 3600 * 1000;
+};
+
+struct RuntimeInfo {
+  std::size_t active_sessions = 0;
+  std::int64_t inactivity_timeout_ms = 0;
+  std::size_t max_active_sessions = 0;
+  std::size_t max_events_per_session = 0;
+};
+
+// What the pool has done since the process started, and how many sessions it holds in each
+// status now: for metrics.
+struct PoolCounters {
+  std::array<std::size_t, kSessionStatusCount> sessions_by_status{};  // indexed by SessionStatus
+  std::uint64_t events_appended = 0;
+  std::uint64_t followups_queued = 0;
+  std::uint64_t followups_drained = 0;
+  std::uint64_t sessions_reaped = 0;  // timed out for inactivity
+};
+
+// Every call that changes something returns the store ticket of its last write: the change may
+// be acknowledged once the store reports that ticket durable.
+struct OpenResult {
+  SessionSnapshot session;
+  bool created = false;  // false when the workspace's running session was reused
+  store::Ticket commit_ticket = 0;
+};
+
+struct AppendResult {
+  SessionEvent event;
+  SessionSnapshot session;
+  store::Ticket commit_ticket = 0;
+};
+
+struct DrainResult {
+  std::vector<std::string> followups;
+  SessionSnapshot session;
+  store::Ticket commit_ticket = 0;
+};
+
+struct EndResult {
+  SessionSnapshot session;
+  // When nothing changed (it had already ended): the ticket of the session's latest write.
+  store::Ticket commit_ticket = 0;
+};
+
+struct Replay {
+  SessionSnapshot session;
+  std::vector<SharedEvent> events;  // sequence_id > cursor, oldest first
+  // The oldest retained event's sequence id (0 when none is retained): a cursor below it minus
+  // one means events were dropped by retention.
+  std::uint64_t first_retained_sequence_id = 0;
+  std::uint64_t last_sequence_id = 0;     // the newest event's id, retained or not
+  std::uint64_t encoded_bytes_total = 0;  // encoded bytes of every event appended so far
+};
+
+// Told when a followed session changes: events appended, or the session ended. Called with the
+// pool's lock held, so an implementation only records and wakes its reader: no I/O, no calls
+// back into the pool.
+class SessionFollower {
+ public:
+  virtual ~SessionFollower() = default;
+  // `encoded_bytes_total` is the session's encoded bytes appended so far.
+  virtual void notify(std::uint64_t encoded_bytes_total) = 0;
+};
+
+struct FollowStart {
+  Replay replay;
+  // Live events are those after this id (the newest when following began).
+  std::uint64_t live_after_sequence_id = 0;
+};
+
+struct FollowUpdate {
+  std::vector<SharedEvent> events;  // after the given id, oldest first
+  SessionSnapshot session;
+  // The session has ended and every event before its end has been given out: nothing follows.
+  bool finished = false;
+  // Events after the given id were dropped by retention before the follower read them.
+  bool events_lost = false;
+  // The live feed broke (a shared store's connection was lost): nothing more will arrive on it,
+  // so the stream ends and the client resumes from its last id.
+  bool feed_lost = false;
+};
+
+// Which sessions `list` returns. Sessions are ordered newest activity first (ties: greater
+// session id first); a page starts after the position `after` names.
+struct ListQuery {
+  std::optional<SessionStatus> status;
+  std::optional<std::string> workspace_id;
+  std::size_t limit = 100;
+  struct Position {
+    std::int64_t last_activity_unix_ms = 0;
+    std::string session_id;
+  };
+  std::optional<Position> after;
+};
+
+struct ListPage {
+  std::vector<SessionSnapshot> sessions;
+  bool more = false;  // sessions past this page match too
+};
+
+struct ReapResult {
+  std::vector<SessionSnapshot> reaped;
+  RuntimeInfo runtime;
+  store::Ticket commit_ticket = 0;
+};
+
+// What the gateway asks of its sessions, whoever holds them: the in-process pool (`SessionPool`,
+// over a local store) or a pool shared by several gateways (`RedisSessionPool`). Thread-safe.
+// Errors are `BridgeError`s; `store_unavailable` means the shared store could not be reached and
+// nothing was changed or acknowledged.
+class SessionService {
+ public:
+  // Told of every session that ends (closed, timed out, completed, failed) by this process. May
+  // be called with a lock held: it may only record or post work, never call back in.
+  using EndListener = std::function<void(const SessionSnapshot&)>;
+
+  virtual ~SessionService() = default;
+
+  // Set once before the service is shared between threads.
+  virtual void set_end_listener(EndListener listener) = 0;
+
+  // Returns the workspace's running session, or opens a new one (`with_worker`: a worker process
+  // will be started for it).
+  virtual OpenResult open(std::string_view workspace_id, bool with_worker) = 0;
+  // Removes a session that `open` has just created, as if it never existed (its worker could
+  // not be started).
+  virtual void discard(std::string_view session_id) = 0;
+  virtual SessionSnapshot get(std::string_view session_id) = 0;
+  virtual AppendResult append_progress(std::string_view session_id, std::string_view message) = 0;
+  // Appends a `followup` event and queues the message for the agent.
+  virtual AppendResult append_followup(std::string_view session_id, std::string_view message) = 0;
+  // Appends an event of any type, whatever the session's state: facts the gateway records about
+  // a session (a worker's output or exit) are kept even after it ended.
+  virtual AppendResult append_event(std::string_view session_id, std::string_view event_type,
+                                    std::string_view message) = 0;
+  // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
+  virtual DrainResult drain_followups(std::string_view session_id, std::size_t limit) = 0;
+  // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
+  virtual Replay replay(std::string_view session_id,
+                        std::optional<std::uint64_t> after_sequence_id, std::size_t limit) = 0;
+  // Replays like `replay` and, in the same step, registers `follower` to be told of every later
+  // change, so nothing falls between the replay and the live events. An ended session is not
+  // followed (it cannot change).
+  virtual FollowStart follow(std::string_view session_id,
+                             std::optional<std::uint64_t> after_sequence_id, std::size_t limit,
+                             std::shared_ptr<SessionFollower> follower) = 0;
+  // Up to `max_events` retained events after `after_sequence_id`, with the session's state, for
+  // a follower. Never waits on the network: safe on I/O threads.
+  virtual FollowUpdate events_after(std::string_view session_id, std::uint64_t after_sequence_id,
+                                    std::size_t max_events) = 0;
+  // Never waits on the network either.
+  virtual void unfollow(std::string_view session_id, const SessionFollower* follower) = 0;
+
+  // Ends a running session as `closed`; an ended session is returned unchanged.
+  virtual EndResult close(std::string_view session_id) = 0;
+  // Ends a running session with the given terminal status (used by workers: completed, failed).
+  virtual EndResult end_session(std::string_view session_id, SessionStatus terminal_status) = 0;
+  // Times out every running session idle for longer than the inactivity timeout at `now`.
+  virtual ReapResult reap(std::int64_t now_unix_ms) = 0;
+  ReapResult reap_now() { return reap(now()); }
+  // Deletes the sessions that ended longer than the retention ago, with their events; returns
+  // how many.
+  virtual std::size_t purge_ended(std::int64_t now_unix_ms) = 0;
+  // One page of the sessions matching `query`, newest activity first.
+  virtual ListPage list(const ListQuery& query) = 0;
+
+  virtual RuntimeInfo runtime() = 0;
+  virtual PoolCounters counters() = 0;
+  virtual const PoolLimits& limits() const = 0;
+  virtual std::int64_t now() const = 0;
+
+  // Acknowledging changes: every call that changes something returns a commit ticket; the change
+  // may be acknowledged once `when_durable` reports it (ticket 0: at once).
+  virtual store::Ticket durable_ticket() const = 0;
+  // Calls `done(true)` once `ticket` is durable, or `done(false)` if it never will be; possibly
+  // at once on the calling thread, or later on another thread. `done` must not block.
+  virtual void when_durable(store::Ticket ticket, std::function<void(bool)> done) = 0;
+  virtual store::StoreInfo store_info() = 0;
+  // Whether the store cannot take changes now (failed, or unreachable), for readiness probes.
+  virtual bool store_failed() const = 0;
+  virtual const metrics::Histogram& commit_seconds() const = 0;
+
+  // Whether calls other than `events_after` and `unfollow` may wait on the network: a caller on
+  // an I/O thread then makes them from a thread of its own.
+  virtual bool calls_block() const = 0;
+};
+
+}  // namespace tau::bridge
