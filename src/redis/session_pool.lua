@@ -1,0 +1,231 @@
+-- The session pool's rules, run inside Redis so each call is one atomic step whichever gateway
+-- makes it (see src/redis/redis_session_pool.h). Called as
+--   EVALSHA <sha> 0 <operation> <prefix> <now_unix_ms> <inactivity_timeout_ms> <arguments...>
+-- Keys, all under <prefix>:
+--   s:<id>     hash: ws, status, started, activity, ended, seq (newest sequence id)
+--   e:<id>     stream of the retained events, entry id <sequence_id>-0, fields t, m, ts
+--   f:<id>     list: queued follow-ups, oldest first
+--   running    hash: workspace id -> its running session (its size is the active count)
+--   activity   sorted set: running sessions by last activity (for reaping)
+--   all        sorted set: every session by last activity (for listing)
+--   ended      sorted set: ended sessions by the time they ended (for purging)
+--   counts     hash: status -> sessions held in it
+--   feed       channel: one message per change, for the gateways' live followers
+-- Replies: {'ok', ...} or {'error', code}. A snapshot is {id, ws, status, started, activity,
+-- queued_followups}.
+
+local operation = ARGV[1]
+local P = ARGV[2]
+local now = tonumber(ARGV[3])
+local timeout = tonumber(ARGV[4])
+
+local function skey(id) return P .. 's:' .. id end
+local function ekey(id) return P .. 'e:' .. id end
+local function fkey(id) return P .. 'f:' .. id end
+
+local function snapshot(id)
+  local h = redis.call('HMGET', skey(id), 'ws', 'status', 'started', 'activity')
+  return {id, h[1], h[2], tonumber(h[3]), tonumber(h[4]), redis.call('LLEN', fkey(id))}
+end
+
+-- Every change goes out on the feed with the session's state after it: [snapshot..., event]
+-- where event is {} for a change without one.
+local function publish(id, event)
+  local s = snapshot(id)
+  redis.call('PUBLISH', P .. 'feed', cjson.encode({s[1], s[2], s[3], s[4], s[5], s[6], event}))
+end
+
+local function touch(id)
+  if redis.call('HGET', skey(id), 'status') == 'running' then
+    redis.call('HSET', skey(id), 'activity', now)
+    redis.call('ZADD', P .. 'activity', now, id)
+    redis.call('ZADD', P .. 'all', now, id)
+  end
+end
+
+local function end_session(id, status)
+  local ws = redis.call('HGET', skey(id), 'ws')
+  redis.call('HSET', skey(id), 'status', status, 'ended', now)
+  if redis.call('HGET', P .. 'running', ws) == id then
+    redis.call('HDEL', P .. 'running', ws)
+  end
+  redis.call('ZREM', P .. 'activity', id)
+  redis.call('ZADD', P .. 'ended', now, id)
+  redis.call('HINCRBY', P .. 'counts', 'running', -1)
+  redis.call('HINCRBY', P .. 'counts', status, 1)
+  publish(id, {})
+end
+
+-- Times out running sessions idle for longer than the timeout (a bounded number per call).
+local function reap_stale()
+  local stale = redis.call('ZRANGEBYSCORE', P .. 'activity', '-inf', '(' .. (now - timeout),
+                           'LIMIT', 0, 1000)
+  for _, id in ipairs(stale) do
+    end_session(id, 'timed_out')
+  end
+  return stale
+end
+
+local function exists(id)
+  return redis.call('EXISTS', skey(id)) == 1
+end
+
+if operation == 'open' then
+  -- ARGV: ws, new_id, max_active
+  local ws, new_id, max_active = ARGV[5], ARGV[6], tonumber(ARGV[7])
+  reap_stale()
+  local current = redis.call('HGET', P .. 'running', ws)
+  if current then
+    touch(current)
+    return {'ok', 'reused', snapshot(current)}
+  end
+  if redis.call('HLEN', P .. 'running') >= max_active then
+    return {'error', 'limit'}
+  end
+  redis.call('HSET', skey(new_id), 'ws', ws, 'status', 'running', 'started', now,
+             'activity', now, 'ended', 0, 'seq', 0)
+  redis.call('HSET', P .. 'running', ws, new_id)
+  redis.call('ZADD', P .. 'activity', now, new_id)
+  redis.call('ZADD', P .. 'all', now, new_id)
+  redis.call('HINCRBY', P .. 'counts', 'running', 1)
+  return {'ok', 'created', snapshot(new_id)}
+end
+
+if operation == 'get' then
+  local id = ARGV[5]
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  return {'ok', snapshot(id)}
+end
+
+if operation == 'append' then
+  -- ARGV: id, event_type, message, max_events, require_running (0/1), queue_followup (0/1)
+  local id, event_type, message = ARGV[5], ARGV[6], ARGV[7]
+  local max_events, require_running, queue = tonumber(ARGV[8]), ARGV[9] == '1', ARGV[10] == '1'
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  local status = redis.call('HGET', skey(id), 'status')
+  if require_running and status ~= 'running' then
+    return {'error', 'not_running', status}
+  end
+  local seq = redis.call('HINCRBY', skey(id), 'seq', 1)
+  redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
+             'ts', now)
+  if queue then redis.call('RPUSH', fkey(id), message) end
+  touch(id)
+  publish(id, {seq, event_type, message, now})
+  return {'ok', seq, snapshot(id)}
+end
+
+if operation == 'drain' then
+  -- ARGV: id, limit
+  local id, limit = ARGV[5], tonumber(ARGV[6])
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  local drained = redis.call('LPOP', fkey(id), limit)
+  if not drained then drained = {} end
+  touch(id)
+  return {'ok', drained, snapshot(id)}
+end
+
+if operation == 'end' then
+  -- ARGV: id, terminal status
+  local id, status = ARGV[5], ARGV[6]
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  if redis.call('HGET', skey(id), 'status') == 'running' then
+    touch(id)
+    end_session(id, status)
+  end
+  return {'ok', snapshot(id)}
+end
+
+if operation == 'discard' then
+  local id = ARGV[5]
+  if exists(id) then
+    local h = redis.call('HMGET', skey(id), 'ws', 'status')
+    if redis.call('HGET', P .. 'running', h[1]) == id then
+      redis.call('HDEL', P .. 'running', h[1])
+    end
+    redis.call('HINCRBY', P .. 'counts', h[2], -1)
+    redis.call('DEL', skey(id), ekey(id), fkey(id))
+    redis.call('ZREM', P .. 'activity', id)
+    redis.call('ZREM', P .. 'all', id)
+    redis.call('ZREM', P .. 'ended', id)
+  end
+  return {'ok'}
+end
+
+if operation == 'reap' then
+  local reaped = reap_stale()
+  local snapshots = {}
+  for i, id in ipairs(reaped) do snapshots[i] = snapshot(id) end
+  return {'ok', snapshots, redis.call('HLEN', P .. 'running')}
+end
+
+if operation == 'replay' then
+  -- ARGV: id, after, limit. Reply: snapshot, first retained id, newest id, events as
+  -- {seq, type, message, ts} after `after`, at most `limit`.
+  local id, after, limit = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  local first = redis.call('XRANGE', ekey(id), '-', '+', 'COUNT', 1)
+  local first_id = 0
+  if #first > 0 then first_id = tonumber(string.match(first[1][1], '^(%d+)')) end
+  local entries = redis.call('XRANGE', ekey(id), (after + 1) .. '-0', '+', 'COUNT', limit)
+  local events = {}
+  for i, entry in ipairs(entries) do
+    local fields = {}
+    for j = 1, #entry[2], 2 do fields[entry[2][j]] = entry[2][j + 1] end
+    events[i] = {tonumber(string.match(entry[1], '^(%d+)')), fields.t, fields.m, tonumber(fields.ts)}
+  end
+  return {'ok', snapshot(id), first_id, tonumber(redis.call('HGET', skey(id), 'seq')), events}
+end
+
+if operation == 'list' then
+  -- ARGV: status ('' for any), ws ('' for any), limit, after_activity ('' for none), after_id.
+  -- Newest activity first, ties by greater id first; returns limit + 1 at most (the extra one
+  -- says there is more).
+  local status, ws, limit = ARGV[5], ARGV[6], tonumber(ARGV[7])
+  local after_activity, after_id = ARGV[8], ARGV[9]
+  reap_stale()
+  local max = '+inf'
+  if after_activity ~= '' then max = after_activity end
+  local found = {}
+  local offset = 0
+  while #found <= limit do
+    local page = redis.call('ZREVRANGEBYSCORE', P .. 'all', max, '-inf', 'WITHSCORES', 'LIMIT',
+                            offset, 500)
+    if #page == 0 then break end
+    for i = 1, #page, 2 do
+      local id, score = page[i], page[i + 1]
+      local past_cursor = after_activity == '' or tonumber(score) < tonumber(after_activity) or id < after_id
+      if past_cursor and #found <= limit then
+        local s = snapshot(id)
+        if (status == '' or s[3] == status) and (ws == '' or s[2] == ws) then
+          found[#found + 1] = s
+        end
+      end
+    end
+    offset = offset + 500
+  end
+  return {'ok', found}
+end
+
+if operation == 'purge' then
+  -- ARGV: cutoff (sessions that ended before it are deleted)
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', '(' .. ARGV[5], 'LIMIT', 0, 1000)
+  for _, id in ipairs(ids) do
+    redis.call('HINCRBY', P .. 'counts', redis.call('HGET', skey(id), 'status'), -1)
+    redis.call('DEL', skey(id), ekey(id), fkey(id))
+    redis.call('ZREM', P .. 'all', id)
+    redis.call('ZREM', P .. 'ended', id)
+  end
+  return {'ok', #ids}
+end
+
+if operation == 'stats' then
+  return {'ok', redis.call('HLEN', P .. 'running'), redis.call('HGETALL', P .. 'counts')}
+end
+
+return redis.error_reply('unknown operation ' .. tostring(operation))

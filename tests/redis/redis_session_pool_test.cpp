@@ -1,0 +1,330 @@
+#include "redis/redis_session_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <set>
+#include <thread>
+
+#include "support/manual_clock.h"
+#include "support/redis_server.h"
+
+namespace tau::redis {
+namespace {
+
+using bridge::BridgeError;
+using bridge::BridgeErrorCode;
+using bridge::SessionStatus;
+
+std::string encode(const bridge::SessionEvent& event) {
+  return std::to_string(event.sequence_id) + ":" + event.message + "\n";
+}
+
+// Two gateways' pools over one Redis, with one clock; each test gets its own key prefix.
+class RedisSessionPoolTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<RedisSessionPool> make_pool(bridge::PoolLimits limits = {}) {
+    RedisPoolOptions options;
+    options.address = std::get<RedisAddress>(parse_redis_url(redis_.url()));
+    options.prefix = prefix_;
+    options.client.connect_timeout = std::chrono::milliseconds(300);
+    options.client.command_timeout = std::chrono::milliseconds(2000);
+    return std::make_unique<RedisSessionPool>(options, limits, clock_.as_clock(), encode);
+  }
+
+  // Waits until the pool's live feed is subscribed (it subscribes on its own thread).
+  static void wait_for_feed(const RedisSessionPool& pool) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!pool.feed_connected()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the feed never subscribed";
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+  static BridgeErrorCode error_of(const std::function<void()>& call) {
+    try {
+      call();
+    } catch (const BridgeError& error) {
+      return error.code();
+    }
+    ADD_FAILURE() << "no BridgeError";
+    return BridgeErrorCode::invalid_message;
+  }
+
+  test::RedisServer redis_;
+  test::ManualClock clock_;
+  std::string prefix_ = "tau:test:" + std::to_string(::getpid()) + ":";
+};
+
+// A follower that a test can wait on.
+class WaitingFollower : public bridge::SessionFollower {
+ public:
+  void notify(std::uint64_t) override {
+    std::lock_guard lock(mutex_);
+    ++notifications_;
+    changed_.notify_all();
+  }
+  // Waits until `condition` holds, re-checking after every notification (and every 50 ms, since
+  // a notification may come before the check).
+  bool wait_until(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::unique_lock lock(mutex_);
+    while (!condition()) {
+      if (changed_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                           std::chrono::milliseconds(50))) ==
+              std::cv_status::timeout &&
+          std::chrono::steady_clock::now() >= deadline) {
+        return condition();
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int notifications_ = 0;
+};
+
+TEST(RedisUrl, ParsesHostPortPasswordAndDatabase) {
+  auto parsed = parse_redis_url("redis://:s3cret@127.0.0.1:6380/2");
+  ASSERT_TRUE(std::holds_alternative<RedisAddress>(parsed));
+  const auto& address = std::get<RedisAddress>(parsed);
+  EXPECT_EQ(address.host, "127.0.0.1");
+  EXPECT_EQ(address.port, 6380);
+  EXPECT_EQ(address.password, "s3cret");
+  EXPECT_EQ(address.database, 2);
+  EXPECT_EQ(address.describe(), "redis://127.0.0.1:6380/2");  // never the password
+
+  const auto defaults = std::get<RedisAddress>(parse_redis_url("redis://localhost"));
+  EXPECT_EQ(defaults.port, 6379);
+  EXPECT_EQ(defaults.database, 0);
+  EXPECT_EQ(std::get<RedisAddress>(parse_redis_url("redis://[::1]:7000")).host, "::1");
+
+  for (const char* bad : {"http://127.0.0.1:6379", "redis://", "redis://h:6379/x",
+                          "redis://h:6379/-1", "redis://h:0", "redis://h:6379?db=1", "not a url"})
+    EXPECT_TRUE(std::holds_alternative<std::string>(parse_redis_url(bad))) << bad;
+}
+
+TEST_F(RedisSessionPoolTest, AnyPoolSeesTheSameSessionsAndEvents) {
+  auto a = make_pool();
+  auto b = make_pool();
+  const auto opened = a->open("  ws-1 ", false);
+  EXPECT_TRUE(opened.created);
+  EXPECT_EQ(opened.session.workspace_id, "ws-1");
+  EXPECT_EQ(opened.session.status, SessionStatus::running);
+  const auto reused = b->open("ws-1", false);
+  EXPECT_FALSE(reused.created);
+  EXPECT_EQ(reused.session.session_id, opened.session.session_id);
+
+  const std::string id = opened.session.session_id;
+  EXPECT_EQ(a->append_progress(id, " one ").event.sequence_id, 1u);
+  EXPECT_EQ(b->append_followup(id, "two").event.sequence_id, 2u);
+  EXPECT_EQ(a->append_followup(id, "three").session.queued_followups, 2u);
+  EXPECT_EQ(b->get(id).queued_followups, 2u);
+
+  const auto replay = b->replay(id, 1, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->event.message, "two");
+  EXPECT_EQ(replay.events[0]->event.event_type, "followup");
+  EXPECT_EQ(replay.events[1]->encoded, "3:three\n");
+  EXPECT_EQ(replay.first_retained_sequence_id, 1u);
+  EXPECT_EQ(replay.last_sequence_id, 3u);
+
+  const auto first = a->drain_followups(id, 1);
+  EXPECT_EQ(first.followups, std::vector<std::string>{"two"});
+  const auto rest = b->drain_followups(id, 10);
+  EXPECT_EQ(rest.followups, std::vector<std::string>{"three"});
+  EXPECT_EQ(rest.session.queued_followups, 0u);
+
+  EXPECT_EQ(b->close(id).session.status, SessionStatus::closed);
+  EXPECT_EQ(error_of([&] { a->append_progress(id, "late"); }),
+            BridgeErrorCode::session_not_running);
+  EXPECT_EQ(error_of([&] { a->get("eca_nope"); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(error_of([&] { a->open("  ", false); }), BridgeErrorCode::invalid_workspace_id);
+  // A closed workspace opens afresh.
+  EXPECT_NE(b->open("ws-1", false).session.session_id, id);
+}
+
+TEST_F(RedisSessionPoolTest, RetentionKeepsTheNewestEventsAndIdsStayConsecutive) {
+  auto a = make_pool({.max_events_per_session = 3});
+  auto b = make_pool({.max_events_per_session = 3});
+  const std::string id = a->open("ws", false).session.session_id;
+  for (int i = 1; i <= 5; ++i)
+    (i % 2 ? a : b)->append_progress(id, "m" + std::to_string(i));
+  const auto replay = b->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 3u);
+  EXPECT_EQ(replay.events.front()->event.sequence_id, 3u);
+  EXPECT_EQ(replay.events.back()->event.sequence_id, 5u);
+  EXPECT_EQ(replay.first_retained_sequence_id, 3u);
+}
+
+TEST_F(RedisSessionPoolTest, RacingOpensOfOneWorkspaceOnTwoPoolsYieldOneSession) {
+  auto a = make_pool();
+  auto b = make_pool();
+  std::mutex mutex;
+  std::set<std::string> ids;
+  int created = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      const auto opened = (i % 2 ? a : b)->open("shared", false);
+      std::lock_guard lock(mutex);
+      ids.insert(opened.session.session_id);
+      created += opened.created ? 1 : 0;
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(created, 1);
+}
+
+TEST_F(RedisSessionPoolTest, TheActiveLimitHoldsAcrossPoolsUnderConcurrentOpens) {
+  auto a = make_pool({.max_active_sessions = 3});
+  auto b = make_pool({.max_active_sessions = 3});
+  std::atomic<int> opened{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        (i % 2 ? a : b)->open("ws-" + std::to_string(i), false);
+        ++opened;
+      } catch (const BridgeError& error) {
+        EXPECT_EQ(error.code(), BridgeErrorCode::session_limit_reached);
+        ++refused;
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  EXPECT_EQ(opened, 3);
+  EXPECT_EQ(refused, 17);
+  EXPECT_EQ(a->runtime().active_sessions, 3u);
+  EXPECT_EQ(b->counters().sessions_by_status[bridge::status_index(SessionStatus::running)], 3u);
+}
+
+TEST_F(RedisSessionPoolTest, ReapTimesOutIdleSessionsAtTheInjectedTime) {
+  auto a = make_pool({.inactivity_timeout_ms = 1000});
+  auto b = make_pool({.inactivity_timeout_ms = 1000});
+  const std::string idle = a->open("idle", false).session.session_id;
+  clock_.advance(600);
+  const std::string busy = a->open("busy", false).session.session_id;
+  clock_.advance(600);
+  const auto result = b->reap_now();
+  ASSERT_EQ(result.reaped.size(), 1u);
+  EXPECT_EQ(result.reaped[0].session_id, idle);
+  EXPECT_EQ(result.reaped[0].status, SessionStatus::timed_out);
+  EXPECT_EQ(result.runtime.active_sessions, 1u);
+  // Every other call reaps first too: the busy one is stale 1001 ms after its last activity.
+  clock_.advance(401);
+  EXPECT_EQ(a->get(busy).status, SessionStatus::timed_out);
+}
+
+TEST_F(RedisSessionPoolTest, ListsNewestActivityFirstInPagesWithFilters) {
+  auto a = make_pool();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(a->open("ws-" + std::to_string(i), false).session.session_id);
+    clock_.advance(10);
+  }
+  a->close(ids[1]);  // its activity is now the newest
+  bridge::ListQuery query;
+  query.limit = 2;
+  auto page = a->list(query);
+  ASSERT_EQ(page.sessions.size(), 2u);
+  EXPECT_TRUE(page.more);
+  EXPECT_EQ(page.sessions[0].session_id, ids[1]);
+  EXPECT_EQ(page.sessions[1].session_id, ids[4]);
+  query.after = bridge::ListQuery::Position{page.sessions[1].last_activity_unix_ms,
+                                            page.sessions[1].session_id};
+  page = a->list(query);
+  ASSERT_EQ(page.sessions.size(), 2u);
+  EXPECT_EQ(page.sessions[0].session_id, ids[3]);
+  EXPECT_EQ(page.sessions[1].session_id, ids[2]);
+
+  bridge::ListQuery closed;
+  closed.status = SessionStatus::closed;
+  EXPECT_EQ(a->list(closed).sessions.size(), 1u);
+  bridge::ListQuery by_workspace;
+  by_workspace.workspace_id = "ws-3";
+  ASSERT_EQ(a->list(by_workspace).sessions.size(), 1u);
+  EXPECT_EQ(a->list(by_workspace).sessions[0].session_id, ids[3]);
+}
+
+TEST_F(RedisSessionPoolTest, AFollowerOnOnePoolReceivesWhatAnotherAppendsInOrder) {
+  auto a = make_pool();
+  auto b = make_pool();
+  wait_for_feed(*b);
+  const std::string id = a->open("ws", false).session.session_id;
+  a->append_progress(id, "before");
+  auto follower = std::make_shared<WaitingFollower>();
+  const auto start = b->follow(id, 0, 100, follower);
+  ASSERT_EQ(start.replay.events.size(), 1u);
+  EXPECT_EQ(start.live_after_sequence_id, 1u);
+
+  for (int i = 2; i <= 30; ++i)
+    a->append_progress(id, "e" + std::to_string(i));
+  a->close(id);
+
+  std::vector<std::uint64_t> received;
+  std::uint64_t last = 1;
+  bool finished = false;
+  ASSERT_TRUE(follower->wait_until([&] {
+    const auto update = b->events_after(id, last, 8);
+    EXPECT_FALSE(update.feed_lost);
+    EXPECT_FALSE(update.events_lost);
+    for (const auto& event : update.events) {
+      received.push_back(event->event.sequence_id);
+      last = event->event.sequence_id;
+    }
+    finished = update.finished;
+    return finished;
+  }));
+  ASSERT_EQ(received.size(), 29u);
+  for (std::size_t i = 0; i < received.size(); ++i)
+    EXPECT_EQ(received[i], i + 2);
+  EXPECT_EQ(b->events_after(id, last, 8).session.status, SessionStatus::closed);
+  b->unfollow(id, follower.get());
+}
+
+TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
+  auto a = make_pool();
+  wait_for_feed(*a);
+  const std::string id = a->open("ws", false).session.session_id;
+  a->append_progress(id, "kept");
+  auto follower = std::make_shared<WaitingFollower>();
+  a->follow(id, std::nullopt, 100, follower);
+
+  redis_.stop();
+  EXPECT_EQ(error_of([&] { a->append_progress(id, "lost"); }), BridgeErrorCode::store_unavailable);
+  EXPECT_EQ(error_of([&] { a->get(id); }), BridgeErrorCode::store_unavailable);
+  EXPECT_TRUE(follower->wait_until([&] { return a->events_after(id, 1, 8).feed_lost; }));
+  EXPECT_TRUE(a->store_failed());
+  a->unfollow(id, follower.get());
+
+  redis_.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (true) {
+    try {
+      a->append_progress(id, "after");
+      break;
+    } catch (const BridgeError& error) {
+      ASSERT_EQ(error.code(), BridgeErrorCode::store_unavailable);
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "never recovered";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  wait_for_feed(*a);
+  EXPECT_FALSE(a->store_failed());
+  const auto replay = a->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->event.message, "kept");
+  EXPECT_EQ(replay.events[1]->event.message, "after");
+  EXPECT_EQ(replay.events[1]->event.sequence_id, 2u);
+}
+
+}  // namespace
+}  // namespace tau::redis
