@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
 	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev \
 	nodejs chromium prometheus \
-	wrk nginx-light redis-server redis-tools
+	wrk nginx-light redis-server redis-tools libhiredis-dev
 
 .PHONY: deps configure build run test test-asan test-tsan bench bench-sse bench-append fuzz format clean
 

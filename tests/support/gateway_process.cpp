@@ -44,21 +44,7 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 pid_t spawn_gateway(std::vector<std::string> args, const std::map<std::string, std::string>& env,
                     int stdout_fd, int stderr_fd) {
   args.insert(args.begin(), TAU_GATEWAY_BINARY);
-  std::vector<std::string> environment = child_environment(env);
-  auto argv = c_strings(args);
-  auto envp = c_strings(environment);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdout_fd >= 0)
-    posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-  if (stderr_fd >= 0)
-    posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
-  pid_t pid = -1;
-  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0)
-    throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(error));
-  return pid;
+  return spawn_process(args, env, stdout_fd, stderr_fd);
 }
 
 std::string read_all(int fd) {
@@ -71,6 +57,26 @@ std::string read_all(int fd) {
 }
 
 }  // namespace
+
+pid_t spawn_process(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
+                    int stdout_fd, int stderr_fd) {
+  std::vector<std::string> environment = child_environment(env);
+  auto argv_pointers = c_strings(argv);
+  auto envp = c_strings(environment);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdout_fd >= 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  if (stderr_fd >= 0)
+    posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+  pid_t pid = -1;
+  const int error =
+      posix_spawn(&pid, argv_pointers[0], &actions, nullptr, argv_pointers.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0)
+    throw std::runtime_error("posix_spawn " + argv.front() + ": " + std::strerror(error));
+  return pid;
+}
 
 TempDir::TempDir() {
   std::string pattern =
@@ -85,13 +91,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
-                               const std::map<std::string, std::string>& env) {
+ExitResult run_to_exit(const std::vector<std::string>& argv,
+                       const std::map<std::string, std::string>& env) {
   int out[2];
   int err[2];
   if (::pipe(out) != 0 || ::pipe(err) != 0)
     throw std::runtime_error("pipe failed");
-  const pid_t pid = spawn_gateway(args, env, out[1], err[1]);
+  const pid_t pid = spawn_process(argv, env, out[1], err[1]);
   ::close(out[1]);
   ::close(err[1]);
   ExitResult result;
@@ -104,6 +110,13 @@ ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
   ::waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
+                               const std::map<std::string, std::string>& env) {
+  std::vector<std::string> argv = args;
+  argv.insert(argv.begin(), TAU_GATEWAY_BINARY);
+  return run_to_exit(argv, env);
 }
 
 GatewayProcess::GatewayProcess(std::vector<std::string> args,

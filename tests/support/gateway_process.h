@@ -34,6 +34,18 @@ struct ExitResult {
   std::string stdout_text;
 };
 
+// Starts the program at the path `argv[0]` with `argv`, the test's own environment minus
+// TAU_GATEWAY_* variables plus `env`, and stdout and stderr on the given descriptors (-1 leaves
+// them alone). Throws when it cannot be started; the caller waits for the child.
+pid_t spawn_process(std::vector<std::string> argv,
+                    const std::map<std::string, std::string>& env = {}, int stdout_fd = -1,
+                    int stderr_fd = -1);
+
+// Runs the program at the path `argv[0]` until it exits, with the environment of spawn_process,
+// and returns its exit code and what it wrote. For small outputs only (read one after the other).
+ExitResult run_to_exit(const std::vector<std::string>& argv,
+                       const std::map<std::string, std::string>& env = {});
+
 // Runs the real tau-gateway binary with `args` until it exits (for start-up refusals and
 // --help). TAU_GATEWAY_* variables of the test's own environment are not passed on; `env` adds
 // variables.
