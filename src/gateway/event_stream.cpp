@@ -49,6 +49,15 @@ std::string snapshot_frame(const bridge::SessionSnapshot& session,
   return http::serialize_sse(snapshot);
 }
 
+// Ends a follow stream whose live feed broke (a shared store's connection was lost).
+std::string feed_lost_frame() {
+  return http::serialize_sse(frame(
+      std::nullopt, "error",
+      json::serialize(error_envelope(503, "store_unavailable",
+                                     "the live feed of the session store was lost; resume from "
+                                     "the last event id"))));
+}
+
 std::string final_frames(const bridge::SessionSnapshot& session) {
   json::object data{{"session", to_json(session)}};
   return http::serialize_sse(
@@ -160,7 +169,7 @@ asio::awaitable<void> watch_for_departure(asio::ip::tcp::socket& socket,
 // Removes the follower from the pool however the stream ends.
 class FollowRegistration {
  public:
-  FollowRegistration(bridge::SessionPool& pool, const std::string& session_id,
+  FollowRegistration(bridge::SessionService& pool, const std::string& session_id,
                      std::shared_ptr<StreamFollower> follower)
       : pool_(pool), session_id_(session_id), follower_(std::move(follower)) {}
   FollowRegistration(const FollowRegistration&) = delete;
@@ -171,12 +180,12 @@ class FollowRegistration {
   }
 
  private:
-  bridge::SessionPool& pool_;
+  bridge::SessionService& pool_;
   const std::string& session_id_;
   std::shared_ptr<StreamFollower> follower_;
 };
 
-asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool& pool,
+asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionService& pool,
                                   const StreamRequest& request, const StreamSettings& settings,
                                   const std::shared_ptr<StreamFollower>& follower_ptr,
                                   std::uint64_t last_sent) {
@@ -204,11 +213,17 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionPool&
       follower.sent_through(update.events.back()->encoded_bytes_through);
       // Another read of the pool (and its lock) per delivery is needed only when this batch was
       // full, the session ended, or something was released during the write.
-      if (update.events.size() == kBatchEvents || update.finished ||
-          follower.notified_since_rearm())
+      if (!update.feed_lost && (update.events.size() == kBatchEvents || update.finished ||
+                                follower.notified_since_rearm()))
         continue;
     } else if (update.finished) {
       co_await exchange.write_stream(final_frames(update.session));
+      co_await exchange.end_stream();
+      co_return;
+    }
+    if (update.feed_lost) {
+      // Nothing more will arrive on it: say why, and end without `done` so the client resumes.
+      co_await exchange.write_stream(feed_lost_frame());
       co_await exchange.end_stream();
       co_return;
     }
@@ -248,20 +263,33 @@ struct StreamOpening {
   std::uint64_t live_after_sequence_id = 0;
 };
 
-StreamOpening open_stream(http::Exchange& exchange, bridge::SessionPool& pool,
-                          const StreamRequest& request, const StreamSettings& settings) {
-  StreamOpening opening;
+// The stream's opening read, which may wait on the network: the replay and, when `follower` is
+// given, its registration in the same step, so nothing falls in between.
+bridge::FollowStart read_opening(bridge::SessionService& pool, const StreamRequest& request,
+                                 const std::shared_ptr<StreamFollower>& follower) {
   bridge::FollowStart start;
+  if (follower)
+    start = pool.follow(request.session_id, request.cursor, request.limit, follower);
+  else
+    start.replay = pool.replay(request.session_id, request.cursor, request.limit);
+  return start;
+}
+
+asio::awaitable<StreamOpening> open_stream(http::Exchange& exchange, bridge::SessionService& pool,
+                                           const StreamRequest& request,
+                                           const StreamSettings& settings,
+                                           BlockingCalls& blocking) {
+  StreamOpening opening;
   if (request.follow) {
-    // Registered before the replay is read, in one step, so nothing falls in between.
     opening.follower =
         std::make_shared<StreamFollower>(exchange.socket(), settings.max_buffered_bytes);
-    start = pool.follow(request.session_id, request.cursor, request.limit, opening.follower);
+  }
+  const bridge::FollowStart start =
+      co_await blocking.run([&] { return read_opening(pool, request, opening.follower); });
+  if (request.follow) {
     opening.registration =
         std::make_unique<FollowRegistration>(pool, request.session_id, opening.follower);
     opening.follower->sent_through(start.replay.encoded_bytes_total);
-  } else {
-    start.replay = pool.replay(request.session_id, request.cursor, request.limit);
   }
   opening.frames = opening_frames(start.replay, request.cursor, settings.retry_ms);
   if (!request.follow)
@@ -269,7 +297,7 @@ StreamOpening open_stream(http::Exchange& exchange, bridge::SessionPool& pool,
   // A cursor past the newest event still means "already seen": live events start after it.
   opening.live_after_sequence_id =
       std::max(start.live_after_sequence_id, request.cursor.value_or(0));
-  return opening;
+  co_return opening;
 }
 
 asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
@@ -291,10 +319,10 @@ asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
 
 }  // namespace
 
-asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionService& pool,
                                          const StreamRequest& request,
-                                         const StreamSettings& settings) {
-  StreamOpening opening = open_stream(exchange, pool, request, settings);
+                                         const StreamSettings& settings, BlockingCalls& blocking) {
+  StreamOpening opening = co_await open_stream(exchange, pool, request, settings, blocking);
   co_await start_event_stream(exchange, request.follow, settings);
   co_await exchange.write_stream(std::move(opening.frames));
   if (request.follow) {

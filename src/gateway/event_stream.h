@@ -5,7 +5,8 @@
 #include <optional>
 #include <string>
 
-#include "bridge/session_pool.h"
+#include "bridge/session_service.h"
+#include "gateway/blocking_calls.h"
 #include "http/server.h"
 
 namespace tau::gateway {
@@ -32,9 +33,14 @@ std::string encode_event_frame(const bridge::SessionEvent& event);
 // dropped events after the cursor, the replay, then either `done` or, when following, every new
 // event as it is appended until the session ends (final snapshot, then `done`). A follower whose
 // unsent backlog passes the limit, or who fell behind retention, is disconnected to resume from
-// its last id. Unknown sessions throw before anything is written.
-boost::asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionPool& pool,
+// its last id, and so is one whose live feed broke (an `error` frame, then the end, without
+// `done`). Unknown sessions throw before anything is written. The opening calls (follow or
+// replay) are made through `blocking`; the live reads (`events_after`, `unfollow`) on the
+// connection's executor.
+boost::asio::awaitable<void> write_event_stream(http::Exchange& exchange,
+                                                bridge::SessionService& pool,
                                                 const StreamRequest& request,
-                                                const StreamSettings& settings);
+                                                const StreamSettings& settings,
+                                                BlockingCalls& blocking);
 
 }  // namespace tau::gateway

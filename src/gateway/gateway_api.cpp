@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include "gateway/assets.h"
 #include "gateway/durable_wait.h"
@@ -105,16 +107,18 @@ std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view te
                                      std::string(text.substr(dot + 1))};
 }
 
-GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
+GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool,
                        auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
                        WorkerSupervisor& workers)
     : config_(config),
       pool_(pool),
+      max_events_per_session_(pool.limits().max_events_per_session),
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
       workers_(workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
-                       config.sse_stream_max_ms} {
+                       config.sse_stream_max_ms},
+      blocking_(pool.calls_block()) {
   auto route = [this](verb method, const char* path, RouteSpec spec) {
     router_.add(method, path, std::move(spec));
   };
@@ -125,7 +129,10 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
   route(verb::get, paths::status, {.json_handler = &GatewayApi::status});
   // Probes, scrapes and static pages are never rate limited: a monitor must not be turned away.
   route(verb::get, paths::healthz,
-        {.json_handler = &GatewayApi::healthz, .authenticated = false, .rate_limited = false});
+        {.json_handler = &GatewayApi::healthz,
+         .authenticated = false,
+         .rate_limited = false,
+         .calls_pool = false});
   route(verb::get, paths::readyz,
         {.json_handler = &GatewayApi::readyz, .authenticated = false, .rate_limited = false});
   route(verb::get, paths::metrics,
@@ -138,7 +145,8 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
                            return RawBody{content_type, std::string(body)};
                          },
                      .authenticated = false,
-                     .rate_limited = false};
+                     .rate_limited = false,
+                     .calls_pool = false};
   };
   route(verb::get, paths::openapi, asset("application/json", assets::openapi_json));
   // The page asks for the token itself; everything it shows comes from the authenticated API.
@@ -287,8 +295,14 @@ asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
 }
 
 asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& context) {
+  // Whether the handler's calls must leave the I/O thread (see BlockingCalls).
+  const bool hop = blocking_.hops() && spec.calls_pool;
   if (spec.raw_handler) {
-    RawBody answer = spec.raw_handler(*this, context);
+    RawBody answer;
+    if (hop)
+      answer = co_await blocking_.run([&] { return spec.raw_handler(*this, context); });
+    else
+      answer = spec.raw_handler(*this, context);
     http::StringResponse response{beast_http::status::ok, 11};
     response.set(beast_http::field::content_type, answer.content_type);
     response.set(beast_http::field::cache_control, "no-store");
@@ -306,9 +320,20 @@ asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& 
     co_await context.exchange.send(std::move(response));
     co_return;
   }
-  const json::object answer = spec.json_handler(*this, context);
   // Nothing is acknowledged before it is durable.
-  if (!co_await wait_until_durable(pool_.store(), context.commit_ticket)) {
+  json::object answer;
+  bool durable = false;
+  if (hop) {
+    // The handler and the wait for its change, in one trip to a thread that may wait.
+    std::tie(answer, durable) = co_await blocking_.run([&] {
+      json::object body = spec.json_handler(*this, context);
+      return std::pair(std::move(body), block_until_durable(pool_, context.commit_ticket));
+    });
+  } else {
+    answer = spec.json_handler(*this, context);
+    durable = co_await wait_until_durable(pool_, context.commit_ticket);
+  }
+  if (!durable) {
     throw ApiError(503, "store_unavailable",
                    "the change could not be made durable; the gateway's store has failed");
   }
@@ -384,12 +409,11 @@ GatewayApi::RawBody GatewayApi::metrics(RequestContext& /*context*/) {
   counter("tau_gateway_worker_start_failures_total", "Worker processes that could not start.",
           static_cast<double>(workers.failed_to_start));
 
-  store::SessionStore& store = pool_.store();
   out.family("tau_gateway_store_commit_duration_seconds", "histogram",
              "Time each store commit (one transaction of grouped writes) took.");
-  out.histogram("tau_gateway_store_commit_duration_seconds", {}, store.commit_seconds().snapshot());
+  out.histogram("tau_gateway_store_commit_duration_seconds", {}, pool_.commit_seconds().snapshot());
   gauge("tau_gateway_store_failed", "1 once a store commit failed (nothing more is durable).",
-        store.failed() ? 1 : 0);
+        pool_.store_failed() ? 1 : 0);
   return RawBody{metrics::Exposition::kContentType, out.text()};
 }
 
@@ -456,7 +480,7 @@ json::object GatewayApi::healthz(RequestContext& /*context*/) {
 json::object GatewayApi::readyz(RequestContext& /*context*/) {
   if (!listening_)
     throw ApiError(503, "not_ready", "the listener is not accepting connections");
-  if (pool_.store().failed())
+  if (pool_.store_failed())
     throw ApiError(503, "not_ready", "the store has failed; see the log");
   return json::object{{"status", "ready"}};
 }
@@ -569,7 +593,7 @@ StreamRequest GatewayApi::stream_request(const RequestContext& context) const {
   } else if (auto header = context.exchange.header()["Last-Event-ID"]; !header.empty()) {
     request.cursor = parse_cursor(header);
   }
-  const std::size_t max_events = pool_.limits().max_events_per_session;
+  const std::size_t max_events = max_events_per_session_;
   request.limit = max_events;
   if (auto text = context.target.query_value("limit")) {
     const auto parsed = http::parse_unsigned(*text);
@@ -600,14 +624,14 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
     }
   }
   StreamSlot open_slot(open_streams_);
-  co_await write_event_stream(context.exchange, pool_, request, stream_settings_);
+  co_await write_event_stream(context.exchange, pool_, request, stream_settings_, blocking_);
 }
 
 json::object GatewayApi::runtime_json(const bridge::RuntimeInfo& runtime) const {
   json::object result = to_json(runtime);
   result["open_streams"] = open_streams_.load();
   result["worker"] = workers_.status_json();
-  const store::StoreInfo store = pool_.store().info();
+  const store::StoreInfo store = pool_.store_info();
   result["store"] = json::object{
       {"kind", store.kind},
       {"path", store.path},

@@ -11,7 +11,8 @@
 
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
-#include "bridge/session_pool.h"
+#include "bridge/session_service.h"
+#include "gateway/blocking_calls.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
@@ -63,9 +64,14 @@ std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view te
 
 // The HTTP face of the gateway: routes each request, authorizes it, applies the rate limit and
 // the body limit, and hands it to a thin handler over the bridge.
+//
+// When the pool's calls may wait on the network (`calls_block()`), routing, authentication and
+// the rate limit stay on the I/O thread, but the handlers, the wait for durability and a
+// stream's opening read run on threads of the API's own (`blocking_calls()`); only a follow
+// stream's live reads (`events_after`, `unfollow`) are made on the I/O thread.
 class GatewayApi {
  public:
-  GatewayApi(const GatewayConfig& config, bridge::SessionPool& pool,
+  GatewayApi(const GatewayConfig& config, bridge::SessionService& pool,
              auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
              WorkerSupervisor& workers);
 
@@ -74,6 +80,9 @@ class GatewayApi {
   std::vector<std::pair<std::string, std::string>> routes() const;
   // Whether the listener serves: /readyz answers 503 before and after (e.g. while stopping).
   void set_listening(bool listening) { listening_ = listening; }
+  // Where calls into the pool that may block are made (also for others, e.g. a periodic reap).
+  // Join it before destroying the coroutines of requests still being answered.
+  BlockingCalls& blocking_calls() { return blocking_; }
 
  private:
   // Most routes answer one JSON object; the stream route writes its response itself.
@@ -94,6 +103,7 @@ class GatewayApi {
     bool reads_body = false;
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
     bool rate_limited = true;          // health probes are not: a monitor must never be turned away
+    bool calls_pool = true;            // false: answered on the I/O thread even if calls block
   };
 
   // Counts a stream for as long as it is open.
@@ -139,7 +149,8 @@ class GatewayApi {
   boost::json::object reap(RequestContext& context);
 
   const GatewayConfig& config_;
-  bridge::SessionPool& pool_;
+  bridge::SessionService& pool_;
+  const std::size_t max_events_per_session_;
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
   WorkerSupervisor& workers_;
@@ -149,6 +160,8 @@ class GatewayApi {
   std::atomic<std::uint64_t> open_streams_{0};       // every open stream response
   std::atomic<std::uint64_t> follow_streams_{0};     // the follow ones, limited by --max-streams
   std::atomic<bool> listening_{false};
+  // Last, so that it is joined first: its calls use the members above.
+  BlockingCalls blocking_;
 };
 
 }  // namespace tau::gateway

@@ -15,6 +15,8 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "bridge/session_pool.h"
+#include "bridge/session_service.h"
+#include "gateway/blocking_calls.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/gateway_api.h"
@@ -31,19 +33,29 @@ namespace {
 
 // Times out idle sessions even when no request arrives to trigger a reap, and deletes ended
 // sessions past their retention.
-asio::awaitable<void> reap_periodically(bridge::SessionPool& pool,
+void reap_once(bridge::SessionService& pool) {
+  const auto result = pool.reap_now();
+  for (const auto& session : result.reaped) {
+    spdlog::info("session {} of workspace {} timed out", session.session_id, session.workspace_id);
+  }
+  if (const auto purged = pool.purge_ended(pool.now()); purged > 0)
+    spdlog::info("deleted {} ended sessions past their retention", purged);
+}
+
+// Calls that may block are made through `blocking`, off the I/O threads.
+asio::awaitable<void> reap_periodically(bridge::SessionService& pool,
+                                        gateway::BlockingCalls& blocking,
                                         std::chrono::milliseconds every) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   while (true) {
     timer.expires_after(every);
     co_await timer.async_wait(asio::use_awaitable);
-    const auto result = pool.reap_now();
-    for (const auto& session : result.reaped) {
-      spdlog::info("session {} of workspace {} timed out", session.session_id,
-                   session.workspace_id);
+    try {
+      co_await blocking.run([&pool] { reap_once(pool); });
+    } catch (const bridge::BridgeError& error) {
+      // A shared store out of reach: the next round tries again.
+      spdlog::warn("periodic reap failed: {}", error.what());
     }
-    if (const auto purged = pool.purge_ended(pool.now()); purged > 0)
-      spdlog::info("deleted {} ended sessions past their retention", purged);
   }
 }
 
@@ -94,7 +106,7 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start: {}", error.what());
     return 1;
   }
-  bridge::SessionPool pool(
+  bridge::SessionPool local_pool(
       bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
                          config.max_events_per_session,
                          config.session_retention_hours * 3600 * 1000},
@@ -104,7 +116,9 @@ int main(int argc, char** argv) {
                        config.session_ttl_seconds},
       bridge::system_clock_unix_ms, session_store);
   const std::size_t restored_sessions = stored.sessions.size();
-  pool.restore(std::move(stored.sessions));
+  local_pool.restore(std::move(stored.sessions));
+  // Everything from here on holds the sessions only through the interface.
+  bridge::SessionService& pool = local_pool;
   authenticator.restore(stored.auth_sessions);
   // What the restore changed (lost workers) is committed before anyone can ask.
   session_store->flush();
@@ -161,7 +175,7 @@ int main(int argc, char** argv) {
 
   const auto reap_every = std::chrono::milliseconds(
       std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
-  asio::co_spawn(io, reap_periodically(pool, reap_every), asio::detached);
+  asio::co_spawn(io, reap_periodically(pool, api.blocking_calls(), reap_every), asio::detached);
 
   std::vector<std::thread> io_threads;
   for (unsigned i = 1; i < config.threads; ++i)
@@ -169,6 +183,8 @@ int main(int argc, char** argv) {
   io.run();
   for (auto& thread : io_threads)
     thread.join();
+  // Calls still being made for suspended requests finish before those requests are destroyed.
+  api.blocking_calls().join();
   io.destroy_pending_handlers();
   return 0;
 }

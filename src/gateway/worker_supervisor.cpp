@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json/array.hpp>
 #include <filesystem>
+#include <optional>
 
 #include "gateway/json_codec.h"
 
@@ -20,35 +22,65 @@ constexpr std::string_view exit = "subprocess.exit";
 constexpr std::string_view stdin_error = "subprocess.stdin_error";
 }  // namespace event_types
 
-// Records one worker's output and exit on its session.
-class WorkerSupervisor::SessionWorker : public worker::WorkerListener {
+// Records one worker's output and exit on its session: at once, on the worker's strand, or,
+// when the pool's calls may block, in order on a strand of the supervisor's threads.
+class WorkerSupervisor::SessionWorker : public worker::WorkerListener,
+                                        public std::enable_shared_from_this<SessionWorker> {
  public:
   SessionWorker(WorkerSupervisor& supervisor, std::string session_id)
-      : supervisor_(supervisor), session_id_(std::move(session_id)) {}
+      : supervisor_(supervisor), session_id_(std::move(session_id)) {
+    if (auto executor = supervisor.recorder_calls_.executor())
+      recorder_.emplace(asio::make_strand(*executor));
+  }
 
   void on_output(worker::OutputStream stream, std::string line) override {
-    supervisor_.pool_.append_event(session_id_,
-                                   stream == worker::OutputStream::stdout_stream
-                                       ? event_types::stdout_line
-                                       : event_types::stderr_line,
-                                   line);
+    const std::string_view type = stream == worker::OutputStream::stdout_stream
+                                      ? event_types::stdout_line
+                                      : event_types::stderr_line;
+    record([this, type, line = std::move(line)] {
+      supervisor_.pool_.append_event(session_id_, type, line);
+    });
   }
 
   void on_exit(const worker::ExitStatus& status) override {
-    supervisor_.pool_.append_event(session_id_, event_types::exit, status.describe());
-    supervisor_.pool_.end_session(session_id_, status.success() ? bridge::SessionStatus::completed
-                                                                : bridge::SessionStatus::failed);
-    supervisor_.worker_exited(session_id_);
+    record([this, description = status.describe(), success = status.success()] {
+      supervisor_.pool_.append_event(session_id_, event_types::exit, description);
+      supervisor_.pool_.end_session(
+          session_id_, success ? bridge::SessionStatus::completed : bridge::SessionStatus::failed);
+      supervisor_.worker_exited(session_id_);
+    });
   }
 
  private:
+  template <class F>
+  void record(F call) {
+    if (!recorder_) {
+      call();
+      return;
+    }
+    asio::post(*recorder_, [self = shared_from_this(), call = std::move(call)]() mutable {
+      try {
+        call();
+      } catch (const std::exception& error) {
+        spdlog::warn("cannot record worker output of session {}: {}", self->session_id_,
+                     error.what());
+      }
+    });
+  }
+
   WorkerSupervisor& supervisor_;
   const std::string session_id_;
+  std::optional<asio::strand<asio::thread_pool::executor_type>> recorder_;
 };
 
-WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionPool& pool,
+WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionService& pool,
                                    const GatewayConfig& config)
-    : io_(io), pool_(pool), config_(config), enabled_(config.workers_enabled()) {}
+    : io_(io),
+      pool_(pool),
+      config_(config),
+      enabled_(config.workers_enabled()),
+      // Each worker's calls are made in order (a strand), so a few threads serve many workers.
+      recorder_calls_(enabled_ && pool.calls_block(), 2) {}
 
 bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
   if (workspace_id.empty() || workspace_id.size() > 128)

@@ -11,17 +11,20 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "bridge/session_pool.h"
+#include "bridge/session_service.h"
+#include "gateway/blocking_calls.h"
 #include "gateway/config.h"
 #include "worker/worker_process.h"
 
 namespace tau::gateway {
 
 // Worker mode: joins each session to one supervised process. Output lines and the exit become
-// the session's events; the exit ends the session; a session's end stops its worker.
+// the session's events; the exit ends the session; a session's end stops its worker. When the
+// pool's calls may block, a worker's output and exit are recorded, each worker's in order, from
+// threads of the supervisor's own rather than from the worker's I/O thread.
 class WorkerSupervisor {
  public:
-  WorkerSupervisor(boost::asio::io_context& io, bridge::SessionPool& pool,
+  WorkerSupervisor(boost::asio::io_context& io, bridge::SessionService& pool,
                    const GatewayConfig& config);
 
   bool enabled() const { return enabled_; }
@@ -51,7 +54,7 @@ class WorkerSupervisor {
   void worker_exited(const std::string& session_id);
 
   boost::asio::io_context& io_;
-  bridge::SessionPool& pool_;
+  bridge::SessionService& pool_;
   const GatewayConfig& config_;
   const bool enabled_;
 
@@ -60,6 +63,8 @@ class WorkerSupervisor {
   std::function<void()> on_all_exited_;
   std::atomic<std::uint64_t> exited_{0};
   std::atomic<std::uint64_t> failed_to_start_{0};
+  // Last, so that it is joined first: its calls use the members above.
+  BlockingCalls recorder_calls_;
 };
 
 }  // namespace tau::gateway
