@@ -74,19 +74,60 @@ std::string token_digest(std::string_view token) {
   return hex;
 }
 
-Authenticator::Authenticator(AuthConfig config, bridge::Clock clock,
-                             std::shared_ptr<store::SessionStore> store)
-    : config_(std::move(config)),
-      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)),
-      store_(std::move(store)) {}
+LocalTokenRegistry::LocalTokenRegistry(std::shared_ptr<store::SessionStore> store)
+    : store_(std::move(store)) {}
 
-void Authenticator::restore(const std::vector<store::StoredAuthSession>& stored) {
-  const std::int64_t now = clock_();
+void LocalTokenRegistry::restore(const std::vector<store::StoredAuthSession>& stored,
+                                 std::int64_t now) {
   std::lock_guard lock(mutex_);
   for (const auto& session : stored)
-    session_expiry_unix_ms_.emplace(session.token_sha256, session.expires_unix_ms);
+    expiry_unix_ms_.emplace(session.token_sha256, session.expires_unix_ms);
   purge_expired_locked(now);
 }
+
+store::Ticket LocalTokenRegistry::add(const std::string& digest, std::int64_t expires_unix_ms,
+                                      std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  purge_expired_locked(now);
+  expiry_unix_ms_.emplace(digest, expires_unix_ms);
+  ++issued_;
+  return store_ ? store_->submit(store::SaveAuthSession{digest, expires_unix_ms}) : 0;
+}
+
+bool LocalTokenRegistry::valid(const std::string& digest, std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  auto found = expiry_unix_ms_.find(digest);
+  if (found == expiry_unix_ms_.end())
+    return false;
+  if (now < found->second)
+    return true;
+  purge_expired_locked(now);
+  return false;
+}
+
+TokenRegistry::Counts LocalTokenRegistry::counts(std::int64_t now) {
+  std::lock_guard lock(mutex_);
+  purge_expired_locked(now);
+  return Counts{expiry_unix_ms_.size(), issued_};
+}
+
+void LocalTokenRegistry::purge_expired_locked(std::int64_t now) {
+  for (auto it = expiry_unix_ms_.begin(); it != expiry_unix_ms_.end();) {
+    if (it->second > now) {
+      ++it;
+      continue;
+    }
+    if (store_)
+      store_->submit(store::DeleteAuthSession{it->first});
+    it = expiry_unix_ms_.erase(it);
+  }
+}
+
+Authenticator::Authenticator(AuthConfig config, bridge::Clock clock,
+                             std::shared_ptr<TokenRegistry> tokens)
+    : config_(std::move(config)),
+      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)),
+      tokens_(tokens ? std::move(tokens) : std::make_shared<LocalTokenRegistry>()) {}
 
 std::optional<std::string_view> Authenticator::bearer_token(std::string_view authorization) const {
   constexpr std::string_view kScheme = "bearer ";
@@ -121,16 +162,10 @@ std::variant<Principal, AuthFailure> Authenticator::authorize(std::string_view a
       const auto token = bearer_token(authorization);
       if (!token)
         break;
-      const std::int64_t now = clock_();
       // Digests are looked up, not compared byte by byte, so no timing leak arises here.
-      const std::string digest = token_digest(*token);
-      std::lock_guard lock(mutex_);
-      auto found = session_expiry_unix_ms_.find(digest);
-      if (found != session_expiry_unix_ms_.end()) {
-        if (now < found->second)
-          return Principal{"session:" + found->first, "session"};
-        purge_expired_locked(now);
-      }
+      std::string digest = token_digest(*token);
+      if (tokens_->valid(digest, clock_()))
+        return Principal{"session:" + digest, "session"};
       break;
     }
   }
@@ -154,33 +189,14 @@ std::variant<IssuedToken, AuthFailure> Authenticator::issue_session(std::string_
   const std::int64_t ttl_ms =
       config_.session_ttl_seconds > kMaxMs / 1000 ? kMaxMs : config_.session_ttl_seconds * 1000;
   issued.expires_unix_ms = ttl_ms > kMaxMs - now ? kMaxMs : now + ttl_ms;
-  const std::string digest = token_digest(issued.access_token);
-  std::lock_guard lock(mutex_);
-  purge_expired_locked(now);
-  session_expiry_unix_ms_.emplace(digest, issued.expires_unix_ms);
-  if (store_)
-    issued.commit_ticket = store_->submit(store::SaveAuthSession{digest, issued.expires_unix_ms});
-  ++total_sessions_issued_;
+  issued.commit_ticket =
+      tokens_->add(token_digest(issued.access_token), issued.expires_unix_ms, now);
   return issued;
 }
 
 AuthStats Authenticator::stats() {
-  const std::int64_t now = clock_();
-  std::lock_guard lock(mutex_);
-  purge_expired_locked(now);
-  return AuthStats{session_expiry_unix_ms_.size(), total_sessions_issued_, auth_failures_.load()};
-}
-
-void Authenticator::purge_expired_locked(std::int64_t now) {
-  for (auto it = session_expiry_unix_ms_.begin(); it != session_expiry_unix_ms_.end();) {
-    if (it->second > now) {
-      ++it;
-      continue;
-    }
-    if (store_)
-      store_->submit(store::DeleteAuthSession{it->first});
-    it = session_expiry_unix_ms_.erase(it);
-  }
+  const auto counts = tokens_->counts(clock_());
+  return AuthStats{counts.live, counts.issued, auth_failures_.load()};
 }
 
 }  // namespace tau::auth

@@ -59,15 +59,56 @@ bool constant_time_equals(std::string_view a, std::string_view b);
 // the store, so neither holds a usable credential.
 std::string token_digest(std::string_view token);
 
-// Checks credentials for each auth mode and issues password-session tokens. Thread-safe.
-// Issued tokens are recorded in the store (when given) so they survive a restart.
+// Where password-session tokens are kept, as SHA-256 digests with their expiry: in this process
+// (LocalTokenRegistry, mirrored to its store) or in a Redis shared by several gateways, so a
+// token issued by one works on all. Thread-safe.
+class TokenRegistry {
+ public:
+  struct Counts {
+    std::uint64_t live = 0;    // tokens not yet expired
+    std::uint64_t issued = 0;  // tokens issued (by this process, or by all gateways)
+  };
+
+  virtual ~TokenRegistry() = default;
+  // Records a new token; it may be handed out once the returned store ticket is durable.
+  virtual store::Ticket add(const std::string& digest, std::int64_t expires_unix_ms,
+                            std::int64_t now) = 0;
+  // Whether the digest names a token that has not expired at `now`.
+  virtual bool valid(const std::string& digest, std::int64_t now) = 0;
+  virtual Counts counts(std::int64_t now) = 0;
+  // Whether calls may wait on the network.
+  virtual bool calls_block() const = 0;
+};
+
+// Tokens in this process's memory, recorded in its store (when given) to survive a restart.
+class LocalTokenRegistry final : public TokenRegistry {
+ public:
+  explicit LocalTokenRegistry(std::shared_ptr<store::SessionStore> store = nullptr);
+
+  // Takes in the tokens the store held at start-up (expired ones are dropped).
+  void restore(const std::vector<store::StoredAuthSession>& stored, std::int64_t now);
+
+  store::Ticket add(const std::string& digest, std::int64_t expires_unix_ms,
+                    std::int64_t now) override;
+  bool valid(const std::string& digest, std::int64_t now) override;
+  Counts counts(std::int64_t now) override;
+  bool calls_block() const override { return false; }
+
+ private:
+  void purge_expired_locked(std::int64_t now);
+
+  const std::shared_ptr<store::SessionStore> store_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::int64_t> expiry_unix_ms_;  // digest -> expiry
+  std::uint64_t issued_ = 0;
+};
+
+// Checks credentials for each auth mode and issues password-session tokens into a token
+// registry (by default this process's own, without a store). Thread-safe.
 class Authenticator {
  public:
   Authenticator(AuthConfig config, bridge::Clock clock,
-                std::shared_ptr<store::SessionStore> store = nullptr);
-
-  // Takes in the tokens the store held at start-up (expired ones are dropped).
-  void restore(const std::vector<store::StoredAuthSession>& stored);
+                std::shared_ptr<TokenRegistry> tokens = nullptr);
 
   // `authorization` is the raw Authorization header value (empty when absent).
   std::variant<Principal, AuthFailure> authorize(std::string_view authorization);
@@ -77,19 +118,18 @@ class Authenticator {
   AuthStats stats();
   AuthMode mode() const { return config_.mode; }
   std::int64_t session_ttl_seconds() const { return config_.session_ttl_seconds; }
+  // Whether authorizing may wait on the network (tokens shared through Redis).
+  bool calls_block() const {
+    return config_.mode == AuthMode::password_session && tokens_->calls_block();
+  }
 
  private:
   std::optional<std::string_view> bearer_token(std::string_view authorization) const;
-  void purge_expired_locked(std::int64_t now);
 
   const AuthConfig config_;
   const bridge::Clock clock_;
-  const std::shared_ptr<store::SessionStore> store_;
+  const std::shared_ptr<TokenRegistry> tokens_;
   std::atomic<std::uint64_t> auth_failures_{0};
-
-  std::mutex mutex_;
-  std::unordered_map<std::string, std::int64_t> session_expiry_unix_ms_;  // digest -> expiry
-  std::uint64_t total_sessions_issued_ = 0;
 };
 
 }  // namespace tau::auth

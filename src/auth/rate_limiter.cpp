@@ -5,13 +5,13 @@
 
 namespace tau::auth {
 
-RateLimiter::RateLimiter(std::int64_t window_seconds, std::uint64_t max_requests,
-                         bridge::Clock clock)
+LocalRateLimiter::LocalRateLimiter(std::int64_t window_seconds, std::uint64_t max_requests,
+                                   bridge::Clock clock)
     : window_ms_(window_seconds * 1000),
       max_requests_(max_requests),
       clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)) {}
 
-RateDecision RateLimiter::check(std::string_view principal_key) {
+RateDecision LocalRateLimiter::check(std::string_view principal_key) {
   const std::int64_t now = clock_();
   const std::int64_t window_start = now - now % window_ms_;
   std::lock_guard lock(mutex_);

@@ -20,12 +20,27 @@ struct RateDecision {
 // `window_seconds` since the epoch. Thread-safe.
 class RateLimiter {
  public:
-  RateLimiter(std::int64_t window_seconds, std::uint64_t max_requests, bridge::Clock clock);
+  virtual ~RateLimiter() = default;
+  // Counts a request of the principal and decides on it. May wait on the network when
+  // `calls_block()` (a limit shared by several gateways).
+  virtual RateDecision check(std::string_view principal_key) = 0;
+  // Requests this process refused.
+  virtual std::uint64_t rejected_requests() const = 0;
+  virtual std::int64_t window_seconds() const = 0;
+  virtual std::uint64_t max_requests() const = 0;
+  virtual bool calls_block() const = 0;
+};
 
-  RateDecision check(std::string_view principal_key);
-  std::uint64_t rejected_requests() const { return rejected_.load(); }
-  std::int64_t window_seconds() const { return window_ms_ / 1000; }
-  std::uint64_t max_requests() const { return max_requests_; }
+// The limit of one gateway, counted in its memory.
+class LocalRateLimiter final : public RateLimiter {
+ public:
+  LocalRateLimiter(std::int64_t window_seconds, std::uint64_t max_requests, bridge::Clock clock);
+
+  RateDecision check(std::string_view principal_key) override;
+  std::uint64_t rejected_requests() const override { return rejected_.load(); }
+  std::int64_t window_seconds() const override { return window_ms_ / 1000; }
+  std::uint64_t max_requests() const override { return max_requests_; }
+  bool calls_block() const override { return false; }
 
  private:
   struct Window {

@@ -355,7 +355,8 @@ TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
   auto store = std::make_shared<store::MemoryStore>();
   std::string token;
   {
-    Authenticator before(password_config("hunter2"), clock.as_clock(), store);
+    Authenticator before(password_config("hunter2"), clock.as_clock(),
+                         std::make_shared<LocalTokenRegistry>(store));
     const auto issued = before.issue_session("hunter2");
     ASSERT_TRUE(std::holds_alternative<IssuedToken>(issued));
     token = std::get<IssuedToken>(issued).access_token;
@@ -367,8 +368,9 @@ TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
   EXPECT_EQ(stored[0].token_sha256, token_digest(token));
   EXPECT_EQ(stored[0].token_sha256.find(token), std::string::npos);
 
-  Authenticator after(password_config("hunter2"), clock.as_clock(), store);
-  after.restore(stored);
+  auto restored = std::make_shared<LocalTokenRegistry>(store);
+  restored->restore(stored, clock.now());
+  Authenticator after(password_config("hunter2"), clock.as_clock(), restored);
   EXPECT_TRUE(authorized(after.authorize("Bearer " + token)));
   EXPECT_FALSE(authorized(after.authorize("Bearer " + token + "x")));
 
@@ -376,8 +378,9 @@ TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
   clock.set(kStartMs + kTtlSeconds * 1000);
   EXPECT_FALSE(authorized(after.authorize("Bearer " + token)));
   EXPECT_TRUE(store->load().auth_sessions.empty());
-  Authenticator later(password_config("hunter2"), clock.as_clock(), store);
-  later.restore(stored);  // an expired token restored from an old copy is dropped
+  auto old_copy = std::make_shared<LocalTokenRegistry>(store);
+  old_copy->restore(stored, clock.now());  // an expired token restored from an old copy is dropped
+  Authenticator later(password_config("hunter2"), clock.as_clock(), old_copy);
   EXPECT_EQ(later.stats().active_sessions, 0u);
 }
 

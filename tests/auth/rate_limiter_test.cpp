@@ -25,7 +25,7 @@ constexpr std::int64_t kWindowStartMs = 28'333'333 * kWindowMs;
 class RateLimiterTest : public ::testing::Test {
  protected:
   ManualClock clock_{kWindowStartMs};
-  RateLimiter limiter_{kWindowSeconds, 3, clock_.as_clock()};
+  LocalRateLimiter limiter_{kWindowSeconds, 3, clock_.as_clock()};
 };
 
 TEST_F(RateLimiterTest, ReportsItsSettings) {
@@ -69,7 +69,7 @@ TEST_F(RateLimiterTest, RetryAfterIsTheRemainingWindowRoundedUpAndAtLeastOneSeco
     SCOPED_TRACE(testing::Message() << "offset_ms=" << c.offset_ms);
     ManualClock clock{kWindowStartMs};
     clock.set(kWindowStartMs + c.offset_ms);
-    RateLimiter limiter(kWindowSeconds, 1, clock.as_clock());
+    LocalRateLimiter limiter(kWindowSeconds, 1, clock.as_clock());
     ASSERT_TRUE(limiter.check("alice").allowed);
 
     const RateDecision refused = limiter.check("alice");
@@ -134,7 +134,7 @@ TEST_F(RateLimiterTest, PrincipalsFromAnEarlierWindowStartAfreshLater) {
 TEST_F(RateLimiterTest, WorksInTheFirstWindowAfterTheEpoch) {
   ManualClock clock{kWindowStartMs};
   clock.set(0);
-  RateLimiter limiter(kWindowSeconds, 2, clock.as_clock());
+  LocalRateLimiter limiter(kWindowSeconds, 2, clock.as_clock());
 
   EXPECT_TRUE(limiter.check("alice").allowed);
   EXPECT_TRUE(limiter.check("alice").allowed);
@@ -147,7 +147,7 @@ TEST_F(RateLimiterTest, ConcurrentRequestsNeverExceedTheBudget) {
   constexpr int kThreads = 8;
   constexpr int kRequestsPerThread = 50;
   constexpr std::uint64_t kMaxRequests = 100;
-  RateLimiter limiter(kWindowSeconds, kMaxRequests, clock_.as_clock());
+  LocalRateLimiter limiter(kWindowSeconds, kMaxRequests, clock_.as_clock());
   std::atomic<int> allowed{0};
   std::latch start(kThreads);
   {

@@ -28,7 +28,7 @@ std::set<Route> registered_routes() {
   auto clock = [] { return std::int64_t{0}; };
   bridge::SessionPool pool(bridge::PoolLimits{}, clock);
   auth::Authenticator authenticator(auth::AuthConfig{config.auth_mode, "", "", 60}, clock);
-  auth::RateLimiter rate_limiter(60, 100, clock);
+  auth::LocalRateLimiter rate_limiter(60, 100, clock);
   boost::asio::io_context io;
   WorkerSupervisor workers(io, pool, config);
   GatewayApi api(config, pool, authenticator, rate_limiter, workers);

@@ -266,7 +266,7 @@ class InProcessGateway {
   IoContext io_;
   WatchedService sessions_;
   auth::Authenticator authenticator_;
-  auth::RateLimiter rate_limiter_;
+  auth::LocalRateLimiter rate_limiter_;
   gateway::WorkerSupervisor workers_;
   gateway::GatewayApi api_;
   std::unique_ptr<http::Server> server_;

@@ -1,6 +1,7 @@
--- The session pool's rules, run inside Redis so each call is one atomic step whichever gateway
--- makes it (see src/redis/redis_session_pool.h). Called as
---   EVALSHA <sha> 0 <operation> <prefix> <now_unix_ms> <inactivity_timeout_ms> <arguments...>
+-- The gateway's shared state, run inside Redis so each call is one atomic step whichever gateway
+-- makes it (src/redis/redis_script.h). Called as
+--   EVALSHA <sha> 0 <operation> <prefix> <now_unix_ms> <arguments...>
+-- where the session operations' first argument is the inactivity timeout in ms.
 -- Keys, all under <prefix>:
 --   s:<id>     hash: ws, status, started, activity, ended, seq (newest sequence id)
 --   e:<id>     stream of the retained events, entry id <sequence_id>-0, fields t, m, ts
@@ -11,6 +12,10 @@
 --   ended      sorted set: ended sessions by the time they ended (for purging)
 --   counts     hash: status -> sessions held in it
 --   feed       channel: one message per change, for the gateways' live followers
+--   rate:<principal digest>:<window start>   requests counted in one rate-limit window
+--   token:<digest>   a password-session token's expiry (the token itself is never stored)
+--   tokens     sorted set: token digests by expiry
+--   tokens_issued   how many tokens were issued
 -- Replies: {'ok', ...} or {'error', code}. A snapshot is {id, ws, status, started, activity,
 -- queued_followups}.
 
@@ -226,6 +231,38 @@ end
 
 if operation == 'stats' then
   return {'ok', redis.call('HLEN', P .. 'running'), redis.call('HGETALL', P .. 'counts')}
+end
+
+if operation == 'rate' then
+  -- ARGV: principal digest, window ms, max requests. A fixed window aligned to the epoch.
+  local window = tonumber(ARGV[5])
+  local start = now - (now % window)
+  local key = P .. 'rate:' .. ARGV[4] .. ':' .. start
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('PEXPIRE', key, window * 2) end
+  if count > tonumber(ARGV[6]) then return {'ok', 0, start + window - now} end
+  return {'ok', 1, 0}
+end
+
+if operation == 'token_add' then
+  -- ARGV: digest, expires_unix_ms
+  redis.call('ZREMRANGEBYSCORE', P .. 'tokens', '-inf', now)
+  redis.call('SET', P .. 'token:' .. ARGV[4], ARGV[5], 'PXAT', ARGV[5])
+  redis.call('ZADD', P .. 'tokens', ARGV[5], ARGV[4])
+  redis.call('INCR', P .. 'tokens_issued')
+  return {'ok'}
+end
+
+if operation == 'token_valid' then
+  local expires = redis.call('GET', P .. 'token:' .. ARGV[4])
+  if expires and tonumber(expires) > now then return {'ok', 1} end
+  return {'ok', 0}
+end
+
+if operation == 'token_stats' then
+  redis.call('ZREMRANGEBYSCORE', P .. 'tokens', '-inf', now)
+  return {'ok', redis.call('ZCARD', P .. 'tokens'),
+          tonumber(redis.call('GET', P .. 'tokens_issued') or '0')}
 end
 
 return redis.error_reply('unknown operation ' .. tostring(operation))
