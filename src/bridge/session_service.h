@@ -141,8 +141,19 @@ class SessionService {
 
   virtual ~SessionService() = default;
 
+  // Told of each follow-up appended to a session whose worker runs in this process, in order,
+  // when follow-ups reach workers through the service (`routes_followups()`). Called from a
+  // thread of the service's own with no lock held: it may call back in.
+  using FollowupListener =
+      std::function<void(const std::string& session_id, const std::string& message)>;
+
   // Set once before the service is shared between threads.
   virtual void set_end_listener(EndListener listener) = 0;
+  // Set once before the service is shared between threads; only used when `routes_followups()`.
+  virtual void set_followup_listener(FollowupListener) {}
+  // Whether follow-ups reach their session's worker through the followup listener, because the
+  // worker may run in another gateway, instead of from the request that posted them.
+  virtual bool routes_followups() const { return false; }
 
   // Returns the workspace's running session, or opens a new one (`with_worker`: a worker process
   // will be started for it).

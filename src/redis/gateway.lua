@@ -56,9 +56,20 @@ local function end_session(id, status)
   end
   redis.call('ZREM', P .. 'activity', id)
   redis.call('ZADD', P .. 'ended', now, id)
+  local owner = redis.call('HGET', skey(id), 'owner')
+  if owner then redis.call('SREM', P .. 'owned:' .. owner, id) end
   redis.call('HINCRBY', P .. 'counts', 'running', -1)
   redis.call('HINCRBY', P .. 'counts', status, 1)
   publish(id, {})
+end
+
+local function append_event(id, event_type, message, max_events)
+  local seq = redis.call('HINCRBY', skey(id), 'seq', 1)
+  redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
+             'ts', now)
+  touch(id)
+  publish(id, {seq, event_type, message, now})
+  return seq
 end
 
 -- Times out running sessions idle for longer than the timeout (a bounded number per call).
@@ -76,8 +87,8 @@ local function exists(id)
 end
 
 if operation == 'open' then
-  -- ARGV: ws, new_id, max_active
-  local ws, new_id, max_active = ARGV[5], ARGV[6], tonumber(ARGV[7])
+  -- ARGV: ws, new_id, max_active, owner (the gateway that runs its worker; '' for none)
+  local ws, new_id, max_active, owner = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
   reap_stale()
   local current = redis.call('HGET', P .. 'running', ws)
   if current then
@@ -93,6 +104,11 @@ if operation == 'open' then
   redis.call('ZADD', P .. 'activity', now, new_id)
   redis.call('ZADD', P .. 'all', now, new_id)
   redis.call('HINCRBY', P .. 'counts', 'running', 1)
+  if owner ~= '' then
+    redis.call('HSET', skey(new_id), 'owner', owner)
+    redis.call('SADD', P .. 'owned:' .. owner, new_id)
+    redis.call('SADD', P .. 'owners', owner)
+  end
   return {'ok', 'created', snapshot(new_id)}
 end
 
@@ -113,12 +129,9 @@ if operation == 'append' then
   if require_running and status ~= 'running' then
     return {'error', 'not_running', status}
   end
-  local seq = redis.call('HINCRBY', skey(id), 'seq', 1)
-  redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
-             'ts', now)
+  -- Queued first, so the feed message of the event reports the queue with it.
   if queue then redis.call('RPUSH', fkey(id), message) end
-  touch(id)
-  publish(id, {seq, event_type, message, now})
+  local seq = append_event(id, event_type, message, max_events)
   return {'ok', seq, snapshot(id)}
 end
 
@@ -148,10 +161,11 @@ end
 if operation == 'discard' then
   local id = ARGV[5]
   if exists(id) then
-    local h = redis.call('HMGET', skey(id), 'ws', 'status')
+    local h = redis.call('HMGET', skey(id), 'ws', 'status', 'owner')
     if redis.call('HGET', P .. 'running', h[1]) == id then
       redis.call('HDEL', P .. 'running', h[1])
     end
+    if h[3] then redis.call('SREM', P .. 'owned:' .. h[3], id) end
     redis.call('HINCRBY', P .. 'counts', h[2], -1)
     redis.call('DEL', skey(id), ekey(id), fkey(id))
     redis.call('ZREM', P .. 'activity', id)
@@ -159,6 +173,30 @@ if operation == 'discard' then
     redis.call('ZREM', P .. 'ended', id)
   end
   return {'ok'}
+end
+
+if operation == 'lease' then
+  -- ARGV: gateway id, lease ms, max_events. Renews this gateway's lease, then fails the running
+  -- sessions of every gateway whose lease has expired (their workers died with it).
+  local gateway, lease_ms, max_events = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+  redis.call('SET', P .. 'lease:' .. gateway, now, 'PX', lease_ms)
+  local failed = {}
+  for _, owner in ipairs(redis.call('SMEMBERS', P .. 'owners')) do
+    if redis.call('EXISTS', P .. 'lease:' .. owner) == 0 then
+      for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. owner)) do
+        if redis.call('HGET', skey(id), 'status') == 'running' then
+          append_event(id, 'gateway.owner_lost',
+                       'the gateway that ran this session\'s worker stopped renewing its lease',
+                       max_events)
+          end_session(id, 'failed')
+          failed[#failed + 1] = id
+        end
+      end
+      redis.call('DEL', P .. 'owned:' .. owner)
+      redis.call('SREM', P .. 'owners', owner)
+    end
+  end
+  return {'ok', failed}
 end
 
 if operation == 'reap' then
@@ -247,7 +285,9 @@ end
 if operation == 'token_add' then
   -- ARGV: digest, expires_unix_ms
   redis.call('ZREMRANGEBYSCORE', P .. 'tokens', '-inf', now)
-  redis.call('SET', P .. 'token:' .. ARGV[4], ARGV[5], 'PXAT', ARGV[5])
+  -- Relative to the gateway's clock, like every time here (validity is checked against it too).
+  local ttl = math.max(1, tonumber(ARGV[5]) - now)
+  redis.call('SET', P .. 'token:' .. ARGV[4], ARGV[5], 'PX', ttl)
   redis.call('ZADD', P .. 'tokens', ARGV[5], ARGV[4])
   redis.call('INCR', P .. 'tokens_issued')
   return {'ok'}

@@ -87,6 +87,7 @@ class RedisClient {
   // Whether the last attempt to reach Redis failed (until a later one succeeds).
   bool unavailable() const;
   const RedisAddress& address() const { return address_; }
+  const Options& options() const { return options_; }
 
  private:
   std::unique_ptr<RedisConnection> acquire();

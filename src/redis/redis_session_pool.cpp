@@ -8,10 +8,6 @@
 
 #include "bridge/random_id.h"
 
-namespace tau::assets {
-extern const std::string_view redis_session_pool_lua;  // src/redis/session_pool.lua
-}
-
 namespace tau::redis {
 
 using bridge::BridgeError;
@@ -21,20 +17,9 @@ using bridge::SessionStatus;
 
 namespace {
 
-constexpr std::string_view kStoreUnavailableMessage =
-    "the shared store (Redis) is unreachable; nothing was changed";
-
 BridgeError unavailable() {
-  return BridgeError(BridgeErrorCode::store_unavailable, std::string(kStoreUnavailableMessage));
-}
-
-// Errors Redis answers while it cannot serve (starting, out of memory, a replica): the same to
-// a client as Redis being down.
-bool is_transient_error(std::string_view text) {
-  for (std::string_view prefix : {"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN"})
-    if (text.starts_with(prefix))
-      return true;
-  return false;
+  return BridgeError(BridgeErrorCode::store_unavailable,
+                     "the shared store (Redis) is unreachable; nothing was changed");
 }
 
 const Reply& element(const Reply& reply, std::size_t index) {
@@ -76,25 +61,29 @@ std::int64_t json_integer(const boost::json::value& value) {
   return value.is_int64() ? value.as_int64() : static_cast<std::int64_t>(value.to_number<double>());
 }
 
+RedisPoolSettings with_gateway_id(RedisPoolSettings settings) {
+  if (settings.gateway_id.empty())
+    settings.gateway_id = "gw_" + bridge::random_hex(8);
+  return settings;
+}
+
 }  // namespace
 
-RedisSessionPool::RedisSessionPool(RedisPoolOptions options, bridge::PoolLimits limits,
-                                   bridge::Clock clock, bridge::EventEncoder encoder,
-                                   IdGenerator id_generator)
-    : options_(std::move(options)),
+RedisSessionPool::RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoolSettings settings,
+                                   bridge::PoolLimits limits, bridge::Clock clock,
+                                   bridge::EventEncoder encoder, IdGenerator id_generator)
+    : script_(std::move(script)),
+      settings_(with_gateway_id(std::move(settings))),
       limits_(limits),
       clock_(std::move(clock)),
       encoder_(std::move(encoder)),
       id_generator_(id_generator ? std::move(id_generator)
                                  : IdGenerator(bridge::random_session_id)),
-      client_(options_.address, options_.client),
       call_seconds_(metrics::Histogram::latency_seconds_bounds()) {
-  const Reply loaded =
-      client_.command({"SCRIPT", "LOAD", std::string(assets::redis_session_pool_lua)});
-  if (loaded.is_error())
-    throw RedisUnavailable("cannot load the session script into Redis: " + loaded.text);
-  script_sha_ = loaded.text;
+  // Held before any session can name this gateway its owner.
+  renew_lease();
   feed_thread_ = std::thread([this] { run_feed(); });
+  lease_thread_ = std::thread([this] { run_lease(); });
 }
 
 RedisSessionPool::~RedisSessionPool() {
@@ -106,51 +95,39 @@ RedisSessionPool::~RedisSessionPool() {
   }
   feed_retry_.notify_all();
   feed_thread_.join();
+  lease_thread_.join();
+}
+
+void RedisSessionPool::renew_lease() {
+  const Reply reply = run("lease",
+                          {settings_.gateway_id, std::to_string(settings_.owner_lease_ms),
+                           std::to_string(limits_.max_events_per_session)},
+                          true);
+  for (const Reply& id : element(reply, 1).elements)
+    spdlog::warn("session {} failed: the gateway that ran its worker is gone", id.text);
+}
+
+void RedisSessionPool::run_lease() {
+  const auto every =
+      std::chrono::milliseconds(std::max<std::int64_t>(1, settings_.owner_lease_ms / 3));
+  std::unique_lock lock(feed_mutex_);
+  while (!feed_retry_.wait_for(lock, every, [this] { return stopping_.load(); })) {
+    lock.unlock();
+    try {
+      renew_lease();
+    } catch (const std::exception& error) {
+      spdlog::warn("redis: cannot renew the owner lease of {}: {}", settings_.gateway_id,
+                   error.what());
+    }
+    lock.lock();
+  }
 }
 
 Reply RedisSessionPool::run(const char* operation, std::vector<std::string> arguments, bool changes,
                             std::optional<std::int64_t> now) {
-  std::vector<std::string> command{"EVALSHA",
-                                   "",
-                                   "0",
-                                   operation,
-                                   options_.prefix,
-                                   std::to_string(now.value_or(clock_())),
-                                   std::to_string(limits_.inactivity_timeout_ms)};
-  for (auto& argument : arguments)
-    command.push_back(std::move(argument));
+  arguments.insert(arguments.begin(), std::to_string(limits_.inactivity_timeout_ms));
   const auto started = std::chrono::steady_clock::now();
-  Reply reply;
-  try {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      {
-        std::lock_guard lock(script_mutex_);
-        command[1] = script_sha_;
-      }
-      reply = client_.command(command);
-      // A restarted Redis has forgotten the script: load it again and retry once.
-      if (attempt == 0 && reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
-        const Reply loaded =
-            client_.command({"SCRIPT", "LOAD", std::string(assets::redis_session_pool_lua)});
-        if (loaded.is_error())
-          throw std::runtime_error("cannot load the session script into Redis: " + loaded.text);
-        std::lock_guard lock(script_mutex_);
-        script_sha_ = loaded.text;
-        continue;
-      }
-      break;
-    }
-  } catch (const RedisUnavailable& error) {
-    spdlog::warn("redis: {}", error.what());
-    throw unavailable();
-  }
-  if (reply.is_error()) {
-    if (is_transient_error(reply.text)) {
-      spdlog::warn("redis: {}", reply.text);
-      throw unavailable();
-    }
-    throw std::runtime_error("Redis session script failed: " + reply.text);
-  }
+  Reply reply = script_->run(operation, prefix_, now.value_or(clock_()), std::move(arguments));
   if (changes) {
     call_seconds_.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -178,17 +155,26 @@ bridge::OpenResult RedisSessionPool::open(std::string_view workspace_id, bool wi
   const std::string_view workspace = bridge::trim_ascii_whitespace(workspace_id);
   if (workspace.empty())
     throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
-  (void)with_worker;  // worker mode is refused with a Redis store (see config)
-  const Reply reply = run(
-      "open",
-      {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions)}, true);
+  const Reply reply =
+      run("open",
+          {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions),
+           with_worker ? settings_.gateway_id : std::string()},
+          true);
   bridge::OpenResult result;
   result.created = element(reply, 1).text == "created";
   result.session = snapshot_of(element(reply, 2));
+  if (result.created && with_worker) {
+    std::lock_guard lock(owned_mutex_);
+    owned_.emplace(result.session.session_id, Owned{});
+  }
   return result;
 }
 
 void RedisSessionPool::discard(std::string_view session_id) {
+  {
+    std::lock_guard lock(owned_mutex_);
+    owned_.erase(std::string(session_id));
+  }
   run("discard", {std::string(session_id)}, true);
 }
 
@@ -310,7 +296,7 @@ bridge::FollowStart RedisSessionPool::follow(std::string_view session_id,
       watch.session = stored.session;
       watch.seeded = true;
       for (const auto& message : watch.early_messages)
-        apply_feed_message_locked(watch, message);
+        apply_feed_message_locked(watch, boost::json::parse(message).as_array());
       watch.early_messages.clear();
     }
     bridge::FollowStart start;
@@ -376,10 +362,9 @@ void RedisSessionPool::unfollow(std::string_view session_id,
     watches_.erase(found);
 }
 
-void RedisSessionPool::apply_feed_message_locked(Watch& watch, const std::string& payload) {
+void RedisSessionPool::apply_feed_message_locked(Watch& watch, const boost::json::array& message) {
   // [session_id, workspace_id, status, started, activity, queued, event], where event is
   // [sequence_id, type, message, timestamp] or empty (a change of state only).
-  const boost::json::array message = boost::json::parse(payload).as_array();
   const auto status = bridge::session_status_from_string(message.at(2).as_string());
   if (status)
     watch.session.status = *status;
@@ -406,12 +391,14 @@ void RedisSessionPool::notify_locked(Watch& watch) {
 }
 
 void RedisSessionPool::run_feed() {
-  const std::string channel = options_.prefix + "feed";
+  const std::string channel = prefix_ + "feed";
+  RedisClient& client = script_->client();
   auto backoff = std::chrono::milliseconds(50);
   while (!stopping_) {
     try {
+      // No reply timeout: the feed waits for messages as long as none come.
       auto connection = std::make_unique<RedisConnection>(
-          options_.address, options_.client.connect_timeout, std::nullopt);
+          client.address(), client.options().connect_timeout, std::nullopt);
       RedisConnection* feed = nullptr;
       {
         std::lock_guard lock(feed_mutex_);
@@ -427,36 +414,15 @@ void RedisSessionPool::run_feed() {
         std::lock_guard lock(watches_mutex_);
         feed_connected_ = true;
       }
-      spdlog::info("redis: live feed subscribed on {}", options_.address.describe());
+      spdlog::info("redis: live feed subscribed on {}", script_->client().address().describe());
       backoff = std::chrono::milliseconds(50);
+      resync_owned();
       while (true) {
         const Reply pushed = feed->next_reply();
-        if (pushed.type != Reply::Type::array || pushed.elements.size() != 3 ||
-            pushed.elements[0].text != "message") {
-          continue;
+        if (pushed.type == Reply::Type::array && pushed.elements.size() == 3 &&
+            pushed.elements[0].text == "message") {
+          handle_feed_message(pushed.elements[2].text);
         }
-        const std::string& payload = pushed.elements[2].text;
-        // The session id is the array's first string; look it up before parsing the rest.
-        const auto id_end = payload.find('"', 2);
-        if (payload.size() < 3 || id_end == std::string::npos)
-          continue;
-        const std::string session_id = payload.substr(2, id_end - 2);
-        std::lock_guard lock(watches_mutex_);
-        const auto found = watches_.find(session_id);
-        if (found == watches_.end())
-          continue;
-        Watch& watch = found->second;
-        if (!watch.seeded) {
-          watch.early_messages.push_back(payload);
-          continue;
-        }
-        try {
-          apply_feed_message_locked(watch, payload);
-        } catch (const std::exception& error) {
-          spdlog::error("redis: malformed feed message: {}", error.what());
-          watch.lost = true;
-        }
-        notify_locked(watch);
       }
     } catch (const std::exception& error) {
       if (!stopping_)
@@ -470,6 +436,126 @@ void RedisSessionPool::run_feed() {
     std::unique_lock lock(feed_mutex_);
     feed_retry_.wait_for(lock, backoff, [this] { return stopping_.load(); });
     backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+void RedisSessionPool::handle_feed_message(const std::string& payload) {
+  // The session id is the array's first string: messages of sessions nobody here follows or
+  // owns are skipped without parsing the rest.
+  const auto id_end = payload.find('"', 2);
+  if (payload.size() < 3 || id_end == std::string::npos)
+    return;
+  const std::string session_id = payload.substr(2, id_end - 2);
+  OwnedWork work;
+  try {
+    std::optional<boost::json::array> message;
+    {
+      std::lock_guard lock(owned_mutex_);
+      if (owned_.contains(session_id)) {
+        message = boost::json::parse(payload).as_array();
+        route_to_owned(session_id, *message, work);
+      }
+    }
+    std::lock_guard lock(watches_mutex_);
+    if (const auto found = watches_.find(session_id); found != watches_.end()) {
+      Watch& watch = found->second;
+      if (!watch.seeded) {
+        watch.early_messages.push_back(payload);
+      } else {
+        try {
+          if (!message)
+            message = boost::json::parse(payload).as_array();
+          apply_feed_message_locked(watch, *message);
+        } catch (const std::exception& error) {
+          spdlog::error("redis: malformed feed message: {}", error.what());
+          watch.lost = true;
+        }
+        notify_locked(watch);
+      }
+    }
+  } catch (const std::exception& error) {
+    spdlog::error("redis: malformed feed message: {}", error.what());
+  }
+  run_owned_work(std::move(work));
+}
+
+void RedisSessionPool::route_to_owned(const std::string& session_id,
+                                      const boost::json::array& message, OwnedWork& work) {
+  auto found = owned_.find(session_id);
+  if (found == owned_.end())
+    return;
+  if (const auto* event = message.at(6).if_array(); event != nullptr && event->size() == 4) {
+    const auto sequence_id = static_cast<std::uint64_t>(json_integer(event->at(0)));
+    if (sequence_id > found->second.seen_through) {
+      found->second.seen_through = sequence_id;
+      if (event->at(1).as_string() == bridge::event_types::followup)
+        work.followups.emplace_back(session_id, std::string(event->at(2).as_string()));
+    }
+  }
+  const auto status = bridge::session_status_from_string(message.at(2).as_string());
+  if (status && bridge::is_terminal(*status)) {
+    bridge::SessionSnapshot session;
+    session.session_id = session_id;
+    session.workspace_id = std::string(message.at(1).as_string());
+    session.status = *status;
+    session.started_unix_ms = json_integer(message.at(3));
+    session.last_activity_unix_ms = json_integer(message.at(4));
+    session.queued_followups = static_cast<std::size_t>(json_integer(message.at(5)));
+    work.ended.push_back(std::move(session));
+    owned_.erase(found);
+  }
+}
+
+void RedisSessionPool::run_owned_work(OwnedWork work) {
+  if (work.followups.empty() && work.ended.empty())
+    return;
+  EndListener end_listener;
+  FollowupListener followup_listener;
+  {
+    std::lock_guard lock(listeners_mutex_);
+    end_listener = end_listener_;
+    followup_listener = followup_listener_;
+  }
+  for (const auto& [session_id, message] : work.followups) {
+    if (followup_listener)
+      followup_listener(session_id, message);
+  }
+  for (const auto& session : work.ended) {
+    if (end_listener)
+      end_listener(session);
+  }
+}
+
+void RedisSessionPool::resync_owned() {
+  std::vector<std::pair<std::string, std::uint64_t>> owned;
+  {
+    std::lock_guard lock(owned_mutex_);
+    for (const auto& [id, state] : owned_)
+      owned.emplace_back(id, state.seen_through);
+  }
+  for (const auto& [id, seen_through] : owned) {
+    // What the feed missed while it was down: follow-ups to hand over, or the session's end.
+    const bridge::Replay missed = replay(id, seen_through, limits_.max_events_per_session);
+    OwnedWork work;
+    {
+      std::lock_guard lock(owned_mutex_);
+      auto found = owned_.find(id);
+      if (found == owned_.end())
+        continue;
+      for (const auto& retained : missed.events) {
+        const bridge::SessionEvent& event = retained->event;
+        if (event.sequence_id <= found->second.seen_through)
+          continue;
+        found->second.seen_through = event.sequence_id;
+        if (event.event_type == bridge::event_types::followup)
+          work.followups.emplace_back(id, event.message);
+      }
+      if (bridge::is_terminal(missed.session.status)) {
+        work.ended.push_back(missed.session);
+        owned_.erase(found);
+      }
+    }
+    run_owned_work(std::move(work));
   }
 }
 
@@ -562,7 +648,7 @@ bridge::PoolCounters RedisSessionPool::counters() {
 store::StoreInfo RedisSessionPool::store_info() {
   store::StoreInfo info;
   info.kind = "redis";
-  info.path = options_.address.describe();
+  info.path = script_->client().address().describe();
   info.durability = "redis";  // as Redis's own persistence is configured
   info.commits = changes_;
   info.failed = store_failed();
@@ -570,7 +656,7 @@ store::StoreInfo RedisSessionPool::store_info() {
 }
 
 bool RedisSessionPool::store_failed() const {
-  return !feed_connected_ || client_.unavailable();
+  return !feed_connected_ || script_->client().unavailable();
 }
 
 }  // namespace tau::redis

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/json/array.hpp>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -12,17 +13,12 @@
 
 #include "bridge/session_service.h"
 #include "redis/redis_client.h"
+#include "redis/redis_script.h"
 
 namespace tau::redis {
 
-struct RedisPoolOptions {
-  RedisAddress address;
-  std::string prefix = "tau:gw:";  // every key and the feed channel start with it
-  RedisClient::Options client;
-};
-
 // A session pool shared by every gateway on one Redis: each call is one Lua script
-// (src/redis/session_pool.lua) run atomically in Redis, so racing opens of a workspace on
+// (src/redis/gateway.lua) run atomically in Redis, so racing opens of a workspace on
 // several gateways yield one session and the active-session limit holds across all of them.
 //
 // Live followers: every change is published on one channel; each gateway keeps one
@@ -36,19 +32,38 @@ struct RedisPoolOptions {
 // BridgeError(store_unavailable) at once, without waiting for a timeout while Redis is known to
 // be down. A change is acknowledged when Redis has applied it; it survives Redis's own restart
 // as far as Redis's persistence (appendonly, appendfsync) is configured to keep it.
+struct RedisPoolSettings {
+  std::string prefix = "tau:gw:";  // of every key and of the feed channel
+  // This gateway, as the owner of the sessions whose workers it runs; random when empty.
+  std::string gateway_id;
+  // How long an owner's lease lasts without renewal (renewed every third of it): once it has
+  // expired, any gateway fails the owner's running sessions with a `gateway.owner_lost` event.
+  std::int64_t owner_lease_ms = 15000;
+};
+
 class RedisSessionPool final : public bridge::SessionService {
  public:
   using IdGenerator = std::function<std::string()>;
 
-  // Loads the script and starts the subscription; throws RedisUnavailable if Redis cannot be
-  // reached at start-up.
-  RedisSessionPool(RedisPoolOptions options, bridge::PoolLimits limits, bridge::Clock clock,
-                   bridge::EventEncoder encoder, IdGenerator id_generator = nullptr);
+  // Takes this gateway's lease (throws BridgeError(store_unavailable) when Redis is down), then
+  // starts the feed's subscription and the lease's renewal threads.
+  RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoolSettings settings,
+                   bridge::PoolLimits limits, bridge::Clock clock, bridge::EventEncoder encoder,
+                   IdGenerator id_generator = nullptr);
   ~RedisSessionPool() override;
   RedisSessionPool(const RedisSessionPool&) = delete;
   RedisSessionPool& operator=(const RedisSessionPool&) = delete;
 
-  void set_end_listener(EndListener listener) override { end_listener_ = std::move(listener); }
+  // Told when a session whose worker runs here ends, on whichever gateway it ended.
+  void set_end_listener(EndListener listener) override {
+    std::lock_guard lock(listeners_mutex_);
+    end_listener_ = std::move(listener);
+  }
+  void set_followup_listener(FollowupListener listener) override {
+    std::lock_guard lock(listeners_mutex_);
+    followup_listener_ = std::move(listener);
+  }
+  bool routes_followups() const override { return true; }
   bridge::OpenResult open(std::string_view workspace_id, bool with_worker) override;
   void discard(std::string_view session_id) override;
   bridge::SessionSnapshot get(std::string_view session_id) override;
@@ -89,6 +104,9 @@ class RedisSessionPool final : public bridge::SessionService {
 
   // Whether the live feed's subscription is up (for tests and readiness).
   bool feed_connected() const { return feed_connected_.load(); }
+  const std::string& gateway_id() const { return settings_.gateway_id; }
+
+  static constexpr std::string_view kOwnerLostEventType = "gateway.owner_lost";
 
  private:
   // A followed session as this gateway knows it from the feed: its newest retained events and
@@ -113,21 +131,41 @@ class RedisSessionPool final : public bridge::SessionService {
   bridge::AppendResult append(std::string_view session_id, std::string_view event_type,
                               std::string_view message, bool require_running, bool queue);
   bridge::EndResult end(std::string_view session_id, bridge::SessionStatus status);
+  // A session whose worker runs in this process: what the feed has handed its worker so far.
+  struct Owned {
+    std::uint64_t seen_through = 0;  // the newest event id the feed reported
+  };
+  // What a feed message asks of this process once its locks are released.
+  struct OwnedWork {
+    std::vector<std::pair<std::string, std::string>> followups;  // (session id, message)
+    std::vector<bridge::SessionSnapshot> ended;
+  };
+
   bridge::SharedEvent retain(Watch& watch, bridge::SessionEvent event) const;
-  void apply_feed_message_locked(Watch& watch, const std::string& payload);
+  void apply_feed_message_locked(Watch& watch, const boost::json::array& message);
   void notify_locked(Watch& watch);
+  void handle_feed_message(const std::string& payload);
+  // After the feed (re)subscribes: hands owned sessions' workers what the feed missed meanwhile.
+  void resync_owned();
+  void route_to_owned(const std::string& session_id, const boost::json::array& message,
+                      OwnedWork& work);
+  void run_owned_work(OwnedWork work);
   void run_feed();
   void lose_feed();
+  void run_lease();
+  void renew_lease();
 
-  const RedisPoolOptions options_;
+  const std::shared_ptr<RedisScript> script_;
+  const RedisPoolSettings settings_;
+  const std::string& prefix_ = settings_.prefix;
   const bridge::PoolLimits limits_;
   const bridge::Clock clock_;
   const bridge::EventEncoder encoder_;
   const IdGenerator id_generator_;
+  // Set after the feed thread has started, so they are read under a lock.
+  std::mutex listeners_mutex_;
   EndListener end_listener_;
-  RedisClient client_;
-  std::string script_sha_;
-  std::mutex script_mutex_;  // guards script_sha_ while it is reloaded
+  FollowupListener followup_listener_;
   metrics::Histogram call_seconds_;
   std::atomic<std::uint64_t> changes_{0};
 
@@ -139,12 +177,16 @@ class RedisSessionPool final : public bridge::SessionService {
   std::mutex watches_mutex_;
   std::unordered_map<std::string, Watch> watches_;
 
+  std::mutex owned_mutex_;
+  std::unordered_map<std::string, Owned> owned_;
+
   std::atomic<bool> feed_connected_{false};
   std::atomic<bool> stopping_{false};
   std::mutex feed_mutex_;  // guards feed_connection_ for shut_down() from the destructor
   std::condition_variable feed_retry_;
   std::unique_ptr<RedisConnection> feed_connection_;
   std::thread feed_thread_;
+  std::thread lease_thread_;
 };
 
 }  // namespace tau::redis

@@ -1,5 +1,8 @@
 #include "redis/redis_session_pool.h"
 
+#include "redis/redis_rate_limiter.h"
+#include "redis/redis_token_registry.h"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -24,13 +27,17 @@ std::string encode(const bridge::SessionEvent& event) {
 // Two gateways' pools over one Redis, with one clock; each test gets its own key prefix.
 class RedisSessionPoolTest : public ::testing::Test {
  protected:
+  // What one gateway holds: its own connections and script.
+  std::shared_ptr<RedisScript> make_script() {
+    RedisClient::Options options;
+    options.connect_timeout = std::chrono::milliseconds(300);
+    return std::make_shared<RedisScript>(std::make_shared<RedisClient>(
+        std::get<RedisAddress>(parse_redis_url(redis_.url())), options));
+  }
   std::unique_ptr<RedisSessionPool> make_pool(bridge::PoolLimits limits = {}) {
-    RedisPoolOptions options;
-    options.address = std::get<RedisAddress>(parse_redis_url(redis_.url()));
-    options.prefix = prefix_;
-    options.client.connect_timeout = std::chrono::milliseconds(300);
-    options.client.command_timeout = std::chrono::milliseconds(2000);
-    return std::make_unique<RedisSessionPool>(options, limits, clock_.as_clock(), encode);
+    return std::make_unique<RedisSessionPool>(
+        make_script(), RedisPoolSettings{.prefix = prefix_, .owner_lease_ms = 1000}, limits,
+        clock_.as_clock(), encode);
   }
 
   // Waits until the pool's live feed is subscribed (it subscribes on its own thread).
@@ -324,6 +331,44 @@ TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
   EXPECT_EQ(replay.events[0]->event.message, "kept");
   EXPECT_EQ(replay.events[1]->event.message, "after");
   EXPECT_EQ(replay.events[1]->event.sequence_id, 2u);
+}
+
+TEST_F(RedisSessionPoolTest, TheRateLimitIsOneBudgetAcrossGateways) {
+  RedisRateLimiter a(make_script(), prefix_, 60, 3, clock_.as_clock());
+  RedisRateLimiter b(make_script(), prefix_, 60, 3, clock_.as_clock());
+  clock_.set(60'000 * 1000 + 15'000);  // 15 s into a window
+  EXPECT_TRUE(a.check("token").allowed);
+  EXPECT_TRUE(b.check("token").allowed);
+  EXPECT_TRUE(a.check("token").allowed);
+  const auto refused = b.check("token");
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.retry_after_seconds, 45);
+  EXPECT_EQ(b.rejected_requests(), 1u);
+  EXPECT_TRUE(a.check("session:other").allowed);  // another principal's budget
+  clock_.advance(45'000);                         // the next window
+  EXPECT_TRUE(b.check("token").allowed);
+  // Keys name a digest of the principal, never the principal (it may be a credential).
+  EXPECT_EQ(redis_.cli({"--scan", "--pattern", "*token*"}), "");
+}
+
+TEST_F(RedisSessionPoolTest, ATokenIssuedByOneGatewayWorksOnAnotherUntilItExpires) {
+  const auth::AuthConfig config{auth::AuthMode::password_session, "", "hunter2", 60};
+  auth::Authenticator a(config, clock_.as_clock(),
+                        std::make_shared<RedisTokenRegistry>(make_script(), prefix_));
+  auth::Authenticator b(config, clock_.as_clock(),
+                        std::make_shared<RedisTokenRegistry>(make_script(), prefix_));
+  const auto issued = a.issue_session("hunter2");
+  ASSERT_TRUE(std::holds_alternative<auth::IssuedToken>(issued));
+  const std::string token = std::get<auth::IssuedToken>(issued).access_token;
+  EXPECT_TRUE(std::holds_alternative<auth::Principal>(b.authorize("Bearer " + token)));
+  EXPECT_FALSE(std::holds_alternative<auth::Principal>(b.authorize("Bearer " + token + "x")));
+  EXPECT_EQ(b.stats().active_sessions, 1u);
+  EXPECT_EQ(b.stats().total_sessions_issued, 1u);
+  // Redis holds the digest, never the token.
+  EXPECT_EQ(redis_.cli({"--scan", "--pattern", "*" + token + "*"}), "");
+  clock_.advance(60'000);
+  EXPECT_FALSE(std::holds_alternative<auth::Principal>(b.authorize("Bearer " + token)));
+  EXPECT_EQ(a.stats().active_sessions, 0u);
 }
 
 }  // namespace

@@ -1,0 +1,79 @@
+#include "redis/redis_script.h"
+
+#include <spdlog/spdlog.h>
+
+#include "bridge/session_types.h"
+
+namespace tau::assets {
+extern const std::string_view redis_gateway_lua;  // src/redis/gateway.lua
+}
+
+namespace tau::redis {
+
+namespace {
+
+bridge::BridgeError unavailable() {
+  return bridge::BridgeError(bridge::BridgeErrorCode::store_unavailable,
+                             "the shared store (Redis) is unreachable; nothing was changed");
+}
+
+// Errors Redis answers while it cannot serve (starting, out of memory, a replica): the same to
+// a client as Redis being down.
+bool is_transient_error(std::string_view text) {
+  for (std::string_view prefix : {"LOADING", "BUSY", "READONLY", "MASTERDOWN", "OOM", "TRYAGAIN"})
+    if (text.starts_with(prefix))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+RedisScript::RedisScript(std::shared_ptr<RedisClient> client) : client_(std::move(client)) {
+  sha_ = load();
+}
+
+std::string RedisScript::load() {
+  const Reply loaded = client_->command({"SCRIPT", "LOAD", std::string(assets::redis_gateway_lua)});
+  if (loaded.is_error())
+    throw RedisUnavailable("cannot load the gateway's script into Redis: " + loaded.text);
+  return loaded.text;
+}
+
+Reply RedisScript::run(std::string_view operation, std::string_view prefix,
+                       std::int64_t now_unix_ms, std::vector<std::string> arguments) {
+  std::vector<std::string> command{
+      "EVALSHA", "", "0", std::string(operation), std::string(prefix), std::to_string(now_unix_ms)};
+  for (auto& argument : arguments)
+    command.push_back(std::move(argument));
+  Reply reply;
+  try {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      {
+        std::lock_guard lock(mutex_);
+        command[1] = sha_;
+      }
+      reply = client_->command(command);
+      // A restarted Redis has forgotten the script: load it again and retry once.
+      if (attempt == 0 && reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
+        std::string sha = load();
+        std::lock_guard lock(mutex_);
+        sha_ = std::move(sha);
+        continue;
+      }
+      break;
+    }
+  } catch (const RedisUnavailable& error) {
+    spdlog::warn("redis: {}", error.what());
+    throw unavailable();
+  }
+  if (reply.is_error()) {
+    if (is_transient_error(reply.text)) {
+      spdlog::warn("redis: {}", reply.text);
+      throw unavailable();
+    }
+    throw std::runtime_error("the gateway's Redis script failed: " + reply.text);
+  }
+  return reply;
+}
+
+}  // namespace tau::redis

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "redis/redis_client.h"
+
+namespace tau::redis {
+
+// The gateway's shared rules as one Lua script (src/redis/gateway.lua), run by EVALSHA. Every
+// operation is one atomic step in Redis, whichever gateway calls it. Thread-safe.
+class RedisScript {
+ public:
+  // Loads the script; throws RedisUnavailable when Redis cannot be reached.
+  explicit RedisScript(std::shared_ptr<RedisClient> client);
+
+  // Runs `operation` with the key prefix, the time and its arguments. Returns the reply (an
+  // array). Throws bridge::BridgeError(store_unavailable) when Redis cannot be reached or
+  // cannot serve now (loading, out of memory, a read-only replica), and std::runtime_error
+  // when the script itself fails.
+  Reply run(std::string_view operation, std::string_view prefix, std::int64_t now_unix_ms,
+            std::vector<std::string> arguments);
+
+  RedisClient& client() { return *client_; }
+
+ private:
+  std::string load();
+
+  const std::shared_ptr<RedisClient> client_;
+  std::mutex mutex_;  // guards sha_, reloaded after a Redis restart
+  std::string sha_;
+};
+
+}  // namespace tau::redis
