@@ -53,7 +53,8 @@ fuzz: deps
 
 # The benchmarks behind docs/benchmarks.md (not part of `make test`; about 15 minutes): the read
 # path against nginx and OpenCode (pinned in bench/opencode/) and its thread scaling, the append
-# path per store, per session count and against Redis XADD, and a 1,000-event replay. Each
+# path per store, per session count and against Redis XADD, a 1,000-event replay, and 1-3
+# gateways sharing one Redis (append rate, cross-gateway delivery latency). Each
 # script replaces its own section of docs/benchmarks.md. Run it on an otherwise idle machine.
 bench: build
 	@scripts/install-node-deps.sh bench/opencode --platform-binaries
@@ -61,6 +62,7 @@ bench: build
 	@bench/run-append.sh $(BUILD_DIR)
 	@bench/run-append-wrk.sh $(BUILD_DIR)
 	@bench/run-replay.sh $(BUILD_DIR)
+	@bench/run-redis.sh $(BUILD_DIR)
 
 # SSE fan-out benchmark against Nchan (not part of `make test`); writes docs/benchmarks.md.
 BENCH_PACKAGES := nginx-light libnginx-mod-nchan

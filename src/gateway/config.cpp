@@ -123,9 +123,18 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
       "end follow streams after this long so clients reconnect and resume (0: never)")
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max() / 2));
 
-  add("--store", config.store,
-      "sqlite (durable, at <state-dir>/gateway.db) | memory (lost on restart)")
-      ->check(CLI::IsMember({"sqlite", "memory"}));
+  std::string store = config.store;
+  add("--store", store,
+      "sqlite (durable, at <state-dir>/gateway.db) | memory (lost on restart) | "
+      "redis://[:password@]HOST:PORT[/DB] (shared by several gateways)");
+  std::string redis_password;
+  add("--redis-password", redis_password,
+      "Redis password (prefer the environment variable to the flag); overrides the URL's");
+  add("--redis-prefix", config.redis_prefix, "prefix of every Redis key and channel");
+  add("--owner-lease-ms", config.owner_lease_ms,
+      "with Redis: a gateway that stops renewing its lease this long has its workers' sessions "
+      "failed by the others")
+      ->check(CLI::Range(std::int64_t{300}, std::int64_t{3600000}));
   add("--durability", config.durability,
       "sqlite: normal (survives a gateway crash) | full (also a power loss: fsync per commit)")
       ->check(CLI::IsMember({"normal", "full"}));
@@ -203,6 +212,23 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
   if (config.workspace_root.empty())
     config.workspace_root = config.state_dir + "/workspaces";
 
+  if (store == "sqlite" || store == "memory") {
+    config.store = store;
+  } else if (store.starts_with("redis://")) {
+    auto address = redis::parse_redis_url(store);
+    // The URL is not echoed: it may hold a password.
+    if (auto* reason = std::get_if<std::string>(&address))
+      return fail("--store: the Redis URL " + *reason);
+    config.store = "redis";
+    config.redis_address = std::get<redis::RedisAddress>(std::move(address));
+    if (!redis_password.empty())
+      config.redis_address.password = redis_password;
+    if (config.redis_prefix.empty())
+      return fail("--redis-prefix must not be empty");
+  } else {
+    return fail("--store: must be sqlite, memory or a redis:// URL");
+  }
+
   const auto address = parse_bind(bind);
   if (!address)
     return fail("--bind: '" + bind + "' is not HOST:PORT or [IPv6]:PORT");
@@ -258,6 +284,12 @@ std::string describe(const GatewayConfig& config) {
   text += " store=" + config.store;
   if (config.store == "sqlite")
     text += " database=" + config.database_path() + " durability=" + config.durability;
+  if (config.store == "redis") {
+    text += " redis=" + config.redis_address.describe() + " redis_prefix=" + config.redis_prefix;
+    text += " owner_lease_ms=" + std::to_string(config.owner_lease_ms);
+    text += std::string(" redis_password=") +
+            (config.redis_address.password.empty() ? "unset" : "<redacted>");
+  }
   text += " session_retention_hours=" + std::to_string(config.session_retention_hours);
   text += " max_connections=" + std::to_string(config.max_connections);
   text += " header_timeout_ms=" + std::to_string(config.header_timeout_ms);

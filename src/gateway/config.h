@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include "redis/redis_client.h"
+
 #include "auth/authenticator.h"
 
 namespace tau::gateway {
@@ -32,8 +34,12 @@ struct GatewayConfig {
   std::uint64_t max_streams = 10000;
   std::int64_t sse_stream_max_ms = 0;  // 0: follow streams stay open until the session ends
 
-  // Storage: "sqlite" (a journal at <state-dir>/gateway.db) or "memory" (nothing survives).
+  // Storage: "sqlite" (a journal at <state-dir>/gateway.db), "memory" (nothing survives) or
+  // "redis" (a pool shared by several gateways, at `redis_address`).
   std::string store = "sqlite";
+  redis::RedisAddress redis_address;
+  std::string redis_prefix = "tau:gw:";
+  std::int64_t owner_lease_ms = 15000;
   std::string durability = "normal";  // sqlite: normal | full
   std::int64_t session_retention_hours = 168;
   std::string database_path() const { return state_dir + "/gateway.db"; }

@@ -118,7 +118,8 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       workers_(workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
                        config.sse_stream_max_ms},
-      blocking_(pool.calls_block()) {
+      admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
+      blocking_(pool.calls_block() || admit_blocks_) {
   auto route = [this](verb method, const char* path, RouteSpec spec) {
     router_.add(method, path, std::move(spec));
   };
@@ -225,7 +226,9 @@ asio::awaitable<void> GatewayApi::send_error(http::Exchange& exchange, const Api
 }
 
 asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestContext& context) {
-  const RouteSpec& spec = admit(context);
+  // Tokens and rate limits shared through Redis are checked on the API's own threads.
+  const RouteSpec& spec =
+      admit_blocks_ ? *co_await blocking_.run([&] { return &admit(context); }) : admit(context);
   if (spec.reads_body)
     co_await read_request_body(exchange, context);
   if (spec.stream_handler)
@@ -553,12 +556,12 @@ json::object GatewayApi::append_progress(RequestContext& context) {
 json::object GatewayApi::append_followup(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
   auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
-  if (workers_.enabled()) {
-    // One follow-up is one line on the worker's stdin, so line breaks inside it become spaces.
-    std::string line = result.event.message;
-    std::replace_if(
-        line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-    workers_.deliver_followup(context.session_id(), line);
+  // With a shared store the worker may run on another gateway: the store hands the follow-up
+  // to it (WorkerSupervisor::deliver_routed_followup), and its failures are recorded, not answered.
+  if (workers_.enabled() && !pool_.routes_followups()) {
+    if (auto failure = workers_.deliver_followup(context.session_id(), result.event.message)) {
+      throw ApiError(502, "gateway_runtime_error", "could not deliver the follow-up: " + *failure);
+    }
   }
   context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};

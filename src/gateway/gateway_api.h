@@ -160,6 +160,7 @@ class GatewayApi {
   std::atomic<std::uint64_t> open_streams_{0};       // every open stream response
   std::atomic<std::uint64_t> follow_streams_{0};     // the follow ones, limited by --max-streams
   std::atomic<bool> listening_{false};
+  const bool admit_blocks_;  // authorizing or rate limiting may wait on the network
   // Last, so that it is joined first: its calls use the members above.
   BlockingCalls blocking_;
 };

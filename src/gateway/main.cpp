@@ -23,6 +23,9 @@
 #include "gateway/logging.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
+#include "redis/redis_rate_limiter.h"
+#include "redis/redis_session_pool.h"
+#include "redis/redis_token_registry.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
 
@@ -69,11 +72,67 @@ class IoContext : public asio::io_context {
   void destroy_pending_handlers() { shutdown(); }
 };
 
-std::shared_ptr<store::SessionStore> open_store(const gateway::GatewayConfig& config) {
-  if (config.store == "memory")
-    return std::make_shared<store::MemoryStore>();
-  return std::make_shared<store::SqliteStore>(config.database_path(),
-                                              *store::durability_from_string(config.durability));
+// Where the gateway keeps its sessions, password-session tokens and rate-limit counts: in this
+// process over its own store (sqlite or memory), or in a Redis shared with other gateways.
+struct Backend {
+  std::shared_ptr<store::SessionStore> local_store;  // null with Redis
+  std::unique_ptr<bridge::SessionService> sessions;
+  std::shared_ptr<auth::TokenRegistry> tokens;
+  std::unique_ptr<auth::RateLimiter> rate_limiter;
+};
+
+bridge::PoolLimits pool_limits(const gateway::GatewayConfig& config) {
+  return bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
+                            config.max_events_per_session,
+                            config.session_retention_hours * 3600 * 1000};
+}
+
+// The local backend: loads what the store holds. Throws StoreError when it cannot be read.
+Backend open_local_backend(const gateway::GatewayConfig& config) {
+  Backend backend;
+  if (config.store == "memory") {
+    backend.local_store = std::make_shared<store::MemoryStore>();
+  } else {
+    backend.local_store = std::make_shared<store::SqliteStore>(
+        config.database_path(), *store::durability_from_string(config.durability));
+  }
+  store::StoredState stored = backend.local_store->load();
+  auto pool = std::make_unique<bridge::SessionPool>(
+      pool_limits(config), bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame,
+      backend.local_store);
+  const std::size_t restored_sessions = stored.sessions.size();
+  pool->restore(std::move(stored.sessions));
+  auto tokens = std::make_shared<auth::LocalTokenRegistry>(backend.local_store);
+  tokens->restore(stored.auth_sessions, bridge::system_clock_unix_ms());
+  // What the restore changed (lost workers) is committed before anyone can ask.
+  backend.local_store->flush();
+  spdlog::info("store: {} restored {} sessions and {} auth sessions",
+               backend.local_store->info().kind, restored_sessions, stored.auth_sessions.size());
+  backend.sessions = std::move(pool);
+  backend.tokens = std::move(tokens);
+  backend.rate_limiter = std::make_unique<auth::LocalRateLimiter>(config.rate_limit_window_seconds,
+                                                                  config.rate_limit_max_requests,
+                                                                  bridge::system_clock_unix_ms);
+  return backend;
+}
+
+// The shared backend. Throws RedisUnavailable (or BridgeError store_unavailable) when Redis
+// cannot be reached at start-up.
+Backend open_redis_backend(const gateway::GatewayConfig& config) {
+  auto client =
+      std::make_shared<redis::RedisClient>(config.redis_address, redis::RedisClient::Options{});
+  auto script = std::make_shared<redis::RedisScript>(client);
+  Backend backend;
+  backend.sessions = std::make_unique<redis::RedisSessionPool>(
+      script, redis::RedisPoolSettings{config.redis_prefix, "", config.owner_lease_ms},
+      pool_limits(config), bridge::system_clock_unix_ms, gateway::encode_event_frame);
+  backend.tokens = std::make_shared<redis::RedisTokenRegistry>(script, config.redis_prefix);
+  backend.rate_limiter = std::make_unique<redis::RedisRateLimiter>(
+      script, config.redis_prefix, config.rate_limit_window_seconds, config.rate_limit_max_requests,
+      bridge::system_clock_unix_ms);
+  spdlog::info("store: redis at {} with key prefix {}", config.redis_address.describe(),
+               config.redis_prefix);
+  return backend;
 }
 
 }  // namespace
@@ -96,42 +155,36 @@ int main(int argc, char** argv) {
   }
   spdlog::info("configuration: {}", gateway::describe(config));
 
-  std::shared_ptr<store::SessionStore> session_store;
-  store::StoredState stored;
+  Backend backend;
   try {
-    session_store = open_store(config);
-    stored = session_store->load();
+    backend = config.store == "redis" ? open_redis_backend(config) : open_local_backend(config);
   } catch (const store::StoreError& error) {
     // Never reset or overwrite a database we cannot read: an operator has to look at it.
     spdlog::critical("cannot start: {}", error.what());
     return 1;
+  } catch (const redis::RedisUnavailable& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
+  } catch (const bridge::BridgeError& error) {
+    spdlog::critical("cannot start: {}", error.what());
+    return 1;
   }
-  bridge::SessionPool local_pool(
-      bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
-                         config.max_events_per_session,
-                         config.session_retention_hours * 3600 * 1000},
-      bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame, session_store);
+  // Everything from here on holds the sessions only through the interface.
+  bridge::SessionService& pool = *backend.sessions;
   auth::Authenticator authenticator(
       auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
                        config.session_ttl_seconds},
-      bridge::system_clock_unix_ms, session_store);
-  const std::size_t restored_sessions = stored.sessions.size();
-  local_pool.restore(std::move(stored.sessions));
-  // Everything from here on holds the sessions only through the interface.
-  bridge::SessionService& pool = local_pool;
-  authenticator.restore(stored.auth_sessions);
-  // What the restore changed (lost workers) is committed before anyone can ask.
-  session_store->flush();
-  spdlog::info("store: {} restored {} sessions and {} auth sessions", session_store->info().kind,
-               restored_sessions, stored.auth_sessions.size());
-  auth::RateLimiter rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
-                                 bridge::system_clock_unix_ms);
+      bridge::system_clock_unix_ms, backend.tokens);
+  auth::RateLimiter& rate_limiter = *backend.rate_limiter;
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
   ::signal(SIGPIPE, SIG_IGN);
   IoContext io(static_cast<int>(config.threads));
   gateway::WorkerSupervisor workers(io, pool, config);
   pool.set_end_listener(
       [&workers](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
+  pool.set_followup_listener([&workers](const std::string& session_id, const std::string& message) {
+    workers.deliver_routed_followup(session_id, message);
+  });
   gateway::GatewayApi api(config, pool, authenticator, rate_limiter, workers);
 
   const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config.bind_host),

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json/array.hpp>
@@ -123,20 +124,36 @@ void WorkerSupervisor::start(const bridge::SessionSnapshot& session) {
   }
 }
 
-void WorkerSupervisor::deliver_followup(const std::string& session_id, std::string_view message) {
+std::optional<std::string> WorkerSupervisor::deliver_followup(const std::string& session_id,
+                                                              std::string_view message) {
   std::shared_ptr<worker::WorkerProcess> process;
   {
     std::lock_guard lock(mutex_);
     if (auto found = workers_.find(session_id); found != workers_.end())
       process = found->second;
   }
+  // One follow-up is one line on the worker's stdin.
+  std::string line(message);
+  std::replace_if(
+      line.begin(), line.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   std::optional<std::string> failure =
-      process ? process->write_line(message) : std::optional<std::string>("the worker has exited");
+      process ? process->write_line(line) : std::optional<std::string>("the worker has exited");
   if (!failure)
-    return;
+    return std::nullopt;
   pool_.append_event(session_id, event_types::stdin_error, *failure);
   pool_.end_session(session_id, bridge::SessionStatus::failed);
-  throw ApiError(502, "gateway_runtime_error", "could not deliver the follow-up: " + *failure);
+  return failure;
+}
+
+void WorkerSupervisor::deliver_routed_followup(const std::string& session_id,
+                                               const std::string& message) {
+  try {
+    if (auto failure = deliver_followup(session_id, message))
+      spdlog::warn("session {}: could not deliver a follow-up: {}", session_id, *failure);
+  } catch (const std::exception& error) {
+    spdlog::warn("session {}: could not record a follow-up's failure: {}", session_id,
+                 error.what());
+  }
 }
 
 void WorkerSupervisor::on_session_end(const bridge::SessionSnapshot& session) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,9 +34,14 @@ class WorkerSupervisor {
   // Starts the worker of a session that open() has just created. When the worker cannot start,
   // the session is discarded and this throws ApiError 502 `gateway_runtime_error`.
   void start(const bridge::SessionSnapshot& session);
-  // Writes a follow-up as one line to the worker's stdin. When that fails the session is marked
-  // failed with a `subprocess.stdin_error` event and this throws ApiError 502.
-  void deliver_followup(const std::string& session_id, std::string_view message);
+  // Writes a follow-up as one line to the worker's stdin (line breaks inside it become spaces).
+  // When that fails the session is marked failed with a `subprocess.stdin_error` event and this
+  // returns why.
+  std::optional<std::string> deliver_followup(const std::string& session_id,
+                                              std::string_view message);
+  // For a store that routes follow-ups to the gateway running the worker (the followup
+  // listener): delivers it when this gateway runs the session's worker.
+  void deliver_routed_followup(const std::string& session_id, const std::string& message);
   // For the pool's end listener (called with the pool's lock held): stops the session's worker.
   void on_session_end(const bridge::SessionSnapshot& session);
   struct Counts {

@@ -145,7 +145,7 @@ TEST(Lifecycle, ReapTimesOutSessionsIdleLongerThanTheTimeout) {
   EXPECT_EQ(sessions[0].at("session_id").as_string(), id);
   EXPECT_EQ(sessions[0].at("status").as_string(), "timed_out");
   json::object runtime = reaped.json().at("runtime").as_object();
-  EXPECT_EQ(runtime.at("store").at("kind"), "sqlite");
+  EXPECT_EQ(runtime.at("store").at("kind").as_string(), default_store_kind());
   runtime.erase("store");  // its counters are the durability tests' business
   EXPECT_EQ(runtime, json::parse(R"({"active_sessions":0,
       "inactivity_timeout_ms":600000,"max_active_sessions":16,"max_events_per_session":256,
@@ -185,7 +185,7 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
   json::value body = status.json();
   json::object& status_runtime =
       body.at("gateway").at("external_coding_agent").at("runtime").as_object();
-  EXPECT_EQ(status_runtime.at("store").at("kind"), "sqlite");
+  EXPECT_EQ(status_runtime.at("store").at("kind").as_string(), default_store_kind());
   status_runtime.erase("store");
   const auto expected = json::parse(R"({
     "auth": {"mode": "localhost-dev", "active_sessions": 0, "total_sessions_issued": 0,

@@ -183,9 +183,10 @@ TEST(RedisScaleOut, OpenOnOneGatewayIsReusedOnAnotherAndEveryGatewayAnswersAlike
   EXPECT_EQ(list_a.json().at("sessions").at(0), detail_a);
   const auto replay_a = replayed_events(a, id);
   const auto replay_b = replayed_events(b, id);
-  ASSERT_EQ(replay_a.size(), 2u);
-  ASSERT_EQ(replay_b.size(), 2u);
-  for (std::size_t i = 0; i < 2; ++i) {
+  // Two progress events and two follow-ups.
+  ASSERT_EQ(replay_a.size(), 4u);
+  ASSERT_EQ(replay_b.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(sequence_id_of(replay_a[i]), static_cast<std::int64_t>(i + 1));
     EXPECT_EQ(replay_a[i].id, replay_b[i].id);
     EXPECT_EQ(replay_a[i].data, replay_b[i].data);
@@ -461,6 +462,75 @@ TEST(RedisScaleOut, ARedisOutageAnswers503ThenRecoversWithoutLosingAcknowledgedE
   } while (sequence_id_of(*live) < new_id);
   EXPECT_EQ(sequence_id_of(*live), new_id);
   EXPECT_EQ(message_of(*live), "after recovery");
+}
+
+// Worker mode on a shared store: the worker runs on the gateway that opened its session, and a
+// follow-up posted on any gateway reaches its stdin, in order.
+TEST(RedisScaleOut, FollowUpsPostedOnAnyGatewayReachTheWorkerOnItsOwner) {
+  RedisServer redis;
+  TempDir scripts;
+  const std::string echo =
+      write_script(scripts, "echo.sh", "while IFS= read -r line; do echo \"got $line\"; done\n");
+  auto gateways = start_gateways(redis, 2, {"--worker-command", echo});
+  const HttpClient a(gateways[0]->port());
+  const HttpClient b(gateways[1]->port());
+  const std::string id = open_session(a, "owned");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(status_runtime(a).at("worker").at("running"), 1);
+  EXPECT_EQ(status_runtime(b).at("worker").at("running"), 0);
+
+  for (const char* message : {"one", "two", "three"}) {
+    const auto posted = b.post(session_path(id, "/followups"), json_body({{"message", message}}));
+    ASSERT_EQ(posted.status, 200u) << posted.body;
+  }
+  std::vector<std::string> echoed;
+  ASSERT_TRUE(eventually([&] {
+    echoed.clear();
+    for (const auto& event : replayed_events(b, id)) {
+      if (json::parse(event.data).at("event_type") == "subprocess.stdout")
+        echoed.push_back(message_of(event));
+    }
+    return echoed.size() >= 3;
+  })) << "the worker on A echoed "
+      << echoed.size() << " follow-ups";
+  EXPECT_EQ(echoed, (std::vector<std::string>{"got one", "got two", "got three"}));
+
+  // Closed on B: the worker on A is stopped.
+  ASSERT_EQ(b.post(session_path(id, "/close"), "").status, 200u);
+  EXPECT_TRUE(eventually([&] { return status_runtime(a).at("worker").at("running") == 0; }));
+  EXPECT_EQ(status_runtime(a).at("worker").at("exited"), 1);
+}
+
+// A gateway that dies stops renewing its lease; once it expires another gateway fails its
+// sessions with a `gateway.owner_lost` event, and their workspaces open again elsewhere.
+TEST(RedisScaleOut, SessionsOfADeadGatewayFailAfterItsLeaseAndReopenElsewhere) {
+  RedisServer redis;
+  TempDir scripts;
+  const std::string sleeper = write_script(scripts, "sleep.sh", "exec sleep 1000\n");
+  auto gateways =
+      start_gateways(redis, 2, {"--worker-command", sleeper, "--owner-lease-ms", "600"});
+  const HttpClient a(gateways[0]->port());
+  const HttpClient b(gateways[1]->port());
+  const std::string id = open_session(a, "orphan");
+  ASSERT_FALSE(id.empty());
+  // While A lives, its lease holds: the session keeps running past several lease periods.
+  const auto running_until = Clock::now() + std::chrono::milliseconds(1500);
+  while (Clock::now() < running_until) {
+    ASSERT_EQ(session_of(b.get(session_path(id))).at("status"), "running");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+
+  gateways[0]->crash();
+  ASSERT_TRUE(
+      eventually([&] { return session_of(b.get(session_path(id))).at("status") == "failed"; }));
+  const auto events = replayed_events(b, id);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(json::parse(events.back().data).at("event_type"), "gateway.owner_lost");
+
+  const std::string reopened = open_session(b, "orphan");
+  ASSERT_FALSE(reopened.empty());
+  EXPECT_NE(reopened, id);
+  EXPECT_EQ(status_runtime(b).at("worker").at("running"), 1);
 }
 
 }  // namespace

@@ -19,14 +19,6 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-// Writes an executable /bin/sh script and returns its path.
-std::string write_script(const TempDir& dir, const std::string& name, const std::string& body) {
-  const std::string path = dir.path() + "/" + name;
-  std::ofstream(path) << "#!/bin/sh\n" << body;
-  ::chmod(path.c_str(), 0755);
-  return path;
-}
-
 // A script that greets, echoes each stdin line back and obeys a few commands.
 const std::string kEchoAgent = R"SH(echo "hello $TAU_WORKSPACE_ID $TAU_EXTERNAL_SESSION_ID $(pwd)"
 echo "args:$1|$2"

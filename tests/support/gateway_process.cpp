@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <stdexcept>
 
@@ -119,11 +121,34 @@ ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
   return run_to_exit(argv, env);
 }
 
+std::string write_script(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir.path() + "/" + name;
+  std::ofstream(path) << "#!/bin/sh\n" << body;
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+std::string default_store_kind() {
+  return std::getenv("TAU_TEST_REDIS_URL") != nullptr ? "redis" : "sqlite";
+}
+
 GatewayProcess::GatewayProcess(std::vector<std::string> args,
                                std::map<std::string, std::string> env) {
   args.insert(args.end(), {"--bind", "127.0.0.1:0"});
-  if (std::find(args.begin(), args.end(), "--state-dir") == args.end()) {
+  auto state_dir = std::find(args.begin(), args.end(), "--state-dir");
+  if (state_dir == args.end()) {
     args.insert(args.end(), {"--state-dir", state_dir_.path()});
+    state_dir = args.end() - 1;
+  } else {
+    ++state_dir;
+  }
+  // Under tests/support/with_redis, gateways that name no store keep their sessions in that
+  // Redis, under a prefix named after their state dir: the whole suite then runs against the
+  // shared store, and a gateway restarted on the same state dir finds its sessions again.
+  const char* redis_url = std::getenv("TAU_TEST_REDIS_URL");
+  if (redis_url != nullptr && std::find(args.begin(), args.end(), "--store") == args.end()) {
+    const std::string prefix = "tau:test:" + *state_dir + ":";
+    args.insert(args.end(), {"--store", redis_url, "--redis-prefix", prefix});
   }
   int err[2];
   if (::pipe(err) != 0)

@@ -52,6 +52,13 @@ ExitResult run_to_exit(const std::vector<std::string>& argv,
 ExitResult run_gateway_to_exit(const std::vector<std::string>& args,
                                const std::map<std::string, std::string>& env = {});
 
+// Writes an executable /bin/sh script into `dir` and returns its path (a worker for tests).
+std::string write_script(const TempDir& dir, const std::string& name, const std::string& body);
+
+// The store kind a GatewayProcess started without --store reports: "redis" when the suite runs
+// under tests/support/with_redis (TAU_TEST_REDIS_URL set), else "sqlite".
+std::string default_store_kind();
+
 // The real tau-gateway binary serving on an ephemeral loopback port, with its own state dir.
 // The constructor returns once the gateway has logged the port it listens on; the destructor
 // stops it with SIGTERM.
