@@ -236,6 +236,10 @@ int main(int argc, char** argv) {
   io.run();
   for (auto& thread : io_threads)
     thread.join();
+  // A shared store's feed thread calls these until told otherwise; the supervisor is destroyed
+  // before the store.
+  pool.set_end_listener(nullptr);
+  pool.set_followup_listener(nullptr);
   // Calls still being made for suspended requests finish before those requests are destroyed.
   api.blocking_calls().join();
   io.destroy_pending_handlers();

@@ -509,20 +509,16 @@ void RedisSessionPool::route_to_owned(const std::string& session_id,
 void RedisSessionPool::run_owned_work(OwnedWork work) {
   if (work.followups.empty() && work.ended.empty())
     return;
-  EndListener end_listener;
-  FollowupListener followup_listener;
-  {
-    std::lock_guard lock(listeners_mutex_);
-    end_listener = end_listener_;
-    followup_listener = followup_listener_;
-  }
+  // Called under the lock, so that once a listener is replaced (e.g. cleared at shutdown) no
+  // call to the old one is still running.
+  std::lock_guard lock(listeners_mutex_);
   for (const auto& [session_id, message] : work.followups) {
-    if (followup_listener)
-      followup_listener(session_id, message);
+    if (followup_listener_)
+      followup_listener_(session_id, message);
   }
   for (const auto& session : work.ended) {
-    if (end_listener)
-      end_listener(session);
+    if (end_listener_)
+      end_listener_(session);
   }
 }
 

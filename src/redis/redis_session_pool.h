@@ -162,7 +162,8 @@ class RedisSessionPool final : public bridge::SessionService {
   const bridge::Clock clock_;
   const bridge::EventEncoder encoder_;
   const IdGenerator id_generator_;
-  // Set after the feed thread has started, so they are read under a lock.
+  // Set after the feed thread has started, and cleared before what they call is destroyed: they
+  // are set and called under this lock (listeners must not set listeners).
   std::mutex listeners_mutex_;
   EndListener end_listener_;
   FollowupListener followup_listener_;

@@ -4,6 +4,7 @@
 #include "redis/redis_token_registry.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +28,10 @@ std::string encode(const bridge::SessionEvent& event) {
 // Two gateways' pools over one Redis, with one clock; each test gets its own key prefix.
 class RedisSessionPoolTest : public ::testing::Test {
  protected:
+  // spdlog's registry is made on first use; the pools' threads log, so make it here first (the
+  // library is not instrumented, so ThreadSanitizer cannot see its own guard).
+  RedisSessionPoolTest() { spdlog::default_logger(); }
+
   // What one gateway holds: its own connections and script.
   std::shared_ptr<RedisScript> make_script() {
     RedisClient::Options options;
@@ -72,20 +77,25 @@ class WaitingFollower : public bridge::SessionFollower {
     ++notifications_;
     changed_.notify_all();
   }
-  // Waits until `condition` holds, re-checking after every notification (and every 50 ms, since
-  // a notification may come before the check).
+  // Waits until `condition` holds, re-checking after every notification (and every 50 ms, in
+  // case one came before the check). The condition runs without this follower's lock held, as
+  // the pool calls notify() with its own lock held.
   bool wait_until(const std::function<bool()>& condition) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    std::unique_lock lock(mutex_);
-    while (!condition()) {
-      if (changed_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
-                                                           std::chrono::milliseconds(50))) ==
-              std::cv_status::timeout &&
-          std::chrono::steady_clock::now() >= deadline) {
-        return condition();
+    while (true) {
+      int seen = 0;
+      {
+        std::lock_guard lock(mutex_);
+        seen = notifications_;
       }
+      if (condition())
+        return true;
+      if (std::chrono::steady_clock::now() >= deadline)
+        return false;
+      std::unique_lock lock(mutex_);
+      changed_.wait_for(lock, std::chrono::milliseconds(50),
+                        [&] { return notifications_ != seen; });
     }
-    return true;
   }
 
  private:
