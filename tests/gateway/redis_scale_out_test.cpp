@@ -533,5 +533,36 @@ TEST(RedisScaleOut, SessionsOfADeadGatewayFailAfterItsLeaseAndReopenElsewhere) {
   EXPECT_EQ(status_runtime(b).at("worker").at("running"), 1);
 }
 
+// Password-session tokens and rate limits live in Redis: a token issued by one gateway works on
+// the others, and one principal has one budget across all of them.
+TEST(RedisScaleOut, TokensAndRateLimitsAreSharedAcrossGateways) {
+  RedisServer redis;
+  const std::string prefix = random_prefix();
+  std::vector<std::unique_ptr<GatewayProcess>> gateways;
+  for (int i = 0; i < 2; ++i) {
+    gateways.push_back(std::make_unique<GatewayProcess>(std::vector<std::string>{
+        "--auth-mode", "password-session", "--auth-password", "hunter2", "--store", redis.url(),
+        "--redis-prefix", prefix, "--rate-limit-max-requests", "6", "--rate-limit-window-seconds",
+        "3600"}));
+  }
+  const auto login = HttpClient(gateways[0]->port())
+                         .post("/gateway/auth/session", json_body({{"password", "hunter2"}}));
+  ASSERT_EQ(login.status, 200u) << login.body;
+  const std::string token(login.json().at("access_token").as_string());
+  const HttpClient a(gateways[0]->port(), token);
+  const HttpClient b(gateways[1]->port(), token);
+  EXPECT_EQ(HttpClient(gateways[1]->port(), token + "0").get("/gateway/status").status, 401u);
+
+  // Six requests in the window, three on each gateway; the seventh is refused on either.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(a.get("/gateway/status").status, 200u);
+    EXPECT_EQ(b.get("/gateway/status").status, 200u);
+  }
+  const auto refused = b.get("/gateway/status");
+  EXPECT_EQ(refused.status, 429u) << refused.body;
+  EXPECT_EQ(refused.error_code(), "rate_limited");
+  EXPECT_EQ(a.get("/gateway/status").status, 429u);
+}
+
 }  // namespace
 }  // namespace tau::test
