@@ -51,7 +51,7 @@ test-tsan: deps
 fuzz: deps
 	@scripts/run-fuzz.sh $(FUZZ_SECONDS)
 
-# The benchmarks behind docs/benchmarks.md (not part of `make test`; about 15 minutes): the read
+# The benchmarks behind docs/benchmarks.md (not part of `make test`; about 20 minutes): the read
 # path against nginx and OpenCode (pinned in bench/opencode/) and its thread scaling, the append
 # path per store, per session count and against Redis XADD, a 1,000-event replay, and 1-3
 # gateways sharing one Redis (append rate, cross-gateway delivery latency). Each
