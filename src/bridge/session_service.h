@@ -169,11 +169,21 @@ class SessionService {
   // a session (a worker's output or exit) are kept even after it ended.
   virtual AppendResult append_event(std::string_view session_id, std::string_view event_type,
                                     std::string_view message) = 0;
+  // Appends events of any types in order, as `append_event` would one by one, but in one step
+  // where that is cheaper (one round trip to a shared store): for a worker's output.
+  struct NewEvent {
+    std::string event_type;
+    std::string message;
+  };
+  virtual void append_events(std::string_view session_id, const std::vector<NewEvent>& events) {
+    for (const auto& event : events)
+      append_event(session_id, event.event_type, event.message);
+  }
   // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
   virtual DrainResult drain_followups(std::string_view session_id, std::size_t limit) = 0;
   // Retained events after `after_sequence_id` (all retained ones when absent), at most `limit`.
-  virtual Replay replay(std::string_view session_id,
-                        std::optional<std::uint64_t> after_sequence_id, std::size_t limit) = 0;
+  virtual Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
+                        std::size_t limit) = 0;
   // Replays like `replay` and, in the same step, registers `follower` to be told of every later
   // change, so nothing falls between the replay and the live events. An ended session is not
   // followed (it cannot change).

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/json/array.hpp>
+#include <deque>
 #include <filesystem>
 #include <optional>
 
@@ -24,7 +25,9 @@ constexpr std::string_view stdin_error = "subprocess.stdin_error";
 }  // namespace event_types
 
 // Records one worker's output and exit on its session: at once, on the worker's strand, or,
-// when the pool's calls may block, in order on a strand of the supervisor's threads.
+// when the pool's calls may block, in order on a strand of the supervisor's threads. There,
+// output lines waiting for the strand are appended together, one call for all of them, so a
+// worker that writes faster than one round trip per line is kept up with.
 class WorkerSupervisor::SessionWorker : public worker::WorkerListener,
                                         public std::enable_shared_from_this<SessionWorker> {
  public:
@@ -38,17 +41,38 @@ class WorkerSupervisor::SessionWorker : public worker::WorkerListener,
     const std::string_view type = stream == worker::OutputStream::stdout_stream
                                       ? event_types::stdout_line
                                       : event_types::stderr_line;
-    record([this, type, line = std::move(line)] {
+    if (!recorder_) {
       supervisor_.pool_.append_event(session_id_, type, line);
-    });
+      return;
+    }
+    bool drain_scheduled = false;
+    {
+      std::lock_guard lock(pending_mutex_);
+      pending_.push_back(bridge::SessionService::NewEvent{std::string(type), std::move(line)});
+      drain_scheduled = std::exchange(drain_scheduled_, true);
+    }
+    if (!drain_scheduled)
+      record([this] { append_pending(); });
   }
 
   void on_exit(const worker::ExitStatus& status) override {
+    // Output comes before the exit: whatever is still pending is appended first.
     record([this, description = status.describe(), success = status.success()] {
+      // The worker is gone whether or not its end can be recorded (the store may be down).
+      struct Exited {
+        SessionWorker& worker;
+        ~Exited() { worker.supervisor_.worker_exited(worker.session_id_); }
+      } exited{*this};
+      if (recorder_) {
+        try {
+          append_pending();
+        } catch (const std::exception& error) {
+          spdlog::warn("cannot record worker output of session {}: {}", session_id_, error.what());
+        }
+      }
       supervisor_.pool_.append_event(session_id_, event_types::exit, description);
       supervisor_.pool_.end_session(
           session_id_, success ? bridge::SessionStatus::completed : bridge::SessionStatus::failed);
-      supervisor_.worker_exited(session_id_);
     });
   }
 
@@ -69,9 +93,39 @@ class WorkerSupervisor::SessionWorker : public worker::WorkerListener,
     });
   }
 
+  // On the recorder strand: appends the lines waiting, in batches, until none are left.
+  void append_pending() {
+    constexpr std::size_t kMaxBatch = 512;
+    while (true) {
+      std::vector<bridge::SessionService::NewEvent> batch;
+      {
+        std::lock_guard lock(pending_mutex_);
+        if (pending_.empty()) {
+          drain_scheduled_ = false;
+          return;
+        }
+        const std::size_t count = std::min(pending_.size(), kMaxBatch);
+        batch.assign(
+            std::make_move_iterator(pending_.begin()),
+            std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(count)));
+        pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
+      }
+      try {
+        supervisor_.pool_.append_events(session_id_, batch);
+      } catch (...) {
+        std::lock_guard lock(pending_mutex_);
+        drain_scheduled_ = false;
+        throw;
+      }
+    }
+  }
+
   WorkerSupervisor& supervisor_;
   const std::string session_id_;
   std::optional<asio::strand<asio::thread_pool::executor_type>> recorder_;
+  std::mutex pending_mutex_;
+  std::deque<bridge::SessionService::NewEvent> pending_;  // output lines not yet appended
+  bool drain_scheduled_ = false;
 };
 
 WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionService& pool,

@@ -135,6 +135,17 @@ if operation == 'append' then
   return {'ok', seq, snapshot(id)}
 end
 
+if operation == 'append_many' then
+  -- ARGV: id, max_events, then event_type and message of each event. Whatever the state.
+  local id, max_events = ARGV[5], tonumber(ARGV[6])
+  reap_stale()
+  if not exists(id) then return {'error', 'not_found'} end
+  for i = 7, #ARGV, 2 do
+    append_event(id, ARGV[i], ARGV[i + 1], max_events)
+  end
+  return {'ok'}
+end
+
 if operation == 'drain' then
   -- ARGV: id, limit
   local id, limit = ARGV[5], tonumber(ARGV[6])

@@ -223,6 +223,20 @@ bridge::AppendResult RedisSessionPool::append_event(std::string_view session_id,
   return append(session_id, event_type, message, false, false);
 }
 
+void RedisSessionPool::append_events(std::string_view session_id,
+                                     const std::vector<NewEvent>& events) {
+  if (events.empty())
+    return;
+  std::vector<std::string> arguments{std::string(session_id),
+                                     std::to_string(limits_.max_events_per_session)};
+  for (const auto& event : events) {
+    arguments.push_back(event.event_type);
+    arguments.push_back(event.message);
+  }
+  run("append_many", std::move(arguments), true);
+  events_appended_ += events.size();
+}
+
 bridge::DrainResult RedisSessionPool::drain_followups(std::string_view session_id,
                                                       std::size_t limit) {
   const Reply reply = run("drain", {std::string(session_id), std::to_string(limit)}, true);

@@ -73,6 +73,7 @@ class RedisSessionPool final : public bridge::SessionService {
                                        std::string_view message) override;
   bridge::AppendResult append_event(std::string_view session_id, std::string_view event_type,
                                     std::string_view message) override;
+  void append_events(std::string_view session_id, const std::vector<NewEvent>& events) override;
   bridge::DrainResult drain_followups(std::string_view session_id, std::size_t limit) override;
   bridge::Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
                         std::size_t limit) override;

@@ -564,5 +564,30 @@ TEST(RedisScaleOut, TokensAndRateLimitsAreSharedAcrossGateways) {
   EXPECT_EQ(a.get("/gateway/status").status, 429u);
 }
 
+// A follow-up the owner cannot write to its worker's stdin was already answered 200 by whichever
+// gateway took it: the owner records the failure on the session instead.
+TEST(RedisScaleOut, AFollowUpTheWorkerCannotTakeFailsTheSessionOnItsOwner) {
+  RedisServer redis;
+  TempDir scripts;
+  const std::string closer =
+      write_script(scripts, "closer.sh", "exec 0<&-\necho closed\nexec sleep 1000\n");
+  auto gateways =
+      start_gateways(redis, 2, {"--worker-command", closer, "--worker-kill-grace-ms", "100"});
+  const HttpClient a(gateways[0]->port());
+  const HttpClient b(gateways[1]->port());
+  const std::string id = open_session(a, "closed-stdin");
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(eventually([&] { return !replayed_events(b, id).empty(); }));  // "closed"
+
+  const auto posted = b.post(session_path(id, "/followups"), json_body({{"message", "hello"}}));
+  EXPECT_EQ(posted.status, 200u) << posted.body;
+  ASSERT_TRUE(
+      eventually([&] { return session_of(b.get(session_path(id))).at("status") == "failed"; }));
+  bool recorded = false;
+  for (const auto& event : replayed_events(b, id))
+    recorded = recorded || json::parse(event.data).at("event_type") == "subprocess.stdin_error";
+  EXPECT_TRUE(recorded);
+}
+
 }  // namespace
 }  // namespace tau::test
