@@ -94,7 +94,7 @@ struct Gateway {
             gateway::encode_event_frame, store),
         authenticator(
             auth::AuthConfig{config.auth_mode, "", "", config.session_ttl_seconds},
-            [] { return kNowUnixMs; }, store),
+            [] { return kNowUnixMs; }, std::make_shared<auth::LocalTokenRegistry>(store)),
         rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
                      [] { return kNowUnixMs; }),
         workers(io, pool, config),
@@ -109,7 +109,7 @@ struct Gateway {
   std::shared_ptr<store::MemoryStore> store;
   bridge::SessionPool pool;
   auth::Authenticator authenticator;
-  auth::RateLimiter rate_limiter;
+  auth::LocalRateLimiter rate_limiter;
   gateway::WorkerSupervisor workers;
   gateway::GatewayApi api;
 };
