@@ -40,20 +40,6 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Every event of a session's replay, as a client sees it.
-std::vector<SseMessage> replayed_events(const HttpClient& client, const std::string& id,
-                                        const std::string& query = "",
-                                        const Headers& headers = {}) {
-  const auto response = client.get(session_path(id, "/stream" + query), headers);
-  EXPECT_EQ(response.status, 200u) << response.body;
-  std::vector<SseMessage> events;
-  for (auto& message : parse_sse(response.body)) {
-    if (message.event == "external_coding_agent.progress")
-      events.push_back(std::move(message));
-  }
-  return events;
-}
-
 std::vector<std::string> ids_of(const std::vector<SseMessage>& events) {
   std::vector<std::string> ids;
   for (const auto& event : events)

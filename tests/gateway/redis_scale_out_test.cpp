@@ -80,18 +80,6 @@ std::string message_of(const SseMessage& event) {
   return std::string(json::parse(event.data).at("message").as_string());
 }
 
-// The progress events of a replay-only stream.
-std::vector<SseMessage> replayed_events(const HttpClient& client, const std::string& id) {
-  const auto response = client.get(session_path(id, "/stream"));
-  EXPECT_EQ(response.status, 200u) << response.body;
-  std::vector<SseMessage> events;
-  for (auto& message : parse_sse(response.body)) {
-    if (message.event == "external_coding_agent.progress")
-      events.push_back(std::move(message));
-  }
-  return events;
-}
-
 // Runs `request(i)` for i in [0, count) on `count` threads released together, and returns the
 // responses in order of i.
 template <typename Request>

@@ -272,4 +272,16 @@ json::value status_runtime(const HttpClient& client) {
   return response.json().at("gateway").at("external_coding_agent").at("runtime");
 }
 
+std::vector<SseMessage> replayed_events(const HttpClient& client, const std::string& session_id,
+                                        const std::string& query, const Headers& headers) {
+  const auto response = client.get(session_path(session_id, "/stream" + query), headers);
+  EXPECT_EQ(response.status, 200u) << response.body;
+  std::vector<SseMessage> events;
+  for (auto& message : parse_sse(response.body)) {
+    if (message.event == "external_coding_agent.progress")
+      events.push_back(std::move(message));
+  }
+  return events;
+}
+
 }  // namespace tau::test

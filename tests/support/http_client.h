@@ -101,5 +101,8 @@ std::string json_body(const boost::json::object& fields);
 std::string open_session(const HttpClient& client, const std::string& workspace_id);
 // `gateway.external_coding_agent.runtime` of the status endpoint.
 boost::json::value status_runtime(const HttpClient& client);
+// The event frames of a session's replay-only stream (expecting 200), as a client sees them.
+std::vector<SseMessage> replayed_events(const HttpClient& client, const std::string& session_id,
+                                        const std::string& query = "", const Headers& headers = {});
 
 }  // namespace tau::test
