@@ -62,10 +62,7 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
 }
 
 OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
-  const std::string_view workspace = trim_ascii_whitespace(workspace_id);
-  if (workspace.empty()) {
-    throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
-  }
+  const std::string_view workspace = checked_workspace_id(workspace_id);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
@@ -128,10 +125,7 @@ SessionSnapshot SessionPool::get(std::string_view session_id) {
 }
 
 AppendResult SessionPool::append_progress(std::string_view session_id, std::string_view message) {
-  const std::string_view text = trim_ascii_whitespace(message);
-  if (text.empty()) {
-    throw BridgeError(BridgeErrorCode::invalid_message, "message must not be empty");
-  }
+  const std::string_view text = checked_message(message);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
@@ -139,10 +133,7 @@ AppendResult SessionPool::append_progress(std::string_view session_id, std::stri
 }
 
 AppendResult SessionPool::append_followup(std::string_view session_id, std::string_view message) {
-  const std::string_view text = trim_ascii_whitespace(message);
-  if (text.empty()) {
-    throw BridgeError(BridgeErrorCode::invalid_message, "message must not be empty");
-  }
+  const std::string_view text = checked_message(message);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);

@@ -64,4 +64,18 @@ std::string_view trim_ascii_whitespace(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
+std::string_view checked_workspace_id(std::string_view workspace_id) {
+  const std::string_view trimmed = trim_ascii_whitespace(workspace_id);
+  if (trimmed.empty())
+    throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
+  return trimmed;
+}
+
+std::string_view checked_message(std::string_view message) {
+  const std::string_view trimmed = trim_ascii_whitespace(message);
+  if (trimmed.empty())
+    throw BridgeError(BridgeErrorCode::invalid_message, "message must not be empty");
+  return trimmed;
+}
+
 }  // namespace tau::bridge

@@ -86,4 +86,9 @@ class BridgeError : public std::runtime_error {
 // Strips ASCII whitespace from both ends.
 std::string_view trim_ascii_whitespace(std::string_view text);
 
+// The input rules every session service applies: the text trimmed, or BridgeError
+// invalid_workspace_id / invalid_message when nothing is left.
+std::string_view checked_workspace_id(std::string_view workspace_id);
+std::string_view checked_message(std::string_view message);
+
 }  // namespace tau::bridge

@@ -12,11 +12,6 @@ namespace tau::redis {
 
 namespace {
 
-bridge::BridgeError unavailable() {
-  return bridge::BridgeError(bridge::BridgeErrorCode::store_unavailable,
-                             "the shared store (Redis) is unreachable; nothing was changed");
-}
-
 // Errors Redis answers while it cannot serve (starting, out of memory, a replica): the same to
 // a client as Redis being down.
 bool is_transient_error(std::string_view text) {
@@ -27,6 +22,11 @@ bool is_transient_error(std::string_view text) {
 }
 
 }  // namespace
+
+bridge::BridgeError store_unavailable_error() {
+  return bridge::BridgeError(bridge::BridgeErrorCode::store_unavailable,
+                             "the shared store (Redis) is unreachable; nothing was changed");
+}
 
 RedisScript::RedisScript(std::shared_ptr<RedisClient> client) : client_(std::move(client)) {
   sha_ = load();
@@ -64,12 +64,12 @@ Reply RedisScript::run(std::string_view operation, std::string_view prefix,
     }
   } catch (const RedisUnavailable& error) {
     spdlog::warn("redis: {}", error.what());
-    throw unavailable();
+    throw store_unavailable_error();
   }
   if (reply.is_error()) {
     if (is_transient_error(reply.text)) {
       spdlog::warn("redis: {}", reply.text);
-      throw unavailable();
+      throw store_unavailable_error();
     }
     throw std::runtime_error("the gateway's Redis script failed: " + reply.text);
   }

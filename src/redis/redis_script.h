@@ -6,9 +6,13 @@
 #include <string_view>
 #include <vector>
 
+#include "bridge/session_types.h"
 #include "redis/redis_client.h"
 
 namespace tau::redis {
+
+// What every call that cannot reach Redis throws: BridgeError(store_unavailable).
+bridge::BridgeError store_unavailable_error();
 
 // The gateway's shared rules as one Lua script (src/redis/gateway.lua), run by EVALSHA. Every
 // operation is one atomic step in Redis, whichever gateway calls it. Thread-safe.

@@ -17,11 +17,6 @@ using bridge::SessionStatus;
 
 namespace {
 
-BridgeError unavailable() {
-  return BridgeError(BridgeErrorCode::store_unavailable,
-                     "the shared store (Redis) is unreachable; nothing was changed");
-}
-
 const Reply& element(const Reply& reply, std::size_t index) {
   if (reply.type != Reply::Type::array || index >= reply.elements.size())
     throw std::runtime_error("unexpected reply from the Redis session script");
@@ -152,9 +147,7 @@ Reply RedisSessionPool::run(const char* operation, std::vector<std::string> argu
 }
 
 bridge::OpenResult RedisSessionPool::open(std::string_view workspace_id, bool with_worker) {
-  const std::string_view workspace = bridge::trim_ascii_whitespace(workspace_id);
-  if (workspace.empty())
-    throw BridgeError(BridgeErrorCode::invalid_workspace_id, "workspace_id must not be empty");
+  const std::string_view workspace = bridge::checked_workspace_id(workspace_id);
   const Reply reply =
       run("open",
           {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions),
@@ -203,18 +196,14 @@ bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
 
 bridge::AppendResult RedisSessionPool::append_progress(std::string_view session_id,
                                                        std::string_view message) {
-  const std::string_view text = bridge::trim_ascii_whitespace(message);
-  if (text.empty())
-    throw BridgeError(BridgeErrorCode::invalid_message, "message must not be empty");
-  return append(session_id, bridge::event_types::progress, text, true, false);
+  return append(session_id, bridge::event_types::progress, bridge::checked_message(message), true,
+                false);
 }
 
 bridge::AppendResult RedisSessionPool::append_followup(std::string_view session_id,
                                                        std::string_view message) {
-  const std::string_view text = bridge::trim_ascii_whitespace(message);
-  if (text.empty())
-    throw BridgeError(BridgeErrorCode::invalid_message, "message must not be empty");
-  return append(session_id, bridge::event_types::followup, text, true, true);
+  return append(session_id, bridge::event_types::followup, bridge::checked_message(message), true,
+                true);
 }
 
 bridge::AppendResult RedisSessionPool::append_event(std::string_view session_id,
@@ -294,7 +283,7 @@ bridge::FollowStart RedisSessionPool::follow(std::string_view session_id,
     // watch through the feed (held back until the seed is in).
     std::lock_guard lock(watches_mutex_);
     if (!feed_connected_)
-      throw unavailable();
+      throw store_unavailable_error();
     watches_[id].followers.push_back(std::move(follower));
   }
   try {
@@ -302,7 +291,7 @@ bridge::FollowStart RedisSessionPool::follow(std::string_view session_id,
     std::lock_guard lock(watches_mutex_);
     Watch& watch = watches_[id];
     if (watch.lost)
-      throw unavailable();
+      throw store_unavailable_error();
     if (!watch.seeded) {
       for (const auto& event : stored.events)
         retain(watch, event->event);

@@ -105,9 +105,6 @@ class RedisSessionPool final : public bridge::SessionService {
 
   // Whether the live feed's subscription is up (for tests and readiness).
   bool feed_connected() const { return feed_connected_.load(); }
-  const std::string& gateway_id() const { return settings_.gateway_id; }
-
-  static constexpr std::string_view kOwnerLostEventType = "gateway.owner_lost";
 
  private:
   // A followed session as this gateway knows it from the feed: its newest retained events and
