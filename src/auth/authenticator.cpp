@@ -7,7 +7,8 @@
 
 #include <openssl/evp.h>
 
-#include "bridge/random_id.h"
+#include "core/random_id.h"
+#include "core/text.h"
 
 namespace tau::auth {
 
@@ -74,7 +75,7 @@ std::string token_digest(std::string_view token) {
   return hex;
 }
 
-LocalTokenRegistry::LocalTokenRegistry(std::shared_ptr<store::SessionStore> store)
+LocalTokenRegistry::LocalTokenRegistry(std::shared_ptr<store::TokenStore> store)
     : store_(std::move(store)) {}
 
 void LocalTokenRegistry::restore(const std::vector<store::StoredAuthSession>& stored,
@@ -91,7 +92,7 @@ store::Ticket LocalTokenRegistry::add(const std::string& digest, std::int64_t ex
   purge_expired_locked(now);
   expiry_unix_ms_.emplace(digest, expires_unix_ms);
   ++issued_;
-  return store_ ? store_->submit(store::SaveAuthSession{digest, expires_unix_ms}) : 0;
+  return store_ ? store_->save_token(digest, expires_unix_ms) : 0;
 }
 
 bool LocalTokenRegistry::valid(const std::string& digest, std::int64_t now) {
@@ -118,15 +119,15 @@ void LocalTokenRegistry::purge_expired_locked(std::int64_t now) {
       continue;
     }
     if (store_)
-      store_->submit(store::DeleteAuthSession{it->first});
+      store_->delete_token(it->first);
     it = expiry_unix_ms_.erase(it);
   }
 }
 
-Authenticator::Authenticator(AuthConfig config, bridge::Clock clock,
+Authenticator::Authenticator(AuthConfig config, core::Clock clock,
                              std::shared_ptr<TokenRegistry> tokens)
     : config_(std::move(config)),
-      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)),
+      clock_(clock ? std::move(clock) : core::Clock(core::system_clock_unix_ms)),
       tokens_(tokens ? std::move(tokens) : std::make_shared<LocalTokenRegistry>()) {}
 
 std::optional<std::string_view> Authenticator::bearer_token(std::string_view authorization) const {
@@ -140,8 +141,7 @@ std::optional<std::string_view> Authenticator::bearer_token(std::string_view aut
     if (lower != kScheme[i])
       return std::nullopt;
   }
-  const std::string_view token =
-      bridge::trim_ascii_whitespace(authorization.substr(kScheme.size()));
+  const std::string_view token = core::trim_ascii_whitespace(authorization.substr(kScheme.size()));
   if (token.empty())
     return std::nullopt;
   return token;
@@ -182,7 +182,7 @@ std::variant<IssuedToken, AuthFailure> Authenticator::issue_session(std::string_
   }
   const std::int64_t now = clock_();
   IssuedToken issued;
-  issued.access_token = bridge::random_hex(kTokenBytes);
+  issued.access_token = core::random_hex(kTokenBytes);
   issued.expires_in_seconds = config_.session_ttl_seconds;
   // Saturate: a TTL near the configurable maximum would otherwise overflow into the past.
   constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max();

@@ -11,8 +11,8 @@
 #include <variant>
 #include <vector>
 
-#include "bridge/session_types.h"
-#include "store/session_store.h"
+#include "core/clock.h"
+#include "store/token_store.h"
 
 namespace tau::auth {
 
@@ -83,7 +83,7 @@ class TokenRegistry {
 // Tokens in this process's memory, recorded in its store (when given) to survive a restart.
 class LocalTokenRegistry final : public TokenRegistry {
  public:
-  explicit LocalTokenRegistry(std::shared_ptr<store::SessionStore> store = nullptr);
+  explicit LocalTokenRegistry(std::shared_ptr<store::TokenStore> store = nullptr);
 
   // Takes in the tokens the store held at start-up (expired ones are dropped).
   void restore(const std::vector<store::StoredAuthSession>& stored, std::int64_t now);
@@ -97,7 +97,7 @@ class LocalTokenRegistry final : public TokenRegistry {
  private:
   void purge_expired_locked(std::int64_t now);
 
-  const std::shared_ptr<store::SessionStore> store_;
+  const std::shared_ptr<store::TokenStore> store_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::int64_t> expiry_unix_ms_;  // digest -> expiry
   std::uint64_t issued_ = 0;
@@ -107,7 +107,7 @@ class LocalTokenRegistry final : public TokenRegistry {
 // registry (by default this process's own, without a store). Thread-safe.
 class Authenticator {
  public:
-  Authenticator(AuthConfig config, bridge::Clock clock,
+  Authenticator(AuthConfig config, core::Clock clock,
                 std::shared_ptr<TokenRegistry> tokens = nullptr);
 
   // `authorization` is the raw Authorization header value (empty when absent).
@@ -127,7 +127,7 @@ class Authenticator {
   std::optional<std::string_view> bearer_token(std::string_view authorization) const;
 
   const AuthConfig config_;
-  const bridge::Clock clock_;
+  const core::Clock clock_;
   const std::shared_ptr<TokenRegistry> tokens_;
   std::atomic<std::uint64_t> auth_failures_{0};
 };

@@ -6,10 +6,10 @@
 namespace tau::auth {
 
 LocalRateLimiter::LocalRateLimiter(std::int64_t window_seconds, std::uint64_t max_requests,
-                                   bridge::Clock clock)
+                                   core::Clock clock)
     : window_ms_(window_seconds * 1000),
       max_requests_(max_requests),
-      clock_(clock ? std::move(clock) : bridge::Clock(bridge::system_clock_unix_ms)) {}
+      clock_(clock ? std::move(clock) : core::Clock(core::system_clock_unix_ms)) {}
 
 RateDecision LocalRateLimiter::check(std::string_view principal_key) {
   const std::int64_t now = clock_();

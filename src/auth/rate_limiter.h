@@ -7,7 +7,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "bridge/session_types.h"
+#include "core/clock.h"
 
 namespace tau::auth {
 
@@ -34,7 +34,7 @@ class RateLimiter {
 // The limit of one gateway, counted in its memory.
 class LocalRateLimiter final : public RateLimiter {
  public:
-  LocalRateLimiter(std::int64_t window_seconds, std::uint64_t max_requests, bridge::Clock clock);
+  LocalRateLimiter(std::int64_t window_seconds, std::uint64_t max_requests, core::Clock clock);
 
   RateDecision check(std::string_view principal_key) override;
   std::uint64_t rejected_requests() const override { return rejected_.load(); }
@@ -50,7 +50,7 @@ class LocalRateLimiter final : public RateLimiter {
 
   const std::int64_t window_ms_;
   const std::uint64_t max_requests_;
-  const bridge::Clock clock_;
+  const core::Clock clock_;
   std::atomic<std::uint64_t> rejected_{0};
 
   std::mutex mutex_;

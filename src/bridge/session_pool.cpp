@@ -3,16 +3,17 @@
 #include <algorithm>
 #include <utility>
 
-#include "bridge/random_id.h"
+#include "core/errors.h"
+#include "core/random_id.h"
 #include "store/memory_store.h"
 
 namespace tau::bridge {
 
-SessionPool::SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator,
-                         EventEncoder encoder, std::shared_ptr<store::SessionStore> store)
+SessionPool::SessionPool(PoolLimits limits, core::Clock clock, IdGenerator id_generator,
+                         core::EventEncoder encoder, std::shared_ptr<store::SessionStore> store)
     : limits_(limits),
-      clock_(clock ? std::move(clock) : Clock(system_clock_unix_ms)),
-      id_generator_(id_generator ? std::move(id_generator) : IdGenerator(random_session_id)),
+      clock_(clock ? std::move(clock) : core::Clock(core::system_clock_unix_ms)),
+      id_generator_(id_generator ? std::move(id_generator) : IdGenerator(core::random_session_id)),
       encoder_(std::move(encoder)),
       store_(store ? std::move(store) : std::make_shared<store::MemoryStore>()) {
   store_->set_durable_listener([this](store::Ticket ticket) { on_durable(ticket); });
@@ -41,12 +42,12 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     // Everything loaded is durable by definition.
     session.released_sequence_id = session.last_sequence_id;
     session.released_encoded_bytes = session.encoded_bytes_total;
-    session.end_released = is_terminal(session.snapshot.status);
+    session.end_released = core::is_terminal(session.snapshot.status);
     const std::string id = session.snapshot.session_id;
     auto [inserted, _] = sessions_.emplace(id, std::move(session));
     Session& restored = inserted->second;
-    ++counters_.sessions_by_status[status_index(restored.snapshot.status)];
-    if (restored.snapshot.status == SessionStatus::running) {
+    ++counters_.sessions_by_status[core::status_index(restored.snapshot.status)];
+    if (restored.snapshot.status == core::SessionStatus::running) {
       start_running_locked(restored);
       if (restored.has_worker)
         lost_workers.push_back(&restored);
@@ -56,13 +57,13 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
   for (Session* session : lost_workers) {
     append_locked(*session, kRestartEventType,
                   "the gateway restarted; the session's worker process was lost", now);
-    ticket = end_locked(*session, SessionStatus::failed, now);
+    ticket = end_locked(*session, core::SessionStatus::failed, now);
   }
   return ticket;
 }
 
 OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
-  const std::string_view workspace = checked_workspace_id(workspace_id);
+  const std::string_view workspace = core::checked_workspace_id(workspace_id);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
@@ -75,9 +76,7 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
     return OpenResult{snapshot_of(session), false, ticket};
   }
   if (running_by_workspace_.size() >= limits_.max_active_sessions) {
-    throw BridgeError(BridgeErrorCode::session_limit_reached,
-                      "the gateway already runs the maximum of " +
-                          std::to_string(limits_.max_active_sessions) + " active sessions");
+    throw core::errors::session_limit_reached(limits_.max_active_sessions);
   }
   std::string session_id = id_generator_();
   while (sessions_.contains(session_id))
@@ -86,12 +85,12 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
   Session session;
   session.snapshot.session_id = session_id;
   session.snapshot.workspace_id = std::string(workspace);
-  session.snapshot.status = SessionStatus::running;
+  session.snapshot.status = core::SessionStatus::running;
   session.snapshot.started_unix_ms = now;
   session.snapshot.last_activity_unix_ms = now;
   session.has_worker = with_worker;
   auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
-  ++counters_.sessions_by_status[status_index(SessionStatus::running)];
+  ++counters_.sessions_by_status[core::status_index(core::SessionStatus::running)];
   start_running_locked(inserted->second);
   const auto ticket = submit_locked(&inserted->second,
                                     store::SaveSession{record_of(inserted->second)}, std::nullopt);
@@ -103,10 +102,10 @@ void SessionPool::discard(std::string_view session_id) {
   auto found = sessions_.find(std::string(session_id));
   if (found == sessions_.end())
     return;
-  if (found->second.snapshot.status == SessionStatus::running)
+  if (found->second.snapshot.status == core::SessionStatus::running)
     stop_running_locked(found->second);
   submit_locked(nullptr, store::DeleteSession{found->first}, std::nullopt);
-  --counters_.sessions_by_status[status_index(found->second.snapshot.status)];
+  --counters_.sessions_by_status[core::status_index(found->second.snapshot.status)];
   sessions_.erase(found);
 }
 
@@ -117,7 +116,7 @@ AppendResult SessionPool::append_event(std::string_view session_id, std::string_
   return append_locked(find_locked(session_id), event_type, message, now);
 }
 
-SessionSnapshot SessionPool::get(std::string_view session_id) {
+core::SessionSnapshot SessionPool::get(std::string_view session_id) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
@@ -125,22 +124,22 @@ SessionSnapshot SessionPool::get(std::string_view session_id) {
 }
 
 AppendResult SessionPool::append_progress(std::string_view session_id, std::string_view message) {
-  const std::string_view text = checked_message(message);
+  const std::string_view text = core::checked_message(message);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
-  return append_locked(find_running_locked(session_id), event_types::progress, text, now);
+  return append_locked(find_running_locked(session_id), core::event_types::progress, text, now);
 }
 
 AppendResult SessionPool::append_followup(std::string_view session_id, std::string_view message) {
-  const std::string_view text = checked_message(message);
+  const std::string_view text = core::checked_message(message);
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_running_locked(session_id);
   session.followups.emplace_back(text);
   ++counters_.followups_queued;
-  return append_locked(session, event_types::followup, text, now, std::string(text));
+  return append_locked(session, core::event_types::followup, text, now, std::string(text));
 }
 
 DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_t limit) {
@@ -210,16 +209,18 @@ void SessionPool::unfollow(std::string_view session_id, const SessionFollower* f
 }
 
 EndResult SessionPool::close(std::string_view session_id) {
-  return end_session(session_id, SessionStatus::closed);
+  return end_session(session_id, core::SessionStatus::closed);
 }
 
-EndResult SessionPool::end_session(std::string_view session_id, SessionStatus terminal_status) {
+EndResult SessionPool::end_session(std::string_view session_id,
+                                   core::SessionStatus terminal_status) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_locked(session_id);
   EndResult result;
-  if (session.snapshot.status == SessionStatus::running && is_terminal(terminal_status)) {
+  if (session.snapshot.status == core::SessionStatus::running &&
+      core::is_terminal(terminal_status)) {
     set_activity_locked(session, now);
     result.commit_ticket = end_locked(session, terminal_status, now);
   } else {
@@ -248,7 +249,7 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
     if (session.end_released &&
         now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
       submit_locked(nullptr, store::DeleteSession{it->first}, std::nullopt);
-      --counters_.sessions_by_status[status_index(session.snapshot.status)];
+      --counters_.sessions_by_status[core::status_index(session.snapshot.status)];
       it = sessions_.erase(it);
       ++purged;
     } else {
@@ -269,7 +270,7 @@ ListPage SessionPool::list(const ListQuery& query) {
   };
   std::vector<const Session*> matching;
   for (const auto& [id, session] : sessions_) {
-    const SessionSnapshot& snapshot = session.snapshot;
+    const core::SessionSnapshot& snapshot = session.snapshot;
     if (query.status && snapshot.status != *query.status)
       continue;
     if (query.workspace_id && snapshot.workspace_id != *query.workspace_id)
@@ -302,17 +303,15 @@ RuntimeInfo SessionPool::runtime() {
 SessionPool::Session& SessionPool::find_locked(std::string_view session_id) {
   auto found = sessions_.find(std::string(session_id));
   if (found == sessions_.end()) {
-    throw BridgeError(BridgeErrorCode::session_not_found, "no session with this session_id");
+    throw core::errors::session_not_found();
   }
   return found->second;
 }
 
 SessionPool::Session& SessionPool::find_running_locked(std::string_view session_id) {
   Session& session = find_locked(session_id);
-  if (session.snapshot.status != SessionStatus::running) {
-    throw BridgeError(
-        BridgeErrorCode::session_not_running,
-        "session is " + std::string(to_string(session.snapshot.status)) + ", not running");
+  if (session.snapshot.status != core::SessionStatus::running) {
+    throw core::errors::session_not_running(core::to_string(session.snapshot.status));
   }
   return session;
 }
@@ -320,12 +319,12 @@ SessionPool::Session& SessionPool::find_running_locked(std::string_view session_
 AppendResult SessionPool::append_locked(Session& session, std::string_view event_type,
                                         std::string_view message, std::int64_t now,
                                         std::optional<std::string> queued_followup) {
-  SessionEvent event;
+  core::SessionEvent event;
   event.sequence_id = ++session.last_sequence_id;
   event.event_type = std::string(event_type);
   event.message = std::string(message);
   event.timestamp_unix_ms = now;
-  const SharedEvent retained = retain(session, event);
+  const core::SharedEvent retained = retain(session, event);
   session.events.push_back(retained);
   ++counters_.events_appended;
   while (session.events.size() > limits_.max_events_per_session)
@@ -341,8 +340,8 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
   return AppendResult{std::move(event), snapshot_of(session), ticket};
 }
 
-SharedEvent SessionPool::retain(Session& session, SessionEvent event) const {
-  auto retained = std::make_shared<RetainedEvent>();
+core::SharedEvent SessionPool::retain(Session& session, core::SessionEvent event) const {
+  auto retained = std::make_shared<core::RetainedEvent>();
   retained->event = std::move(event);
   if (encoder_)
     retained->encoded = encoder_(retained->event);
@@ -351,10 +350,10 @@ SharedEvent SessionPool::retain(Session& session, SessionEvent event) const {
   return retained;
 }
 
-store::Ticket SessionPool::end_locked(Session& session, SessionStatus terminal_status,
+store::Ticket SessionPool::end_locked(Session& session, core::SessionStatus terminal_status,
                                       std::int64_t now) {
-  --counters_.sessions_by_status[status_index(session.snapshot.status)];
-  ++counters_.sessions_by_status[status_index(terminal_status)];
+  --counters_.sessions_by_status[core::status_index(session.snapshot.status)];
+  ++counters_.sessions_by_status[core::status_index(terminal_status)];
   session.snapshot.status = terminal_status;
   session.ended_unix_ms = now;
   stop_running_locked(session);
@@ -434,14 +433,15 @@ void SessionPool::stop_running_locked(Session& session) {
 void SessionPool::set_activity_locked(Session& session, std::int64_t now) {
   // Only running sessions have activity: what is recorded after the end (a worker's exit) or
   // drained from an ended session is not.
-  if (session.snapshot.status != SessionStatus::running)
+  if (session.snapshot.status != core::SessionStatus::running)
     return;
   running_by_activity_.erase({session.snapshot.last_activity_unix_ms, &session});
   session.snapshot.last_activity_unix_ms = now;
   running_by_activity_.emplace(now, &session);
 }
 
-std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now, store::Ticket* ticket) {
+std::vector<core::SessionSnapshot> SessionPool::reap_locked(std::int64_t now,
+                                                            store::Ticket* ticket) {
   // The index is ordered by activity: only its stale front is looked at, oldest first.
   std::vector<Session*> stale;
   for (const auto& [activity, session] : running_by_activity_) {
@@ -449,11 +449,11 @@ std::vector<SessionSnapshot> SessionPool::reap_locked(std::int64_t now, store::T
       break;
     stale.push_back(session);
   }
-  std::vector<SessionSnapshot> reaped;
+  std::vector<core::SessionSnapshot> reaped;
   reaped.reserve(stale.size());
   counters_.sessions_reaped += stale.size();
   for (Session* session : stale) {
-    const store::Ticket end_ticket = end_locked(*session, SessionStatus::timed_out, now);
+    const store::Ticket end_ticket = end_locked(*session, core::SessionStatus::timed_out, now);
     if (ticket)
       *ticket = end_ticket;
     reaped.push_back(snapshot_of(*session));
@@ -503,8 +503,8 @@ store::SessionRecord SessionPool::record_of(const Session& session) {
                               session.last_sequence_id};
 }
 
-SessionSnapshot SessionPool::snapshot_of(const Session& session) {
-  SessionSnapshot snapshot = session.snapshot;
+core::SessionSnapshot SessionPool::snapshot_of(const Session& session) {
+  core::SessionSnapshot snapshot = session.snapshot;
   snapshot.queued_followups = session.followups.size();
   return snapshot;
 }

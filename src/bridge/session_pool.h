@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "bridge/session_service.h"
-#include "bridge/session_types.h"
+#include "core/session_types.h"
 #include "store/session_store.h"
 
 namespace tau::bridge {
@@ -32,8 +32,9 @@ class SessionPool final : public SessionService {
   using IdGenerator = std::function<std::string()>;
 
   // Without a store, the pool keeps its own in-memory one (nothing survives the process).
-  SessionPool(PoolLimits limits, Clock clock, IdGenerator id_generator = nullptr,
-              EventEncoder encoder = nullptr, std::shared_ptr<store::SessionStore> store = nullptr);
+  SessionPool(PoolLimits limits, core::Clock clock, IdGenerator id_generator = nullptr,
+              core::EventEncoder encoder = nullptr,
+              std::shared_ptr<store::SessionStore> store = nullptr);
   ~SessionPool() override;
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
@@ -48,7 +49,7 @@ class SessionPool final : public SessionService {
   OpenResult open(std::string_view workspace_id, bool with_worker) override;
   OpenResult open(std::string_view workspace_id) { return open(workspace_id, false); }
   void discard(std::string_view session_id) override;
-  SessionSnapshot get(std::string_view session_id) override;
+  core::SessionSnapshot get(std::string_view session_id) override;
   AppendResult append_progress(std::string_view session_id, std::string_view message) override;
   AppendResult append_followup(std::string_view session_id, std::string_view message) override;
   AppendResult append_event(std::string_view session_id, std::string_view event_type,
@@ -62,7 +63,7 @@ class SessionPool final : public SessionService {
                             std::size_t max_events) override;
   void unfollow(std::string_view session_id, const SessionFollower* follower) override;
   EndResult close(std::string_view session_id) override;
-  EndResult end_session(std::string_view session_id, SessionStatus terminal_status) override;
+  EndResult end_session(std::string_view session_id, core::SessionStatus terminal_status) override;
   ReapResult reap(std::int64_t now_unix_ms) override;
   std::size_t purge_ended(std::int64_t now_unix_ms) override;
   ListPage list(const ListQuery& query) override;
@@ -86,10 +87,10 @@ class SessionPool final : public SessionService {
 
  private:
   struct Session {
-    SessionSnapshot snapshot;
+    core::SessionSnapshot snapshot;
     bool has_worker = false;
     std::int64_t ended_unix_ms = 0;
-    std::deque<SharedEvent> events;
+    std::deque<core::SharedEvent> events;
     std::deque<std::string> followups;
     std::uint64_t last_sequence_id = 0;
     std::uint64_t encoded_bytes_total = 0;
@@ -116,14 +117,14 @@ class SessionPool final : public SessionService {
   AppendResult append_locked(Session& session, std::string_view event_type,
                              std::string_view message, std::int64_t now,
                              std::optional<std::string> queued_followup = std::nullopt);
-  store::Ticket end_locked(Session& session, SessionStatus terminal_status, std::int64_t now);
-  std::vector<SessionSnapshot> reap_locked(std::int64_t now, store::Ticket* ticket = nullptr);
+  store::Ticket end_locked(Session& session, core::SessionStatus terminal_status, std::int64_t now);
+  std::vector<core::SessionSnapshot> reap_locked(std::int64_t now, store::Ticket* ticket = nullptr);
   RuntimeInfo runtime_locked() const;
   Replay replay_locked(const Session& session, std::optional<std::uint64_t> after_sequence_id,
                        std::size_t limit) const;
-  static SessionSnapshot snapshot_of(const Session& session);
+  static core::SessionSnapshot snapshot_of(const Session& session);
   static store::SessionRecord record_of(const Session& session);
-  SharedEvent retain(Session& session, SessionEvent event) const;
+  core::SharedEvent retain(Session& session, core::SessionEvent event) const;
   // Submits `write` (about `session`, when it is not a delete); its effect on readers
   // (`release`) applies once it is durable.
   store::Ticket submit_locked(Session* session, store::StoreWrite write,
@@ -137,9 +138,9 @@ class SessionPool final : public SessionService {
   void on_durable(store::Ticket ticket);
 
   const PoolLimits limits_;
-  const Clock clock_;
+  const core::Clock clock_;
   const IdGenerator id_generator_;
-  const EventEncoder encoder_;
+  const core::EventEncoder encoder_;
   const std::shared_ptr<store::SessionStore> store_;
   EndListener end_listener_;
 

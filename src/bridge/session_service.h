@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "bridge/session_types.h"
+#include "core/clock.h"
+#include "core/errors.h"
+#include "core/session_types.h"
 #include "metrics/histogram.h"
 #include "store/session_store.h"
 
@@ -34,7 +36,8 @@ struct RuntimeInfo {
 // What the pool has done since the process started, and how many sessions it holds in each
 // status now: for metrics.
 struct PoolCounters {
-  std::array<std::size_t, kSessionStatusCount> sessions_by_status{};  // indexed by SessionStatus
+  std::array<std::size_t, core::kSessionStatusCount>
+      sessions_by_status{};  // indexed by core::SessionStatus
   std::uint64_t events_appended = 0;
   std::uint64_t followups_queued = 0;
   std::uint64_t followups_drained = 0;
@@ -44,32 +47,32 @@ struct PoolCounters {
 // Every call that changes something returns the store ticket of its last write: the change may
 // be acknowledged once the store reports that ticket durable.
 struct OpenResult {
-  SessionSnapshot session;
+  core::SessionSnapshot session;
   bool created = false;  // false when the workspace's running session was reused
   store::Ticket commit_ticket = 0;
 };
 
 struct AppendResult {
-  SessionEvent event;
-  SessionSnapshot session;
+  core::SessionEvent event;
+  core::SessionSnapshot session;
   store::Ticket commit_ticket = 0;
 };
 
 struct DrainResult {
   std::vector<std::string> followups;
-  SessionSnapshot session;
+  core::SessionSnapshot session;
   store::Ticket commit_ticket = 0;
 };
 
 struct EndResult {
-  SessionSnapshot session;
+  core::SessionSnapshot session;
   // When nothing changed (it had already ended): the ticket of the session's latest write.
   store::Ticket commit_ticket = 0;
 };
 
 struct Replay {
-  SessionSnapshot session;
-  std::vector<SharedEvent> events;  // sequence_id > cursor, oldest first
+  core::SessionSnapshot session;
+  std::vector<core::SharedEvent> events;  // sequence_id > cursor, oldest first
   // The oldest retained event's sequence id (0 when none is retained): a cursor below it minus
   // one means events were dropped by retention.
   std::uint64_t first_retained_sequence_id = 0;
@@ -94,8 +97,8 @@ struct FollowStart {
 };
 
 struct FollowUpdate {
-  std::vector<SharedEvent> events;  // after the given id, oldest first
-  SessionSnapshot session;
+  std::vector<core::SharedEvent> events;  // after the given id, oldest first
+  core::SessionSnapshot session;
   // The session has ended and every event before its end has been given out: nothing follows.
   bool finished = false;
   // Events after the given id were dropped by retention before the follower read them.
@@ -108,7 +111,7 @@ struct FollowUpdate {
 // Which sessions `list` returns. Sessions are ordered newest activity first (ties: greater
 // session id first); a page starts after the position `after` names.
 struct ListQuery {
-  std::optional<SessionStatus> status;
+  std::optional<core::SessionStatus> status;
   std::optional<std::string> workspace_id;
   std::size_t limit = 100;
   struct Position {
@@ -119,25 +122,25 @@ struct ListQuery {
 };
 
 struct ListPage {
-  std::vector<SessionSnapshot> sessions;
+  std::vector<core::SessionSnapshot> sessions;
   bool more = false;  // sessions past this page match too
 };
 
 struct ReapResult {
-  std::vector<SessionSnapshot> reaped;
+  std::vector<core::SessionSnapshot> reaped;
   RuntimeInfo runtime;
   store::Ticket commit_ticket = 0;
 };
 
 // What the gateway asks of its sessions, whoever holds them: the in-process pool (`SessionPool`,
 // over a local store) or a pool shared by several gateways (`RedisSessionPool`). Thread-safe.
-// Errors are `BridgeError`s; `store_unavailable` means the shared store could not be reached and
+// Errors are `core::Error`s; `store_unavailable` means the shared store could not be reached and
 // nothing was changed or acknowledged.
 class SessionService {
  public:
   // Told of every session that ends (closed, timed out, completed, failed) by this process. May
   // be called with a lock held: it may only record or post work, never call back in.
-  using EndListener = std::function<void(const SessionSnapshot&)>;
+  using EndListener = std::function<void(const core::SessionSnapshot&)>;
 
   virtual ~SessionService() = default;
 
@@ -161,7 +164,7 @@ class SessionService {
   // Removes a session that `open` has just created, as if it never existed (its worker could
   // not be started).
   virtual void discard(std::string_view session_id) = 0;
-  virtual SessionSnapshot get(std::string_view session_id) = 0;
+  virtual core::SessionSnapshot get(std::string_view session_id) = 0;
   virtual AppendResult append_progress(std::string_view session_id, std::string_view message) = 0;
   // Appends a `followup` event and queues the message for the agent.
   virtual AppendResult append_followup(std::string_view session_id, std::string_view message) = 0;
@@ -200,7 +203,8 @@ class SessionService {
   // Ends a running session as `closed`; an ended session is returned unchanged.
   virtual EndResult close(std::string_view session_id) = 0;
   // Ends a running session with the given terminal status (used by workers: completed, failed).
-  virtual EndResult end_session(std::string_view session_id, SessionStatus terminal_status) = 0;
+  virtual EndResult end_session(std::string_view session_id,
+                                core::SessionStatus terminal_status) = 0;
   // Times out every running session idle for longer than the inactivity timeout at `now`.
   virtual ReapResult reap(std::int64_t now_unix_ms) = 0;
   ReapResult reap_now() { return reap(now()); }

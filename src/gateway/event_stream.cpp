@@ -39,7 +39,7 @@ http::SseFrame frame(std::optional<std::string> id, std::string event, std::stri
   return result;
 }
 
-std::string snapshot_frame(const bridge::SessionSnapshot& session,
+std::string snapshot_frame(const core::SessionSnapshot& session,
                            std::optional<std::uint64_t> cursor, std::optional<std::int64_t> retry) {
   json::object data{{"session", to_json(session)}};
   data["replay_after_sequence_id"] = cursor ? json::value(*cursor) : json::value(nullptr);
@@ -58,7 +58,7 @@ std::string feed_lost_frame() {
                                      "the last event id"))));
 }
 
-std::string final_frames(const bridge::SessionSnapshot& session) {
+std::string final_frames(const core::SessionSnapshot& session) {
   json::object data{{"session", to_json(session)}};
   return http::serialize_sse(
              frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(data))) +
@@ -246,7 +246,7 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionServi
 
 }  // namespace
 
-std::string encode_event_frame(const bridge::SessionEvent& event) {
+std::string encode_event_frame(const core::SessionEvent& event) {
   return http::serialize_sse(frame(std::to_string(event.sequence_id),
                                    "external_coding_agent.progress",
                                    json::serialize(to_json(event))));

@@ -27,7 +27,7 @@ struct StreamRequest {
 
 // An event's SSE frame (`id`, `event: external_coding_agent.progress`, `data`). The pool encodes
 // each event once with this and every stream shares the result.
-std::string encode_event_frame(const bridge::SessionEvent& event);
+std::string encode_event_frame(const core::SessionEvent& event);
 
 // Writes a session's event stream: the retry hint and snapshot, a gap frame when retention
 // dropped events after the cursor, the replay, then either `done` or, when following, every new

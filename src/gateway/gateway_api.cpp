@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "core/text.h"
 #include "gateway/assets.h"
 #include "gateway/durable_wait.h"
 #include "gateway/event_stream.h"
@@ -42,18 +43,20 @@ namespace {
 constexpr std::int64_t kMaxDrainLimit = 1000000;
 constexpr std::int64_t kDefaultDrainLimit = 64;
 
-unsigned http_status_of(bridge::BridgeErrorCode code) {
+unsigned http_status_of(core::ErrorCode code) {
   switch (code) {
-    case bridge::BridgeErrorCode::invalid_workspace_id:
-    case bridge::BridgeErrorCode::invalid_message:
+    case core::ErrorCode::invalid_workspace_id:
+    case core::ErrorCode::invalid_message:
       return 400;
-    case bridge::BridgeErrorCode::session_not_found:
+    case core::ErrorCode::session_not_found:
       return 404;
-    case bridge::BridgeErrorCode::session_not_running:
-    case bridge::BridgeErrorCode::session_limit_reached:
+    case core::ErrorCode::session_not_running:
+    case core::ErrorCode::session_limit_reached:
       return 409;
-    case bridge::BridgeErrorCode::store_unavailable:
+    case core::ErrorCode::store_unavailable:
       return 503;
+    case core::ErrorCode::worker_failed:
+      return 502;
   }
   return 500;
 }
@@ -205,7 +208,7 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
     failure = error;
   } catch (const http::BadRequest& error) {
     failure = ApiError(400, "malformed_request", error.what());
-  } catch (const bridge::BridgeError& error) {
+  } catch (const core::Error& error) {
     failure =
         ApiError(http_status_of(error.code()), std::string(to_string(error.code())), error.what());
   } catch (const boost::system::system_error&) {
@@ -374,8 +377,8 @@ GatewayApi::RawBody GatewayApi::metrics(RequestContext& /*context*/) {
 
   const bridge::PoolCounters pool = pool_.counters();
   out.family("tau_gateway_sessions", "gauge", "Sessions held, by status.");
-  for (std::size_t i = 0; i < bridge::kSessionStatusCount; ++i) {
-    const auto status = bridge::to_string(static_cast<bridge::SessionStatus>(i));
+  for (std::size_t i = 0; i < core::kSessionStatusCount; ++i) {
+    const auto status = core::to_string(static_cast<core::SessionStatus>(i));
     out.sample("tau_gateway_sessions", {{"status", status}},
                static_cast<double>(pool.sessions_by_status[i]));
   }
@@ -494,14 +497,14 @@ json::object GatewayApi::list_sessions(RequestContext& context) {
   bridge::ListQuery query;
   query.limit = kDefaultListLimit;
   if (auto text = context.target.query_value("status")) {
-    query.status = bridge::session_status_from_string(*text);
+    query.status = core::session_status_from_string(*text);
     if (!query.status) {
       throw ApiError(400, "invalid_status",
                      "status must be running, completed, failed, timed_out or closed");
     }
   }
   if (auto text = context.target.query_value("workspace_id"))
-    query.workspace_id = std::string(bridge::trim_ascii_whitespace(*text));
+    query.workspace_id = std::string(core::trim_ascii_whitespace(*text));
   if (auto text = context.target.query_value("limit")) {
     const auto parsed = http::parse_unsigned(*text);
     if (!parsed || *parsed == 0 || *parsed > kMaxListLimit)
@@ -530,7 +533,7 @@ json::object GatewayApi::open_session(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
   const std::string_view workspace_id = required_string(body, "workspace_id");
   if (workers_.enabled() &&
-      !WorkerSupervisor::is_valid_workspace_id(bridge::trim_ascii_whitespace(workspace_id))) {
+      !WorkerSupervisor::is_valid_workspace_id(core::trim_ascii_whitespace(workspace_id))) {
     throw ApiError(
         400, "invalid_workspace_id",
         "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");

@@ -3,7 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
-#include "bridge/session_types.h"
+#include "core/session_types.h"
+#include "core/text.h"
 
 namespace tau::gateway {
 
@@ -23,18 +24,18 @@ json::object error_envelope(unsigned status, std::string_view code, std::string_
   return json::object{{"error", std::move(error)}};
 }
 
-json::object to_json(const bridge::SessionSnapshot& session) {
+json::object to_json(const core::SessionSnapshot& session) {
   return json::object{
       {"session_id", session.session_id},
       {"workspace_id", session.workspace_id},
-      {"status", bridge::to_string(session.status)},
+      {"status", core::to_string(session.status)},
       {"started_unix_ms", session.started_unix_ms},
       {"last_activity_unix_ms", session.last_activity_unix_ms},
       {"queued_followups", session.queued_followups},
   };
 }
 
-json::object to_json(const bridge::SessionEvent& event) {
+json::object to_json(const core::SessionEvent& event) {
   return json::object{
       {"sequence_id", event.sequence_id},
       {"event_type", event.event_type},
@@ -53,7 +54,7 @@ json::object to_json(const bridge::RuntimeInfo& runtime) {
 }
 
 json::object parse_json_object(std::string_view body, bool body_optional) {
-  if (bridge::trim_ascii_whitespace(body).empty()) {
+  if (core::trim_ascii_whitespace(body).empty()) {
     if (body_optional)
       return {};
     throw malformed("request body is empty; expected a JSON object");

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "bridge/session_pool.h"
+#include "bridge/session_service.h"
 
 namespace tau::gateway {
 
@@ -37,8 +37,8 @@ class ApiError : public std::runtime_error {
 boost::json::object error_envelope(unsigned status, std::string_view code,
                                    std::string_view message);
 
-boost::json::object to_json(const bridge::SessionSnapshot& session);
-boost::json::object to_json(const bridge::SessionEvent& event);
+boost::json::object to_json(const core::SessionSnapshot& session);
+boost::json::object to_json(const core::SessionEvent& event);
 boost::json::object to_json(const bridge::RuntimeInfo& runtime);
 
 // Request bodies. Each throws ApiError 400 `malformed_json` with a message naming the problem.

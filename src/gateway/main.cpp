@@ -55,7 +55,7 @@ asio::awaitable<void> reap_periodically(bridge::SessionService& pool,
     co_await timer.async_wait(asio::use_awaitable);
     try {
       co_await blocking.run([&pool] { reap_once(pool); });
-    } catch (const bridge::BridgeError& error) {
+    } catch (const core::Error& error) {
       // A shared store out of reach: the next round tries again.
       spdlog::warn("periodic reap failed: {}", error.what());
     }
@@ -90,33 +90,38 @@ bridge::PoolLimits pool_limits(const gateway::GatewayConfig& config) {
 // The local backend: loads what the store holds. Throws StoreError when it cannot be read.
 Backend open_local_backend(const gateway::GatewayConfig& config) {
   Backend backend;
+  std::shared_ptr<store::TokenStore> token_store;
   if (config.store == "memory") {
-    backend.local_store = std::make_shared<store::MemoryStore>();
+    auto memory = std::make_shared<store::MemoryStore>();
+    backend.local_store = memory;
+    token_store = memory;
   } else {
-    backend.local_store = std::make_shared<store::SqliteStore>(
+    auto sqlite = std::make_shared<store::SqliteStore>(
         config.database_path(), *store::durability_from_string(config.durability));
+    backend.local_store = sqlite;
+    token_store = sqlite;
   }
   store::StoredState stored = backend.local_store->load();
-  auto pool = std::make_unique<bridge::SessionPool>(
-      pool_limits(config), bridge::system_clock_unix_ms, nullptr, gateway::encode_event_frame,
-      backend.local_store);
+  const std::vector<store::StoredAuthSession> stored_tokens = token_store->load_tokens();
+  auto pool = std::make_unique<bridge::SessionPool>(pool_limits(config), core::system_clock_unix_ms,
+                                                    nullptr, gateway::encode_event_frame,
+                                                    backend.local_store);
   const std::size_t restored_sessions = stored.sessions.size();
   pool->restore(std::move(stored.sessions));
-  auto tokens = std::make_shared<auth::LocalTokenRegistry>(backend.local_store);
-  tokens->restore(stored.auth_sessions, bridge::system_clock_unix_ms());
+  auto tokens = std::make_shared<auth::LocalTokenRegistry>(token_store);
+  tokens->restore(stored_tokens, core::system_clock_unix_ms());
   // What the restore changed (lost workers) is committed before anyone can ask.
   backend.local_store->flush();
   spdlog::info("store: {} restored {} sessions and {} auth sessions",
-               backend.local_store->info().kind, restored_sessions, stored.auth_sessions.size());
+               backend.local_store->info().kind, restored_sessions, stored_tokens.size());
   backend.sessions = std::move(pool);
   backend.tokens = std::move(tokens);
-  backend.rate_limiter = std::make_unique<auth::LocalRateLimiter>(config.rate_limit_window_seconds,
-                                                                  config.rate_limit_max_requests,
-                                                                  bridge::system_clock_unix_ms);
+  backend.rate_limiter = std::make_unique<auth::LocalRateLimiter>(
+      config.rate_limit_window_seconds, config.rate_limit_max_requests, core::system_clock_unix_ms);
   return backend;
 }
 
-// The shared backend. Throws RedisUnavailable (or BridgeError store_unavailable) when Redis
+// The shared backend. Throws RedisUnavailable (or core::Error store_unavailable) when Redis
 // cannot be reached at start-up.
 Backend open_redis_backend(const gateway::GatewayConfig& config) {
   auto client =
@@ -125,11 +130,11 @@ Backend open_redis_backend(const gateway::GatewayConfig& config) {
   Backend backend;
   backend.sessions = std::make_unique<redis::RedisSessionPool>(
       script, redis::RedisPoolSettings{config.redis_prefix, "", config.owner_lease_ms},
-      pool_limits(config), bridge::system_clock_unix_ms, gateway::encode_event_frame);
+      pool_limits(config), core::system_clock_unix_ms, gateway::encode_event_frame);
   backend.tokens = std::make_shared<redis::RedisTokenRegistry>(script, config.redis_prefix);
   backend.rate_limiter = std::make_unique<redis::RedisRateLimiter>(
       script, config.redis_prefix, config.rate_limit_window_seconds, config.rate_limit_max_requests,
-      bridge::system_clock_unix_ms);
+      core::system_clock_unix_ms);
   spdlog::info("store: redis at {} with key prefix {}", config.redis_address.describe(),
                config.redis_prefix);
   return backend;
@@ -165,7 +170,7 @@ int main(int argc, char** argv) {
   } catch (const redis::RedisUnavailable& error) {
     spdlog::critical("cannot start: {}", error.what());
     return 1;
-  } catch (const bridge::BridgeError& error) {
+  } catch (const core::Error& error) {
     spdlog::critical("cannot start: {}", error.what());
     return 1;
   }
@@ -174,14 +179,14 @@ int main(int argc, char** argv) {
   auth::Authenticator authenticator(
       auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
                        config.session_ttl_seconds},
-      bridge::system_clock_unix_ms, backend.tokens);
+      core::system_clock_unix_ms, backend.tokens);
   auth::RateLimiter& rate_limiter = *backend.rate_limiter;
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
   ::signal(SIGPIPE, SIG_IGN);
   IoContext io(static_cast<int>(config.threads));
   gateway::WorkerSupervisor workers(io, pool, config);
   pool.set_end_listener(
-      [&workers](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
+      [&workers](const core::SessionSnapshot& session) { workers.on_session_end(session); });
   pool.set_followup_listener([&workers](const std::string& session_id, const std::string& message) {
     workers.deliver_routed_followup(session_id, message);
   });

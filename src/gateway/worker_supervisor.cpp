@@ -72,7 +72,7 @@ class WorkerSupervisor::SessionWorker : public worker::WorkerListener,
       }
       supervisor_.pool_.append_event(session_id_, event_types::exit, description);
       supervisor_.pool_.end_session(
-          session_id_, success ? bridge::SessionStatus::completed : bridge::SessionStatus::failed);
+          session_id_, success ? core::SessionStatus::completed : core::SessionStatus::failed);
     });
   }
 
@@ -151,7 +151,7 @@ bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
   return true;
 }
 
-void WorkerSupervisor::start(const bridge::SessionSnapshot& session) {
+void WorkerSupervisor::start(const core::SessionSnapshot& session) {
   const std::filesystem::path directory =
       std::filesystem::path(config_.workspace_root) / session.workspace_id;
   try {
@@ -195,7 +195,7 @@ std::optional<std::string> WorkerSupervisor::deliver_followup(const std::string&
   if (!failure)
     return std::nullopt;
   pool_.append_event(session_id, event_types::stdin_error, *failure);
-  pool_.end_session(session_id, bridge::SessionStatus::failed);
+  pool_.end_session(session_id, core::SessionStatus::failed);
   return failure;
 }
 
@@ -210,7 +210,7 @@ void WorkerSupervisor::deliver_routed_followup(const std::string& session_id,
   }
 }
 
-void WorkerSupervisor::on_session_end(const bridge::SessionSnapshot& session) {
+void WorkerSupervisor::on_session_end(const core::SessionSnapshot& session) {
   std::lock_guard lock(mutex_);
   if (auto found = workers_.find(session.session_id); found != workers_.end()) {
     found->second->terminate();

@@ -33,7 +33,7 @@ class WorkerSupervisor {
   static bool is_valid_workspace_id(std::string_view workspace_id);
   // Starts the worker of a session that open() has just created. When the worker cannot start,
   // the session is discarded and this throws ApiError 502 `gateway_runtime_error`.
-  void start(const bridge::SessionSnapshot& session);
+  void start(const core::SessionSnapshot& session);
   // Writes a follow-up as one line to the worker's stdin (line breaks inside it become spaces).
   // When that fails the session is marked failed with a `subprocess.stdin_error` event and this
   // returns why.
@@ -43,7 +43,7 @@ class WorkerSupervisor {
   // listener): delivers it when this gateway runs the session's worker.
   void deliver_routed_followup(const std::string& session_id, const std::string& message);
   // For the pool's end listener (called with the pool's lock held): stops the session's worker.
-  void on_session_end(const bridge::SessionSnapshot& session);
+  void on_session_end(const core::SessionSnapshot& session);
   struct Counts {
     std::uint64_t running = 0;
     std::uint64_t exited = 0;

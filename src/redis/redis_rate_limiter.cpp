@@ -8,7 +8,7 @@ namespace tau::redis {
 
 RedisRateLimiter::RedisRateLimiter(std::shared_ptr<RedisScript> script, std::string prefix,
                                    std::int64_t window_seconds, std::uint64_t max_requests,
-                                   bridge::Clock clock)
+                                   core::Clock clock)
     : script_(std::move(script)),
       prefix_(std::move(prefix)),
       window_ms_(window_seconds * 1000),

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "bridge/session_types.h"
+#include "core/errors.h"
 
 namespace tau::assets {
 extern const std::string_view redis_gateway_lua;  // src/redis/gateway.lua
@@ -23,9 +23,9 @@ bool is_transient_error(std::string_view text) {
 
 }  // namespace
 
-bridge::BridgeError store_unavailable_error() {
-  return bridge::BridgeError(bridge::BridgeErrorCode::store_unavailable,
-                             "the shared store (Redis) is unreachable; nothing was changed");
+core::Error store_unavailable_error() {
+  return core::errors::store_unavailable(
+      "the shared store (Redis) is unreachable; nothing was changed");
 }
 
 RedisScript::RedisScript(std::shared_ptr<RedisClient> client) : client_(std::move(client)) {

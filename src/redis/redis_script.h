@@ -6,13 +6,13 @@
 #include <string_view>
 #include <vector>
 
-#include "bridge/session_types.h"
+#include "core/errors.h"
 #include "redis/redis_client.h"
 
 namespace tau::redis {
 
-// What every call that cannot reach Redis throws: BridgeError(store_unavailable).
-bridge::BridgeError store_unavailable_error();
+// What every call that cannot reach Redis throws: core::Error(store_unavailable).
+core::Error store_unavailable_error();
 
 // The gateway's shared rules as one Lua script (src/redis/gateway.lua), run by EVALSHA. Every
 // operation is one atomic step in Redis, whichever gateway calls it. Thread-safe.
@@ -22,7 +22,7 @@ class RedisScript {
   explicit RedisScript(std::shared_ptr<RedisClient> client);
 
   // Runs `operation` with the key prefix, the time and its arguments. Returns the reply (an
-  // array). Throws bridge::BridgeError(store_unavailable) when Redis cannot be reached or
+  // array). Throws core::Error(store_unavailable) when Redis cannot be reached or
   // cannot serve now (loading, out of memory, a read-only replica), and std::runtime_error
   // when the script itself fails.
   Reply run(std::string_view operation, std::string_view prefix, std::int64_t now_unix_ms,

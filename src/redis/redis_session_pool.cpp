@@ -6,14 +6,13 @@
 #include <boost/json/parse.hpp>
 #include <chrono>
 
-#include "bridge/random_id.h"
+#include "core/errors.h"
+#include "core/random_id.h"
 
 namespace tau::redis {
 
-using bridge::BridgeError;
-using bridge::BridgeErrorCode;
-using bridge::SessionSnapshot;
-using bridge::SessionStatus;
+using core::SessionSnapshot;
+using core::SessionStatus;
 
 namespace {
 
@@ -35,7 +34,7 @@ SessionSnapshot snapshot_of(const Reply& reply) {
   SessionSnapshot session;
   session.session_id = element(reply, 0).text;
   session.workspace_id = element(reply, 1).text;
-  const auto status = bridge::session_status_from_string(element(reply, 2).text);
+  const auto status = core::session_status_from_string(element(reply, 2).text);
   if (!status)
     throw std::runtime_error("unknown session status in Redis: " + element(reply, 2).text);
   session.status = *status;
@@ -45,10 +44,10 @@ SessionSnapshot snapshot_of(const Reply& reply) {
   return session;
 }
 
-bridge::SessionEvent event_of(const Reply& reply) {
-  return bridge::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 0))),
-                              element(reply, 1).text, element(reply, 2).text,
-                              integer_of(element(reply, 3))};
+core::SessionEvent event_of(const Reply& reply) {
+  return core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 0))),
+                            element(reply, 1).text, element(reply, 2).text,
+                            integer_of(element(reply, 3))};
 }
 
 std::int64_t json_integer(const boost::json::value& value) {
@@ -58,22 +57,21 @@ std::int64_t json_integer(const boost::json::value& value) {
 
 RedisPoolSettings with_gateway_id(RedisPoolSettings settings) {
   if (settings.gateway_id.empty())
-    settings.gateway_id = "gw_" + bridge::random_hex(8);
+    settings.gateway_id = "gw_" + core::random_hex(8);
   return settings;
 }
 
 }  // namespace
 
 RedisSessionPool::RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoolSettings settings,
-                                   bridge::PoolLimits limits, bridge::Clock clock,
-                                   bridge::EventEncoder encoder, IdGenerator id_generator)
+                                   bridge::PoolLimits limits, core::Clock clock,
+                                   core::EventEncoder encoder, IdGenerator id_generator)
     : script_(std::move(script)),
       settings_(with_gateway_id(std::move(settings))),
       limits_(limits),
       clock_(std::move(clock)),
       encoder_(std::move(encoder)),
-      id_generator_(id_generator ? std::move(id_generator)
-                                 : IdGenerator(bridge::random_session_id)),
+      id_generator_(id_generator ? std::move(id_generator) : IdGenerator(core::random_session_id)),
       call_seconds_(metrics::Histogram::latency_seconds_bounds()) {
   // Held before any session can name this gateway its owner.
   renew_lease();
@@ -131,15 +129,12 @@ Reply RedisSessionPool::run(const char* operation, std::vector<std::string> argu
   if (element(reply, 0).text == "error") {
     const std::string& code = element(reply, 1).text;
     if (code == "not_found")
-      throw BridgeError(BridgeErrorCode::session_not_found, "no session with this session_id");
+      throw core::errors::session_not_found();
     if (code == "not_running") {
-      throw BridgeError(BridgeErrorCode::session_not_running,
-                        "session is " + element(reply, 2).text + ", not running");
+      throw core::errors::session_not_running(element(reply, 2).text);
     }
     if (code == "limit") {
-      throw BridgeError(BridgeErrorCode::session_limit_reached,
-                        "the gateways already run the maximum of " +
-                            std::to_string(limits_.max_active_sessions) + " active sessions");
+      throw core::errors::session_limit_reached(limits_.max_active_sessions);
     }
     throw std::runtime_error("Redis session script answered an unknown error: " + code);
   }
@@ -147,7 +142,7 @@ Reply RedisSessionPool::run(const char* operation, std::vector<std::string> argu
 }
 
 bridge::OpenResult RedisSessionPool::open(std::string_view workspace_id, bool with_worker) {
-  const std::string_view workspace = bridge::checked_workspace_id(workspace_id);
+  const std::string_view workspace = core::checked_workspace_id(workspace_id);
   const Reply reply =
       run("open",
           {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions),
@@ -185,9 +180,9 @@ bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
                           true);
   bridge::AppendResult result;
   result.session = snapshot_of(element(reply, 2));
-  result.event = bridge::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
-                                      std::string(event_type), std::string(message),
-                                      result.session.last_activity_unix_ms};
+  result.event = core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
+                                    std::string(event_type), std::string(message),
+                                    result.session.last_activity_unix_ms};
   ++events_appended_;
   if (queue)
     ++followups_queued_;
@@ -196,13 +191,13 @@ bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
 
 bridge::AppendResult RedisSessionPool::append_progress(std::string_view session_id,
                                                        std::string_view message) {
-  return append(session_id, bridge::event_types::progress, bridge::checked_message(message), true,
+  return append(session_id, core::event_types::progress, core::checked_message(message), true,
                 false);
 }
 
 bridge::AppendResult RedisSessionPool::append_followup(std::string_view session_id,
                                                        std::string_view message) {
-  return append(session_id, bridge::event_types::followup, bridge::checked_message(message), true,
+  return append(session_id, core::event_types::followup, core::checked_message(message), true,
                 true);
 }
 
@@ -249,7 +244,7 @@ bridge::Replay RedisSessionPool::replay(std::string_view session_id,
   replay.first_retained_sequence_id = static_cast<std::uint64_t>(integer_of(element(reply, 2)));
   replay.last_sequence_id = static_cast<std::uint64_t>(integer_of(element(reply, 3)));
   for (const Reply& entry : element(reply, 4).elements) {
-    auto retained = std::make_shared<bridge::RetainedEvent>();
+    auto retained = std::make_shared<core::RetainedEvent>();
     retained->event = event_of(entry);
     if (encoder_)
       retained->encoded = encoder_(retained->event);
@@ -258,8 +253,8 @@ bridge::Replay RedisSessionPool::replay(std::string_view session_id,
   return replay;
 }
 
-bridge::SharedEvent RedisSessionPool::retain(Watch& watch, bridge::SessionEvent event) const {
-  auto retained = std::make_shared<bridge::RetainedEvent>();
+core::SharedEvent RedisSessionPool::retain(Watch& watch, core::SessionEvent event) const {
+  auto retained = std::make_shared<core::RetainedEvent>();
   retained->event = std::move(event);
   if (encoder_)
     retained->encoded = encoder_(retained->event);
@@ -348,8 +343,7 @@ bridge::FollowUpdate RedisSessionPool::events_after(std::string_view session_id,
   }
   const std::uint64_t given_through =
       update.events.empty() ? after_sequence_id : update.events.back()->event.sequence_id;
-  update.finished =
-      bridge::is_terminal(watch.session.status) && given_through >= watch.known_through;
+  update.finished = core::is_terminal(watch.session.status) && given_through >= watch.known_through;
   return update;
 }
 
@@ -368,7 +362,7 @@ void RedisSessionPool::unfollow(std::string_view session_id,
 void RedisSessionPool::apply_feed_message_locked(Watch& watch, const boost::json::array& message) {
   // [session_id, workspace_id, status, started, activity, queued, event], where event is
   // [sequence_id, type, message, timestamp] or empty (a change of state only).
-  const auto status = bridge::session_status_from_string(message.at(2).as_string());
+  const auto status = core::session_status_from_string(message.at(2).as_string());
   if (status)
     watch.session.status = *status;
   watch.session.last_activity_unix_ms = json_integer(message.at(4));
@@ -384,8 +378,8 @@ void RedisSessionPool::apply_feed_message_locked(Watch& watch, const boost::json
     return;
   }
   retain(watch,
-         bridge::SessionEvent{sequence_id, std::string(event->at(1).as_string()),
-                              std::string(event->at(2).as_string()), json_integer(event->at(3))});
+         core::SessionEvent{sequence_id, std::string(event->at(1).as_string()),
+                            std::string(event->at(2).as_string()), json_integer(event->at(3))});
 }
 
 void RedisSessionPool::notify_locked(Watch& watch) {
@@ -491,13 +485,13 @@ void RedisSessionPool::route_to_owned(const std::string& session_id,
     const auto sequence_id = static_cast<std::uint64_t>(json_integer(event->at(0)));
     if (sequence_id > found->second.seen_through) {
       found->second.seen_through = sequence_id;
-      if (event->at(1).as_string() == bridge::event_types::followup)
+      if (event->at(1).as_string() == core::event_types::followup)
         work.followups.emplace_back(session_id, std::string(event->at(2).as_string()));
     }
   }
-  const auto status = bridge::session_status_from_string(message.at(2).as_string());
-  if (status && bridge::is_terminal(*status)) {
-    bridge::SessionSnapshot session;
+  const auto status = core::session_status_from_string(message.at(2).as_string());
+  if (status && core::is_terminal(*status)) {
+    core::SessionSnapshot session;
     session.session_id = session_id;
     session.workspace_id = std::string(message.at(1).as_string());
     session.status = *status;
@@ -542,14 +536,14 @@ void RedisSessionPool::resync_owned() {
       if (found == owned_.end())
         continue;
       for (const auto& retained : missed.events) {
-        const bridge::SessionEvent& event = retained->event;
+        const core::SessionEvent& event = retained->event;
         if (event.sequence_id <= found->second.seen_through)
           continue;
         found->second.seen_through = event.sequence_id;
-        if (event.event_type == bridge::event_types::followup)
+        if (event.event_type == core::event_types::followup)
           work.followups.emplace_back(id, event.message);
       }
-      if (bridge::is_terminal(missed.session.status)) {
+      if (core::is_terminal(missed.session.status)) {
         work.ended.push_back(missed.session);
         owned_.erase(found);
       }
@@ -569,7 +563,7 @@ void RedisSessionPool::lose_feed() {
 
 bridge::EndResult RedisSessionPool::end(std::string_view session_id, SessionStatus status) {
   const Reply reply =
-      run("end", {std::string(session_id), std::string(bridge::to_string(status))}, true);
+      run("end", {std::string(session_id), std::string(core::to_string(status))}, true);
   return bridge::EndResult{snapshot_of(element(reply, 1)), 0};
 }
 
@@ -603,7 +597,7 @@ std::size_t RedisSessionPool::purge_ended(std::int64_t now_unix_ms) {
 bridge::ListPage RedisSessionPool::list(const bridge::ListQuery& query) {
   const Reply reply =
       run("list",
-          {query.status ? std::string(bridge::to_string(*query.status)) : std::string(),
+          {query.status ? std::string(core::to_string(*query.status)) : std::string(),
            query.workspace_id.value_or(std::string()), std::to_string(query.limit),
            query.after ? std::to_string(query.after->last_activity_unix_ms) : std::string(),
            query.after ? query.after->session_id : std::string()},
@@ -631,9 +625,9 @@ bridge::PoolCounters RedisSessionPool::counters() {
   const Reply reply = run("stats", {}, false);
   const auto& counts = element(reply, 2).elements;
   for (std::size_t i = 0; i + 1 < counts.size(); i += 2) {
-    const auto status = bridge::session_status_from_string(counts[i].text);
+    const auto status = core::session_status_from_string(counts[i].text);
     if (status) {
-      counters.sessions_by_status[bridge::status_index(*status)] =
+      counters.sessions_by_status[core::status_index(*status)] =
           static_cast<std::size_t>(std::max<long long>(0, std::stoll(counts[i + 1].text)));
     }
   }

@@ -29,7 +29,7 @@ namespace tau::redis {
 //
 // Calls block on the network (`calls_block()`): never make them from an I/O thread, except
 // `events_after` and `unfollow`. A call that cannot reach Redis throws
-// BridgeError(store_unavailable) at once, without waiting for a timeout while Redis is known to
+// core::Error(store_unavailable) at once, without waiting for a timeout while Redis is known to
 // be down. A change is acknowledged when Redis has applied it; it survives Redis's own restart
 // as far as Redis's persistence (appendonly, appendfsync) is configured to keep it.
 struct RedisPoolSettings {
@@ -45,10 +45,10 @@ class RedisSessionPool final : public bridge::SessionService {
  public:
   using IdGenerator = std::function<std::string()>;
 
-  // Takes this gateway's lease (throws BridgeError(store_unavailable) when Redis is down), then
+  // Takes this gateway's lease (throws core::Error(store_unavailable) when Redis is down), then
   // starts the feed's subscription and the lease's renewal threads.
   RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoolSettings settings,
-                   bridge::PoolLimits limits, bridge::Clock clock, bridge::EventEncoder encoder,
+                   bridge::PoolLimits limits, core::Clock clock, core::EventEncoder encoder,
                    IdGenerator id_generator = nullptr);
   ~RedisSessionPool() override;
   RedisSessionPool(const RedisSessionPool&) = delete;
@@ -66,7 +66,7 @@ class RedisSessionPool final : public bridge::SessionService {
   bool routes_followups() const override { return true; }
   bridge::OpenResult open(std::string_view workspace_id, bool with_worker) override;
   void discard(std::string_view session_id) override;
-  bridge::SessionSnapshot get(std::string_view session_id) override;
+  core::SessionSnapshot get(std::string_view session_id) override;
   bridge::AppendResult append_progress(std::string_view session_id,
                                        std::string_view message) override;
   bridge::AppendResult append_followup(std::string_view session_id,
@@ -85,7 +85,7 @@ class RedisSessionPool final : public bridge::SessionService {
   void unfollow(std::string_view session_id, const bridge::SessionFollower* follower) override;
   bridge::EndResult close(std::string_view session_id) override;
   bridge::EndResult end_session(std::string_view session_id,
-                                bridge::SessionStatus terminal_status) override;
+                                core::SessionStatus terminal_status) override;
   bridge::ReapResult reap(std::int64_t now_unix_ms) override;
   std::size_t purge_ended(std::int64_t now_unix_ms) override;
   bridge::ListPage list(const bridge::ListQuery& query) override;
@@ -114,10 +114,10 @@ class RedisSessionPool final : public bridge::SessionService {
     std::vector<std::shared_ptr<bridge::SessionFollower>> followers;
     bool seeded = false;
     bool lost = false;  // the feed broke or skipped a change: its followers must start over
-    std::deque<bridge::SharedEvent> events;  // consecutive ids, at most max_events_per_session
-    std::uint64_t known_through = 0;         // the newest sequence id applied
+    std::deque<core::SharedEvent> events;  // consecutive ids, at most max_events_per_session
+    std::uint64_t known_through = 0;       // the newest sequence id applied
     std::uint64_t encoded_bytes_total = 0;
-    bridge::SessionSnapshot session;
+    core::SessionSnapshot session;
     // Feed messages that arrived before the seed (applied after it, skipping what it held).
     std::vector<std::string> early_messages;
   };
@@ -128,7 +128,7 @@ class RedisSessionPool final : public bridge::SessionService {
             std::optional<std::int64_t> now = std::nullopt);
   bridge::AppendResult append(std::string_view session_id, std::string_view event_type,
                               std::string_view message, bool require_running, bool queue);
-  bridge::EndResult end(std::string_view session_id, bridge::SessionStatus status);
+  bridge::EndResult end(std::string_view session_id, core::SessionStatus status);
   // A session whose worker runs in this process: what the feed has handed its worker so far.
   struct Owned {
     std::uint64_t seen_through = 0;  // the newest event id the feed reported
@@ -136,10 +136,10 @@ class RedisSessionPool final : public bridge::SessionService {
   // What a feed message asks of this process once its locks are released.
   struct OwnedWork {
     std::vector<std::pair<std::string, std::string>> followups;  // (session id, message)
-    std::vector<bridge::SessionSnapshot> ended;
+    std::vector<core::SessionSnapshot> ended;
   };
 
-  bridge::SharedEvent retain(Watch& watch, bridge::SessionEvent event) const;
+  core::SharedEvent retain(Watch& watch, core::SessionEvent event) const;
   void apply_feed_message_locked(Watch& watch, const boost::json::array& message);
   void notify_locked(Watch& watch);
   void handle_feed_message(const std::string& payload);
@@ -157,8 +157,8 @@ class RedisSessionPool final : public bridge::SessionService {
   const RedisPoolSettings settings_;
   const std::string& prefix_ = settings_.prefix;
   const bridge::PoolLimits limits_;
-  const bridge::Clock clock_;
-  const bridge::EventEncoder encoder_;
+  const core::Clock clock_;
+  const core::EventEncoder encoder_;
   const IdGenerator id_generator_;
   // Set after the feed thread has started, and cleared before what they call is destroyed: they
   // are set and called under this lock (listeners must not set listeners).

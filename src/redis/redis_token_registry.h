@@ -10,7 +10,7 @@ namespace tau::redis {
 
 // Password-session tokens kept in Redis (their SHA-256 digests, expiring with them), so a token
 // issued by one gateway is accepted by all. When Redis cannot be reached, calls throw
-// BridgeError(store_unavailable).
+// core::Error(store_unavailable).
 class RedisTokenRegistry final : public auth::TokenRegistry {
  public:
   RedisTokenRegistry(std::shared_ptr<RedisScript> script, std::string prefix);

@@ -11,9 +11,27 @@ StoredState MemoryStore::load() {
                                            {session.events.begin(), session.events.end()},
                                            {session.followups.begin(), session.followups.end()}});
   }
-  for (const auto& [digest, expires] : auth_sessions_)
-    state.auth_sessions.push_back(StoredAuthSession{digest, expires});
   return state;
+}
+
+std::vector<StoredAuthSession> MemoryStore::load_tokens() {
+  std::lock_guard lock(mutex_);
+  std::vector<StoredAuthSession> tokens;
+  for (const auto& [digest, expires] : auth_sessions_)
+    tokens.push_back(StoredAuthSession{digest, expires});
+  return tokens;
+}
+
+Ticket MemoryStore::save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) {
+  std::lock_guard lock(mutex_);
+  auth_sessions_[token_sha256] = expires_unix_ms;
+  return ++last_ticket_;
+}
+
+Ticket MemoryStore::delete_token(const std::string& token_sha256) {
+  std::lock_guard lock(mutex_);
+  auth_sessions_.erase(token_sha256);
+  return ++last_ticket_;
 }
 
 Ticket MemoryStore::submit(StoreWrite write) {
@@ -65,14 +83,6 @@ void MemoryStore::apply(DrainFollowups& write) {
 
 void MemoryStore::apply(DeleteSession& write) {
   sessions_.erase(write.session_id);
-}
-
-void MemoryStore::apply(SaveAuthSession& write) {
-  auth_sessions_[write.token_sha256] = write.expires_unix_ms;
-}
-
-void MemoryStore::apply(DeleteAuthSession& write) {
-  auth_sessions_.erase(write.token_sha256);
 }
 
 }  // namespace tau::store

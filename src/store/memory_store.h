@@ -6,16 +6,20 @@
 #include <unordered_map>
 
 #include "store/session_store.h"
+#include "store/token_store.h"
 
 namespace tau::store {
 
 // Keeps what it is given in memory: every write is "durable" at once and lives as long as the
 // object. For `--store memory` (nothing survives a restart) and as the reference the SQLite
 // store is tested against.
-class MemoryStore final : public SessionStore {
+class MemoryStore final : public SessionStore, public TokenStore {
  public:
   StoredState load() override;
   Ticket submit(StoreWrite write) override;
+  std::vector<StoredAuthSession> load_tokens() override;
+  Ticket save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) override;
+  Ticket delete_token(const std::string& token_sha256) override;
   Ticket durable_ticket() const override;
   void when_durable(Ticket ticket, std::function<void(bool)> done) override;
   void set_durable_listener(std::function<void(Ticket)>) override {}
@@ -27,7 +31,7 @@ class MemoryStore final : public SessionStore {
  private:
   struct Session {
     SessionRecord record;
-    std::deque<bridge::SessionEvent> events;
+    std::deque<core::SessionEvent> events;
     std::deque<std::string> followups;
   };
 
@@ -35,8 +39,6 @@ class MemoryStore final : public SessionStore {
   void apply(AppendEvent& write);
   void apply(DrainFollowups& write);
   void apply(DeleteSession& write);
-  void apply(SaveAuthSession& write);
-  void apply(DeleteAuthSession& write);
 
   mutable std::mutex mutex_;
   Ticket last_ticket_ = 0;

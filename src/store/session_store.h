@@ -8,16 +8,17 @@
 #include <variant>
 #include <vector>
 
-#include "bridge/session_types.h"
+#include "core/session_types.h"
 #include "metrics/histogram.h"
+#include "store/ticket.h"
 
 namespace tau::store {
 
 // What the store keeps of a session besides its events and follow-ups.
 struct SessionRecord {
-  bridge::SessionSnapshot snapshot;  // `queued_followups` is not stored: the queue is
-  bool has_worker = false;           // a worker process was started for it
-  std::int64_t ended_unix_ms = 0;    // when it left `running`; 0 while running
+  core::SessionSnapshot snapshot;  // `queued_followups` is not stored: the queue is
+  bool has_worker = false;         // a worker process was started for it
+  std::int64_t ended_unix_ms = 0;  // when it left `running`; 0 while running
   std::uint64_t last_sequence_id = 0;
 };
 
@@ -32,7 +33,7 @@ struct SaveSession {
 // Events with sequence ids below `oldest_retained_sequence_id` are dropped (retention).
 struct AppendEvent {
   SessionRecord record;
-  bridge::SessionEvent event;
+  core::SessionEvent event;
   std::uint64_t oldest_retained_sequence_id = 1;
   std::optional<std::string> queued_followup;
 };
@@ -45,33 +46,17 @@ struct DrainFollowups {
 struct DeleteSession {
   std::string session_id;
 };
-// A password-session token (only its SHA-256 hex digest is given and stored).
-struct SaveAuthSession {
-  std::string token_sha256;
-  std::int64_t expires_unix_ms = 0;
-};
-struct DeleteAuthSession {
-  std::string token_sha256;
-};
-
-using StoreWrite = std::variant<SaveSession, AppendEvent, DrainFollowups, DeleteSession,
-                                SaveAuthSession, DeleteAuthSession>;
+using StoreWrite = std::variant<SaveSession, AppendEvent, DrainFollowups, DeleteSession>;
 
 struct StoredSession {
   SessionRecord record;
-  std::vector<bridge::SessionEvent> events;  // retained ones, oldest first
-  std::vector<std::string> followups;        // queued ones, oldest first
+  std::vector<core::SessionEvent> events;  // retained ones, oldest first
+  std::vector<std::string> followups;      // queued ones, oldest first
 };
 
-struct StoredAuthSession {
-  std::string token_sha256;
-  std::int64_t expires_unix_ms = 0;
-};
-
-// Everything the store holds, as loaded at start-up.
+// Every session the store holds, as loaded at start-up.
 struct StoredState {
   std::vector<StoredSession> sessions;  // in no particular order
-  std::vector<StoredAuthSession> auth_sessions;
 };
 
 struct StoreInfo {
@@ -90,8 +75,6 @@ class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-using Ticket = std::uint64_t;
 
 // Where the bridge records every change it acknowledges. Writes are applied in the order they
 // are submitted; a ticket becomes durable once its write and every earlier one are committed.

@@ -31,6 +31,17 @@ namespace tau::store {
 
 namespace {
 
+// The journal's writes: the sessions' and the tokens', in one queue and one ticket sequence.
+struct SaveAuthSession {
+  std::string token_sha256;
+  std::int64_t expires_unix_ms = 0;
+};
+struct DeleteAuthSession {
+  std::string token_sha256;
+};
+using JournalWrite = std::variant<SaveSession, AppendEvent, DrainFollowups, DeleteSession,
+                                  SaveAuthSession, DeleteAuthSession>;
+
 // Forward migrations: step i moves the schema from user_version i to i + 1. Never edit a step
 // that has shipped; append a new one and raise kSchemaVersion.
 constexpr std::array<std::string_view, SqliteStore::kSchemaVersion> kMigrations = {
@@ -354,7 +365,20 @@ class SqliteStore::Impl {
     }
   }
 
-  Ticket submit(StoreWrite write) {
+  std::vector<StoredAuthSession> load_tokens() {
+    std::lock_guard db_lock(db_mutex_);
+    try {
+      std::vector<StoredAuthSession> tokens;
+      Statement auth(db_.get(), "SELECT token_sha256, expires_unix_ms FROM auth_sessions");
+      while (auth.step())
+        tokens.push_back(StoredAuthSession{auth.text(0), auth.int64(1)});
+      return tokens;
+    } catch (const SqliteError& error) {
+      throw StoreError("cannot load database " + path_ + ": " + error.what());
+    }
+  }
+
+  Ticket submit(JournalWrite write) {
     std::unique_lock lock(mutex_);
     const Ticket ticket = ++submitted_;
     if (failed_)
@@ -480,11 +504,11 @@ class SqliteStore::Impl {
                        " FROM sessions");
     while (sessions.step()) {
       StoredSession session;
-      bridge::SessionSnapshot& snapshot = session.record.snapshot;
+      core::SessionSnapshot& snapshot = session.record.snapshot;
       snapshot.session_id = sessions.text(0);
       snapshot.workspace_id = sessions.text(1);
       const std::string status = sessions.text(2);
-      const auto parsed = bridge::session_status_from_string(status);
+      const auto parsed = core::session_status_from_string(status);
       if (!parsed) {
         throw StoreError("database " + path_ + " is corrupt: session " + snapshot.session_id +
                          " has unknown status '" + status + "'");
@@ -507,7 +531,7 @@ class SqliteStore::Impl {
       const auto found = index.find(events.text(0));
       if (found == index.end())
         continue;
-      bridge::SessionEvent event;
+      core::SessionEvent event;
       event.sequence_id = static_cast<std::uint64_t>(events.int64(1));
       event.event_type = events.text(2);
       event.message = events.text(3);
@@ -521,10 +545,6 @@ class SqliteStore::Impl {
       if (found != index.end())
         state.sessions[found->second].followups.push_back(followups.text(1));
     }
-
-    Statement auth(db, "SELECT token_sha256, expires_unix_ms FROM auth_sessions");
-    while (auth.step())
-      state.auth_sessions.push_back(StoredAuthSession{auth.text(0), auth.int64(1)});
     return state;
   }
 
@@ -534,7 +554,7 @@ class SqliteStore::Impl {
       work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty())
         break;  // stopping, and everything is written
-      std::vector<StoreWrite> batch;
+      std::vector<JournalWrite> batch;
       batch.swap(queue_);
       const Ticket last = submitted_;  // tickets are handed out in queue order
       lock.unlock();
@@ -589,12 +609,12 @@ class SqliteStore::Impl {
   }
 
   // Applies a batch in one transaction, in submission order.
-  void commit(const std::vector<StoreWrite>& batch) {
+  void commit(const std::vector<JournalWrite>& batch) {
     Statements& s = statements_;
     s.begin.run();
     try {
       Deferred deferred;
-      for (const StoreWrite& write : batch)
+      for (const JournalWrite& write : batch)
         std::visit([&](const auto& concrete) { apply(concrete, deferred); }, write);
       for (const auto& [session_id, bound] : deferred.retention)
         trim_events(session_id, bound);
@@ -612,7 +632,7 @@ class SqliteStore::Impl {
 
   void apply(const AppendEvent& write, Deferred& deferred) {
     const std::string& session_id = write.record.snapshot.session_id;
-    const bridge::SessionEvent& event = write.event;
+    const core::SessionEvent& event = write.event;
     auto& rows = event_rows_[session_id];
     // What a (session_id, sequence_id) key would enforce: a session's events only move forward.
     if (!rows.empty() && event.sequence_id <= rows.back().sequence_id) {
@@ -741,10 +761,10 @@ class SqliteStore::Impl {
   }
 
   void upsert(const SessionRecord& record) {
-    const bridge::SessionSnapshot& snapshot = record.snapshot;
+    const core::SessionSnapshot& snapshot = record.snapshot;
     statements_.upsert_session.bind(1, snapshot.session_id)
         .bind(2, snapshot.workspace_id)
-        .bind(3, bridge::to_string(snapshot.status))
+        .bind(3, core::to_string(snapshot.status))
         .bind(4, snapshot.started_unix_ms)
         .bind(5, snapshot.last_activity_unix_ms)
         .bind(6, record.ended_unix_ms)
@@ -772,7 +792,7 @@ class SqliteStore::Impl {
   mutable std::mutex mutex_;  // guards everything below; never held during I/O or callbacks
   std::condition_variable work_ready_;        // queue non-empty or stopping
   std::condition_variable reported_changed_;  // reported_ advanced or the writer stopped
-  std::vector<StoreWrite> queue_;
+  std::vector<JournalWrite> queue_;
   Ticket submitted_ = 0;
   std::atomic<Ticket> durable_ = 0;  // committed; read without the mutex by durable_ticket()
   Ticket reported_ = 0;              // committed and its callbacks run (what flush() waits for)
@@ -800,7 +820,17 @@ StoredState SqliteStore::load() {
   return impl_->load();
 }
 Ticket SqliteStore::submit(StoreWrite write) {
-  return impl_->submit(std::move(write));
+  return impl_->submit(std::visit([](auto&& concrete) { return JournalWrite(std::move(concrete)); },
+                                  std::move(write)));
+}
+std::vector<StoredAuthSession> SqliteStore::load_tokens() {
+  return impl_->load_tokens();
+}
+Ticket SqliteStore::save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) {
+  return impl_->submit(SaveAuthSession{token_sha256, expires_unix_ms});
+}
+Ticket SqliteStore::delete_token(const std::string& token_sha256) {
+  return impl_->submit(DeleteAuthSession{token_sha256});
 }
 Ticket SqliteStore::durable_ticket() const {
   return impl_->durable_ticket();

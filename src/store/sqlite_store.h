@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "store/session_store.h"
+#include "store/token_store.h"
 
 namespace tau::store {
 
@@ -18,7 +19,7 @@ std::optional<Durability> durability_from_string(std::string_view text);
 // The embedded default: one SQLite file in WAL mode, written by one writer thread that commits
 // whatever is waiting in a single transaction (group commit). Holds the file exclusively, so a
 // second gateway on the same state dir refuses to start.
-class SqliteStore final : public SessionStore {
+class SqliteStore final : public SessionStore, public TokenStore {
  public:
   // Opens or creates the database at `path` and migrates its schema forward. Throws StoreError,
   // naming the file, when it cannot be opened, is not a database or is corrupt, has a newer
@@ -31,6 +32,9 @@ class SqliteStore final : public SessionStore {
 
   StoredState load() override;
   Ticket submit(StoreWrite write) override;
+  std::vector<StoredAuthSession> load_tokens() override;
+  Ticket save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) override;
+  Ticket delete_token(const std::string& token_sha256) override;
   Ticket durable_ticket() const override;
   void when_durable(Ticket ticket, std::function<void(bool)> done) override;
   void set_durable_listener(std::function<void(Ticket)> listener) override;

@@ -363,7 +363,7 @@ TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
     EXPECT_GT(std::get<IssuedToken>(issued).commit_ticket, 0u);
   }
   // The store keeps a digest of the token, never the token itself.
-  const auto stored = store->load().auth_sessions;
+  const auto stored = store->load_tokens();
   ASSERT_EQ(stored.size(), 1u);
   EXPECT_EQ(stored[0].token_sha256, token_digest(token));
   EXPECT_EQ(stored[0].token_sha256.find(token), std::string::npos);
@@ -377,7 +377,7 @@ TEST(PasswordSessionStoreTest, IssuedTokensSurviveARestartUntilTheyExpire) {
   // Once expired it is refused and deleted from the store as well.
   clock.set(kStartMs + kTtlSeconds * 1000);
   EXPECT_FALSE(authorized(after.authorize("Bearer " + token)));
-  EXPECT_TRUE(store->load().auth_sessions.empty());
+  EXPECT_TRUE(store->load_tokens().empty());
   auto old_copy = std::make_shared<LocalTokenRegistry>(store);
   old_copy->restore(stored, clock.now());  // an expired token restored from an old copy is dropped
   Authenticator later(password_config("hunter2"), clock.as_clock(), old_copy);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/text.h"
 #include "store/memory_store.h"
 #include "support/manual_clock.h"
 
@@ -21,6 +22,7 @@
 namespace tau::bridge {
 namespace {
 
+using namespace tau::core;  // the session vocabulary the pool speaks
 using test::ManualClock;
 
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
@@ -46,12 +48,12 @@ PoolLimits test_limits() {
   return limits;
 }
 
-// Runs `call` and returns the BridgeError code it threw, or nullopt if it threw nothing.
+// Runs `call` and returns the Error code it threw, or nullopt if it threw nothing.
 template <class Call>
-std::optional<BridgeErrorCode> bridge_error_of(Call&& call) {
+std::optional<ErrorCode> bridge_error_of(Call&& call) {
   try {
     call();
-  } catch (const BridgeError& error) {
+  } catch (const Error& error) {
     return error.code();
   }
   return std::nullopt;
@@ -102,8 +104,7 @@ TEST_F(SessionPoolTest, OpenRejectsEmptyOrWhitespaceWorkspaceId) {
 
   for (const char* workspace : {"", " ", "\t\r\n\f\v "}) {
     SCOPED_TRACE(testing::Message() << "workspace_id=[" << workspace << "]");
-    EXPECT_EQ(bridge_error_of([&] { pool.open(workspace); }),
-              BridgeErrorCode::invalid_workspace_id);
+    EXPECT_EQ(bridge_error_of([&] { pool.open(workspace); }), ErrorCode::invalid_workspace_id);
   }
   EXPECT_EQ(pool.runtime().active_sessions, 0u);
   EXPECT_EQ(ids_.calls(), 0);
@@ -255,9 +256,9 @@ TEST_P(SessionPoolEndingTest, EndedSessionRefusesProgressAndFollowups) {
   end(pool, id);
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "late"); }),
-            BridgeErrorCode::session_not_running);
+            ErrorCode::session_not_running);
   EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, "late"); }),
-            BridgeErrorCode::session_not_running);
+            ErrorCode::session_not_running);
   EXPECT_TRUE(pool.replay(id, std::nullopt, 100).events.empty());
   EXPECT_EQ(pool.get(id).queued_followups, 0u);
 }
@@ -323,20 +324,20 @@ TEST_F(SessionPoolTest, UnknownSessionIdIsNotFoundEverywhere) {
   pool.open("ws-1");
   const std::string unknown = "session-404";
 
-  EXPECT_EQ(bridge_error_of([&] { pool.get(unknown); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.get(unknown); }), ErrorCode::session_not_found);
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(unknown, "x"); }),
-            BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
   EXPECT_EQ(bridge_error_of([&] { pool.append_followup(unknown, "x"); }),
-            BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
   EXPECT_EQ(bridge_error_of([&] { pool.drain_followups(unknown, 1); }),
-            BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
   EXPECT_EQ(bridge_error_of([&] { pool.replay(unknown, std::nullopt, 1); }),
-            BridgeErrorCode::session_not_found);
-  EXPECT_EQ(bridge_error_of([&] { pool.close(unknown); }), BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.close(unknown); }), ErrorCode::session_not_found);
   EXPECT_EQ(bridge_error_of([&] { pool.end_session(unknown, SessionStatus::failed); }),
-            BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
   // A workspace id is not a session id.
-  EXPECT_EQ(bridge_error_of([&] { pool.get("ws-1"); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.get("ws-1"); }), ErrorCode::session_not_found);
 }
 
 TEST_F(SessionPoolTest, BlankMessagesAreRejectedAndOthersStoredTrimmed) {
@@ -344,9 +345,8 @@ TEST_F(SessionPoolTest, BlankMessagesAreRejectedAndOthersStoredTrimmed) {
   const std::string id = pool.open("ws-1").session.session_id;
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, " \n\t"); }),
-            BridgeErrorCode::invalid_message);
-  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, ""); }),
-            BridgeErrorCode::invalid_message);
+            ErrorCode::invalid_message);
+  EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, ""); }), ErrorCode::invalid_message);
   EXPECT_EQ(pool.append_progress(id, "  step one\n").event.message, "step one");
   EXPECT_EQ(pool.append_followup(id, "\tdo this ").event.message, "do this");
   EXPECT_EQ(pool.drain_followups(id, 10).followups, std::vector<std::string>{"do this"});
@@ -642,9 +642,9 @@ TEST_F(SessionPoolTest, ProgressAndFollowupReapStaleSessionFirst) {
   clock_.advance(kTimeoutMs + 1);
 
   EXPECT_EQ(bridge_error_of([&] { pool.append_progress(id, "too late"); }),
-            BridgeErrorCode::session_not_running);
+            ErrorCode::session_not_running);
   EXPECT_EQ(bridge_error_of([&] { pool.append_followup(id, "too late"); }),
-            BridgeErrorCode::session_not_running);
+            ErrorCode::session_not_running);
   EXPECT_EQ(pool.get(id).status, SessionStatus::timed_out);
 }
 
@@ -678,7 +678,7 @@ TEST_F(SessionPoolTest, OpeningBeyondTheLimitFailsButReusingARunningSessionDoesN
   const std::string a = pool.open("ws-a").session.session_id;
   pool.open("ws-b");
 
-  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-c"); }), BridgeErrorCode::session_limit_reached);
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-c"); }), ErrorCode::session_limit_reached);
   EXPECT_EQ(pool.open("ws-a").session.session_id, a);
   EXPECT_EQ(pool.runtime().active_sessions, 2u);
   EXPECT_EQ(ids_.calls(), 2);
@@ -693,7 +693,7 @@ TEST_F(SessionPoolTest, EndedSessionsFreeTheirSlot) {
 
   pool.close(a);
   EXPECT_NO_THROW(pool.open("ws-c"));
-  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-d"); }), BridgeErrorCode::session_limit_reached);
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-d"); }), ErrorCode::session_limit_reached);
 
   pool.end_session(b, SessionStatus::completed);
   EXPECT_NO_THROW(pool.open("ws-d"));
@@ -705,7 +705,7 @@ TEST_F(SessionPoolTest, TimedOutSessionsFreeTheirSlotWhenOpenReapsThem) {
   limits.max_active_sessions = 1;
   SessionPool pool = make_pool(limits);
   const std::string a = pool.open("ws-a").session.session_id;
-  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-b"); }), BridgeErrorCode::session_limit_reached);
+  EXPECT_EQ(bridge_error_of([&] { pool.open("ws-b"); }), ErrorCode::session_limit_reached);
   clock_.advance(kTimeoutMs + 1);
 
   const SessionSnapshot b = pool.open("ws-b").session;
@@ -759,8 +759,8 @@ TEST_F(SessionPoolTest, RacingOpensOfDistinctWorkspacesNeverExceedTheLimit) {
         try {
           pool.open("ws-" + std::to_string(i));
           ++opened;
-        } catch (const BridgeError& error) {
-          if (error.code() == BridgeErrorCode::session_limit_reached)
+        } catch (const Error& error) {
+          if (error.code() == ErrorCode::session_limit_reached)
             ++refused;
         }
       });
@@ -827,14 +827,12 @@ TEST(SessionTypesTest, TrimAsciiWhitespace) {
   EXPECT_EQ(trim_ascii_whitespace("x"), "x");
 }
 
-TEST(SessionTypesTest, BridgeErrorCodesHaveStableApiNames) {
-  EXPECT_EQ(to_string(BridgeErrorCode::invalid_workspace_id), "invalid_workspace_id");
-  EXPECT_EQ(to_string(BridgeErrorCode::invalid_message), "invalid_message");
-  EXPECT_EQ(to_string(BridgeErrorCode::session_not_found),
-            "external_coding_agent_session_not_found");
-  EXPECT_EQ(to_string(BridgeErrorCode::session_not_running),
-            "external_coding_agent_session_not_running");
-  EXPECT_EQ(to_string(BridgeErrorCode::session_limit_reached),
+TEST(SessionTypesTest, ErrorCodesHaveStableApiNames) {
+  EXPECT_EQ(to_string(ErrorCode::invalid_workspace_id), "invalid_workspace_id");
+  EXPECT_EQ(to_string(ErrorCode::invalid_message), "invalid_message");
+  EXPECT_EQ(to_string(ErrorCode::session_not_found), "external_coding_agent_session_not_found");
+  EXPECT_EQ(to_string(ErrorCode::session_not_running), "external_coding_agent_session_not_running");
+  EXPECT_EQ(to_string(ErrorCode::session_limit_reached),
             "external_coding_agent_session_limit_reached");
 }
 
@@ -974,7 +972,7 @@ TEST(SessionPoolWorkerSupportTest, DiscardRemovesAJustCreatedSessionEntirely) {
   SessionPool pool(test_limits(), clock.as_clock());
   const std::string id = pool.open("w").session.session_id;
   pool.discard(id);
-  EXPECT_EQ(bridge_error_of([&] { pool.get(id); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.get(id); }), ErrorCode::session_not_found);
   EXPECT_EQ(pool.runtime().active_sessions, 0u);
   EXPECT_TRUE(pool.open("w").created);
   pool.discard("no-such-session");  // harmless
@@ -995,7 +993,7 @@ TEST(SessionPoolWorkerSupportTest, AppendEventRecordsAnyTypeEvenAfterTheSessionE
   EXPECT_EQ(exit.session.status, SessionStatus::closed);
   EXPECT_EQ(exit.session.last_activity_unix_ms, closed_activity);
   EXPECT_EQ(bridge_error_of([&] { pool.append_event("nope", "x", "y"); }),
-            BridgeErrorCode::session_not_found);
+            ErrorCode::session_not_found);
 }
 
 TEST(SessionPoolWorkerSupportTest, EndListenerHearsEveryWayASessionEnds) {
@@ -1200,7 +1198,7 @@ TEST(SessionPoolStoreTest, EndedSessionsArePurgedAfterTheRetention) {
   pool.close(recent);
   EXPECT_EQ(pool.purge_ended(clock.now() + 500), 0u);  // exactly the retention: kept
   EXPECT_EQ(pool.purge_ended(clock.now() + 501), 1u);
-  EXPECT_EQ(bridge_error_of([&] { pool.get(old_id); }), BridgeErrorCode::session_not_found);
+  EXPECT_EQ(bridge_error_of([&] { pool.get(old_id); }), ErrorCode::session_not_found);
   EXPECT_EQ(pool.get(recent).status, SessionStatus::closed);
   const auto stored = shared_store->load();
   ASSERT_EQ(stored.sessions.size(), 2u);

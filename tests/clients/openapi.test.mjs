@@ -238,7 +238,7 @@ test('every error code in the source is documented with its status', async () =>
   for (const [, status, code] of text.matchAll(/refuse\([^,]+,[^,]+,\s*(\d{3}),\s*"([a-z_]+)"/g)) {
     note(status, code);
   }
-  const unstatused = [...text.matchAll(/case (?:BridgeErrorCode|AuthFailure)::\w+:\s*return "([a-z_]+)";/g)].map(
+  const unstatused = [...text.matchAll(/case (?:ErrorCode|AuthFailure)::\w+:\s*return "([a-z_]+)";/g)].map(
     (match) => match[1],
   );
   assert.ok(byStatus.size >= 10 && unstatused.length >= 5, 'the source scan found too few error codes');

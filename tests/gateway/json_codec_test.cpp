@@ -70,10 +70,10 @@ TEST(ErrorEnvelopeTest, HasExactlyTheDocumentedFields) {
 // --- to_json ----------------------------------------------------------------------------------
 
 TEST(ToJsonTest, SessionSnapshot) {
-  bridge::SessionSnapshot session;
+  core::SessionSnapshot session;
   session.session_id = "eca_1";
   session.workspace_id = "ws-1";
-  session.status = bridge::SessionStatus::timed_out;
+  session.status = core::SessionStatus::timed_out;
   session.started_unix_ms = 1'700'000'000'000;
   session.last_activity_unix_ms = 1'700'000'000'500;
   session.queued_followups = 3;
@@ -90,19 +90,19 @@ TEST(ToJsonTest, SessionSnapshot) {
 }
 
 TEST(ToJsonTest, SessionStatusNames) {
-  bridge::SessionSnapshot session;
-  for (const auto& [status, name] : {std::pair{bridge::SessionStatus::running, "running"},
-                                     std::pair{bridge::SessionStatus::completed, "completed"},
-                                     std::pair{bridge::SessionStatus::failed, "failed"},
-                                     std::pair{bridge::SessionStatus::timed_out, "timed_out"},
-                                     std::pair{bridge::SessionStatus::closed, "closed"}}) {
+  core::SessionSnapshot session;
+  for (const auto& [status, name] : {std::pair{core::SessionStatus::running, "running"},
+                                     std::pair{core::SessionStatus::completed, "completed"},
+                                     std::pair{core::SessionStatus::failed, "failed"},
+                                     std::pair{core::SessionStatus::timed_out, "timed_out"},
+                                     std::pair{core::SessionStatus::closed, "closed"}}) {
     session.status = status;
     EXPECT_EQ(to_json(session).at("status"), name);
   }
 }
 
 TEST(ToJsonTest, SessionEvent) {
-  bridge::SessionEvent event;
+  core::SessionEvent event;
   event.sequence_id = 42;
   event.event_type = "followup";
   event.message = "line 1\nline 2";

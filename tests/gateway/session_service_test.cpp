@@ -71,7 +71,7 @@ class WatchedService final : public bridge::SessionService {
     note("discard");
     inner_.discard(session_id);
   }
-  bridge::SessionSnapshot get(std::string_view session_id) override {
+  core::SessionSnapshot get(std::string_view session_id) override {
     note("get");
     return inner_.get(session_id);
   }
@@ -119,7 +119,7 @@ class WatchedService final : public bridge::SessionService {
     return inner_.close(session_id);
   }
   bridge::EndResult end_session(std::string_view session_id,
-                                bridge::SessionStatus terminal_status) override {
+                                core::SessionStatus terminal_status) override {
     note("end_session");
     return inner_.end_session(session_id, terminal_status);
   }
@@ -223,18 +223,17 @@ class InProcessGateway {
       : config_(make_config(worker_command, dir_.path() + "/workspaces")),
         store_(std::make_shared<store::SqliteStore>(dir_.path() + "/gateway.db",
                                                     store::Durability::normal)),
-        pool_(bridge::PoolLimits{}, bridge::system_clock_unix_ms, nullptr,
+        pool_(bridge::PoolLimits{}, core::system_clock_unix_ms, nullptr,
               gateway::encode_event_frame, store_),
         io_(2),
         sessions_(pool_, io_),
-        authenticator_(auth::AuthConfig{config_.auth_mode, "", "", 60},
-                       bridge::system_clock_unix_ms),
-        rate_limiter_(60, config_.rate_limit_max_requests, bridge::system_clock_unix_ms),
+        authenticator_(auth::AuthConfig{config_.auth_mode, "", "", 60}, core::system_clock_unix_ms),
+        rate_limiter_(60, config_.rate_limit_max_requests, core::system_clock_unix_ms),
         workers_(io_, sessions_, config_),
         api_(config_, sessions_, authenticator_, rate_limiter_, workers_) {
     store_->load();
     sessions_.set_end_listener(
-        [this](const bridge::SessionSnapshot& session) { workers_.on_session_end(session); });
+        [this](const core::SessionSnapshot& session) { workers_.on_session_end(session); });
     server_ = std::make_unique<http::Server>(
         io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
         [this](http::Exchange& exchange) { return api_.handle(exchange); },

@@ -17,11 +17,11 @@
 namespace tau::redis {
 namespace {
 
-using bridge::BridgeError;
-using bridge::BridgeErrorCode;
-using bridge::SessionStatus;
+using core::Error;
+using core::ErrorCode;
+using core::SessionStatus;
 
-std::string encode(const bridge::SessionEvent& event) {
+std::string encode(const core::SessionEvent& event) {
   return std::to_string(event.sequence_id) + ":" + event.message + "\n";
 }
 
@@ -54,14 +54,14 @@ class RedisSessionPoolTest : public ::testing::Test {
     }
   }
 
-  static BridgeErrorCode error_of(const std::function<void()>& call) {
+  static ErrorCode error_of(const std::function<void()>& call) {
     try {
       call();
-    } catch (const BridgeError& error) {
+    } catch (const Error& error) {
       return error.code();
     }
-    ADD_FAILURE() << "no BridgeError";
-    return BridgeErrorCode::invalid_message;
+    ADD_FAILURE() << "no Error";
+    return ErrorCode::invalid_message;
   }
 
   test::RedisServer redis_;
@@ -156,10 +156,9 @@ TEST_F(RedisSessionPoolTest, AnyPoolSeesTheSameSessionsAndEvents) {
   EXPECT_EQ(rest.session.queued_followups, 0u);
 
   EXPECT_EQ(b->close(id).session.status, SessionStatus::closed);
-  EXPECT_EQ(error_of([&] { a->append_progress(id, "late"); }),
-            BridgeErrorCode::session_not_running);
-  EXPECT_EQ(error_of([&] { a->get("eca_nope"); }), BridgeErrorCode::session_not_found);
-  EXPECT_EQ(error_of([&] { a->open("  ", false); }), BridgeErrorCode::invalid_workspace_id);
+  EXPECT_EQ(error_of([&] { a->append_progress(id, "late"); }), ErrorCode::session_not_running);
+  EXPECT_EQ(error_of([&] { a->get("eca_nope"); }), ErrorCode::session_not_found);
+  EXPECT_EQ(error_of([&] { a->open("  ", false); }), ErrorCode::invalid_workspace_id);
   // A closed workspace opens afresh.
   EXPECT_NE(b->open("ws-1", false).session.session_id, id);
 }
@@ -209,8 +208,8 @@ TEST_F(RedisSessionPoolTest, TheActiveLimitHoldsAcrossPoolsUnderConcurrentOpens)
       try {
         (i % 2 ? a : b)->open("ws-" + std::to_string(i), false);
         ++opened;
-      } catch (const BridgeError& error) {
-        EXPECT_EQ(error.code(), BridgeErrorCode::session_limit_reached);
+      } catch (const Error& error) {
+        EXPECT_EQ(error.code(), ErrorCode::session_limit_reached);
         ++refused;
       }
     });
@@ -220,7 +219,7 @@ TEST_F(RedisSessionPoolTest, TheActiveLimitHoldsAcrossPoolsUnderConcurrentOpens)
   EXPECT_EQ(opened, 3);
   EXPECT_EQ(refused, 17);
   EXPECT_EQ(a->runtime().active_sessions, 3u);
-  EXPECT_EQ(b->counters().sessions_by_status[bridge::status_index(SessionStatus::running)], 3u);
+  EXPECT_EQ(b->counters().sessions_by_status[core::status_index(SessionStatus::running)], 3u);
 }
 
 TEST_F(RedisSessionPoolTest, ReapTimesOutIdleSessionsAtTheInjectedTime) {
@@ -316,8 +315,8 @@ TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
   a->follow(id, std::nullopt, 100, follower);
 
   redis_.stop();
-  EXPECT_EQ(error_of([&] { a->append_progress(id, "lost"); }), BridgeErrorCode::store_unavailable);
-  EXPECT_EQ(error_of([&] { a->get(id); }), BridgeErrorCode::store_unavailable);
+  EXPECT_EQ(error_of([&] { a->append_progress(id, "lost"); }), ErrorCode::store_unavailable);
+  EXPECT_EQ(error_of([&] { a->get(id); }), ErrorCode::store_unavailable);
   EXPECT_TRUE(follower->wait_until([&] { return a->events_after(id, 1, 8).feed_lost; }));
   EXPECT_TRUE(a->store_failed());
   a->unfollow(id, follower.get());
@@ -328,8 +327,8 @@ TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
     try {
       a->append_progress(id, "after");
       break;
-    } catch (const BridgeError& error) {
-      ASSERT_EQ(error.code(), BridgeErrorCode::store_unavailable);
+    } catch (const Error& error) {
+      ASSERT_EQ(error.code(), ErrorCode::store_unavailable);
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "never recovered";
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

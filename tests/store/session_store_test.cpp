@@ -29,8 +29,8 @@ namespace tau::store {
 namespace {
 
 namespace fs = std::filesystem;
-using bridge::SessionEvent;
-using bridge::SessionStatus;
+using core::SessionEvent;
+using core::SessionStatus;
 
 // A fresh directory under the system temp dir, removed with everything in it.
 class TempDir {
@@ -133,7 +133,7 @@ class WriterPause {
  public:
   explicit WriterPause(SessionStore& store) : store_(store) {
     store_.set_durable_listener([gate = gate_](Ticket) { gate->pass(); });
-    store_.submit(DeleteAuthSession{"pause"});
+    dynamic_cast<TokenStore&>(store_).delete_token("pause");
     if (!gate_->wait_arrived())
       ADD_FAILURE() << "the writer never called the durable listener";
   }
@@ -181,6 +181,11 @@ class SessionStoreContract : public ::testing::TestWithParam<Kind> {
     return *store_;
   }
   StoredState reload() { return reopen().load(); }
+  // Both local stores journal tokens beside sessions.
+  TokenStore& tokens() { return dynamic_cast<TokenStore&>(*store_); }
+  std::vector<StoredAuthSession> reload_tokens() {
+    return dynamic_cast<TokenStore&>(reopen()).load_tokens();
+  }
 
   // Makes the writes submitted while it lives land in one batch (nothing to do in memory).
   std::unique_ptr<WriterPause> pause_writer() {
@@ -259,7 +264,7 @@ std::vector<std::uint64_t> sequence_ids(const StoredSession& session) {
 TEST_P(SessionStoreContract, EmptyStoreLoadsNothing) {
   const StoredState state = store().load();
   EXPECT_TRUE(state.sessions.empty());
-  EXPECT_TRUE(state.auth_sessions.empty());
+  EXPECT_TRUE(tokens().load_tokens().empty());
   EXPECT_TRUE(reload().sessions.empty());
 }
 
@@ -269,7 +274,7 @@ TEST_P(SessionStoreContract, SaveSessionRoundTripsEveryField) {
                                     SessionStatus::closed};
   std::vector<SessionRecord> records;
   for (const SessionStatus status : statuses) {
-    SessionRecord record = make_record("session-" + std::string(bridge::to_string(status)), 7);
+    SessionRecord record = make_record("session-" + std::string(core::to_string(status)), 7);
     record.snapshot.status = status;
     record.snapshot.workspace_id = "wörkspace \"" + std::to_string(records.size()) + "\"";
     record.snapshot.started_unix_ms = -5 + static_cast<std::int64_t>(records.size());
@@ -429,30 +434,30 @@ TEST_P(SessionStoreContract, DeleteSessionRemovesOnlyThatSession) {
 }
 
 TEST_P(SessionStoreContract, AuthSessionsSaveReplaceAndDelete) {
-  store().submit(SaveAuthSession{"aaaa", 100});
-  store().submit(SaveAuthSession{"bbbb", 200});
-  store().submit(SaveAuthSession{"cccc", 300});
-  store().submit(SaveAuthSession{"aaaa", 150});
-  store().submit(DeleteAuthSession{"bbbb"});
-  store().submit(DeleteAuthSession{"unknown"});
+  tokens().save_token("aaaa", 100);
+  tokens().save_token("bbbb", 200);
+  tokens().save_token("cccc", 300);
+  tokens().save_token("aaaa", 150);
+  tokens().delete_token("bbbb");
+  tokens().delete_token("unknown");
   store().flush();
 
-  StoredState state = reload();
-  std::sort(state.auth_sessions.begin(), state.auth_sessions.end(),
+  std::vector<StoredAuthSession> stored = reload_tokens();
+  std::sort(stored.begin(), stored.end(),
             [](const auto& a, const auto& b) { return a.token_sha256 < b.token_sha256; });
-  ASSERT_EQ(state.auth_sessions.size(), 2u);
-  EXPECT_EQ(state.auth_sessions[0].token_sha256, "aaaa");
-  EXPECT_EQ(state.auth_sessions[0].expires_unix_ms, 150);
-  EXPECT_EQ(state.auth_sessions[1].token_sha256, "cccc");
-  EXPECT_EQ(state.auth_sessions[1].expires_unix_ms, 300);
-  EXPECT_TRUE(state.sessions.empty());
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].token_sha256, "aaaa");
+  EXPECT_EQ(stored[0].expires_unix_ms, 150);
+  EXPECT_EQ(stored[1].token_sha256, "cccc");
+  EXPECT_EQ(stored[1].expires_unix_ms, 300);
+  EXPECT_TRUE(store().load().sessions.empty());
 }
 
 TEST_P(SessionStoreContract, TicketsIncreaseFromOneAndBecomeDurable) {
   EXPECT_EQ(store().durable_ticket(), 0u);
   EXPECT_EQ(store().submit(SaveSession{make_record("a")}), 1u);
   EXPECT_EQ(store().submit(append("a", 1)), 2u);
-  EXPECT_EQ(store().submit(SaveAuthSession{"t", 1}), 3u);
+  EXPECT_EQ(tokens().save_token("t", 1), 3u);
 
   std::atomic<int> reported{0};
   std::atomic<int> durable{0};
@@ -478,7 +483,7 @@ TEST_P(SessionStoreContract, TicketsIncreaseFromOneAndBecomeDurable) {
 
 TEST_P(SessionStoreContract, WritesApplyInSubmissionOrderWithinOneBatch) {
   store().submit(append("s", 1));
-  store().submit(SaveAuthSession{"token", 1});
+  tokens().save_token("token", 1);
   store().flush();
   {
     const auto pause = pause_writer();  // the writes below are committed together
@@ -501,8 +506,8 @@ TEST_P(SessionStoreContract, WritesApplyInSubmissionOrderWithinOneBatch) {
     store().submit(SaveSession{make_record("gone")});  // saved after its delete: it stays
     store().submit(SaveSession{make_record("brief")});
     store().submit(DeleteSession{"brief"});  // deleted after its save: it goes
-    store().submit(DeleteAuthSession{"token"});
-    store().submit(SaveAuthSession{"token", 2});
+    tokens().delete_token("token");
+    tokens().save_token("token", 2);
   }
   store().flush();
 
@@ -516,8 +521,9 @@ TEST_P(SessionStoreContract, WritesApplyInSubmissionOrderWithinOneBatch) {
   EXPECT_EQ(session->followups, (std::vector<std::string>{"new"}));
   EXPECT_NE(find_session(state, "gone"), nullptr);
   EXPECT_EQ(find_session(state, "brief"), nullptr);
-  ASSERT_EQ(state.auth_sessions.size(), 1u);
-  EXPECT_EQ(state.auth_sessions[0].expires_unix_ms, 2);
+  const std::vector<StoredAuthSession> stored = tokens().load_tokens();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].expires_unix_ms, 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SessionStoreContract,

@@ -4,18 +4,18 @@
 #include <cstdint>
 #include <memory>
 
-#include "bridge/session_types.h"
+#include "core/clock.h"
 
 namespace tau::test {
 
-// A clock a test sets by hand, for code that takes a bridge::Clock. Copies of as_clock() share
+// A clock a test sets by hand, for code that takes a core::Clock. Copies of as_clock() share
 // its time, so the code under test sees every change.
 class ManualClock {
  public:
   explicit ManualClock(std::int64_t start_unix_ms = 1'700'000'000'000)
       : now_(std::make_shared<std::atomic<std::int64_t>>(start_unix_ms)) {}
 
-  bridge::Clock as_clock() const {
+  core::Clock as_clock() const {
     return [now = now_] { return now->load(); };
   }
   std::int64_t now() const { return now_->load(); }

@@ -5,15 +5,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
-namespace tau::bridge {
-
-// Milliseconds since the Unix epoch. Injected so timeouts are testable without sleeping.
-using Clock = std::function<std::int64_t()>;
-std::int64_t system_clock_unix_ms();
+namespace tau::core {
 
 enum class SessionStatus { running, completed, failed, timed_out, closed };
 inline constexpr std::size_t kSessionStatusCount = 5;
@@ -60,35 +55,9 @@ inline constexpr std::string_view progress = "progress";
 inline constexpr std::string_view followup = "followup";
 }  // namespace event_types
 
-enum class BridgeErrorCode {
-  invalid_workspace_id,
-  invalid_message,
-  session_not_found,
-  session_not_running,
-  session_limit_reached,
-  // A shared store (Redis) could not be reached: nothing was changed.
-  store_unavailable,
-};
-
-// The API's stable error code string for each bridge error.
-std::string_view to_string(BridgeErrorCode code);
-
-class BridgeError : public std::runtime_error {
- public:
-  BridgeError(BridgeErrorCode code, const std::string& message)
-      : std::runtime_error(message), code_(code) {}
-  BridgeErrorCode code() const noexcept { return code_; }
-
- private:
-  BridgeErrorCode code_;
-};
-
-// Strips ASCII whitespace from both ends.
-std::string_view trim_ascii_whitespace(std::string_view text);
-
-// The input rules every session service applies: the text trimmed, or BridgeError
-// invalid_workspace_id / invalid_message when nothing is left.
+// The input rules every session service applies: the text trimmed, or Error
+// invalid_workspace_id / invalid_message (errors.h) when nothing is left.
 std::string_view checked_workspace_id(std::string_view workspace_id);
 std::string_view checked_message(std::string_view message);
 
-}  // namespace tau::bridge
+}  // namespace tau::core

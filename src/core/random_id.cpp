@@ -1,4 +1,4 @@
-#include "bridge/random_id.h"
+#include "core/random_id.h"
 
 #include <sys/random.h>
 
@@ -6,7 +6,7 @@
 #include <system_error>
 #include <vector>
 
-namespace tau::bridge {
+namespace tau::core {
 
 std::string random_hex(std::size_t bytes) {
   std::vector<unsigned char> buffer(bytes);
@@ -34,4 +34,4 @@ std::string random_session_id() {
   return "eca_" + random_hex(16);
 }
 
-}  // namespace tau::bridge
+}  // namespace tau::core

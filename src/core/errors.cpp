@@ -1,0 +1,61 @@
+#include "core/errors.h"
+
+namespace tau::core {
+
+std::string_view to_string(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::invalid_workspace_id:
+      return "invalid_workspace_id";
+    case ErrorCode::invalid_message:
+      return "invalid_message";
+    case ErrorCode::session_not_found:
+      return "external_coding_agent_session_not_found";
+    case ErrorCode::session_not_running:
+      return "external_coding_agent_session_not_running";
+    case ErrorCode::session_limit_reached:
+      return "external_coding_agent_session_limit_reached";
+    case ErrorCode::store_unavailable:
+      return "store_unavailable";
+    // The Tau gateway's code for a runtime that failed under a request.
+    case ErrorCode::worker_failed:
+      return "gateway_runtime_error";
+  }
+  return "unknown";
+}
+
+namespace errors {
+
+Error empty_workspace_id() {
+  return Error(ErrorCode::invalid_workspace_id, "workspace_id must not be empty");
+}
+
+Error empty_message() {
+  return Error(ErrorCode::invalid_message, "message must not be empty");
+}
+
+Error session_not_found() {
+  return Error(ErrorCode::session_not_found, "no session with this session_id");
+}
+
+Error session_not_running(std::string_view status) {
+  return Error(ErrorCode::session_not_running,
+               "session is " + std::string(status) + ", not running");
+}
+
+Error session_limit_reached(std::size_t max_active_sessions) {
+  return Error(ErrorCode::session_limit_reached, "the gateway already runs the maximum of " +
+                                                     std::to_string(max_active_sessions) +
+                                                     " active sessions");
+}
+
+Error store_unavailable(std::string_view detail) {
+  return Error(ErrorCode::store_unavailable, std::string(detail));
+}
+
+Error worker_failed(std::string_view what, std::string_view detail) {
+  return Error(ErrorCode::worker_failed, std::string(what) + ": " + std::string(detail));
+}
+
+}  // namespace errors
+
+}  // namespace tau::core
