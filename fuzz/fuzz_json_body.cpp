@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "bridge/session_types.h"
+#include "core/session_types.h"
 #include "gateway/json_codec.h"
 
 namespace {
@@ -147,7 +147,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     fail(std::string("parse_json_object threw something other than ApiError: ") + error.what());
   }
 
-  if (tau::bridge::trim_ascii_whitespace(body).empty()) {
+  if (tau::core::trim_ascii_whitespace(body).empty()) {
     if (!body_optional || !object.empty())
       fail("an empty body was not the empty object");
   } else {

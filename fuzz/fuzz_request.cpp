@@ -100,7 +100,7 @@ struct Gateway {
         workers(io, pool, config),
         api(config, pool, authenticator, rate_limiter, workers) {
     pool.set_end_listener(
-        [this](const bridge::SessionSnapshot& session) { workers.on_session_end(session); });
+        [this](const core::SessionSnapshot& session) { workers.on_session_end(session); });
     api.set_listening(true);
   }
 
