@@ -231,6 +231,32 @@ void migrate(Connection& db, std::int64_t version) {
   }
 }
 
+// A WAL or shared-memory file beside a missing or empty main file means the main file was lost
+// or truncated: SQLite would start an empty database and delete the WAL, so the history in it
+// would be gone silently. Refuse, and touch nothing.
+void refuse_lost_main_file(const std::string& path) {
+  std::error_code error;
+  const bool main_present = std::filesystem::exists(path, error);
+  if (main_present && std::filesystem::file_size(path, error) > 0)
+    return;
+  for (const char* suffix : {"-wal", "-shm"}) {
+    if (std::filesystem::exists(path + suffix, error)) {
+      throw StoreError("database " + path + " is " + (main_present ? "empty" : "missing") +
+                       " but " + path + suffix +
+                       " is beside it: the database file was lost or truncated; refusing to "
+                       "start an empty one over its history (move both aside to start afresh)");
+    }
+  }
+}
+
+// PRAGMA quick_check: every page and index readable and consistent (without comparing index
+// contents to tables, which is integrity_check's slow part).
+void check_integrity(sqlite3* db, const std::string& path) {
+  const std::string verdict = query_text(db, "PRAGMA quick_check");
+  if (verdict != "ok")
+    throw StoreError("database " + path + " failed its integrity check (quick_check): " + verdict);
+}
+
 // Holds an exclusive flock() on the database file for as long as it lives, so a second gateway
 // on the same state dir is refused before it reads anything. flock() locks are independent of
 // SQLite's fcntl() locks; this descriptor must stay open until SQLite has closed the file, since
@@ -238,6 +264,7 @@ void migrate(Connection& db, std::int64_t version) {
 class FileLock {
  public:
   explicit FileLock(const std::string& database_path) {
+    refuse_lost_main_file(database_path);
     // A new database starts as the empty file this creates (private from the start).
     fd_ = ::open(database_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) {
@@ -287,6 +314,7 @@ Connection open_database(const std::string& path, Durability durability) {
     }
     if (sqlite3_db_readonly(db.get(), "main") == 1)
       throw StoreError("cannot use database " + path + ": the file is read-only");
+    check_integrity(db.get(), path);
     sqlite3_db_config(db.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, static_cast<int*>(nullptr));
 
     if (query_text(db.get(), "PRAGMA journal_mode = WAL") != "wal")

@@ -251,6 +251,29 @@ TEST(Durability, RefusesToStartOnACorruptDatabaseAndLeavesItAlone) {
   EXPECT_EQ(read_file(path), garbage);
 }
 
+TEST(Durability, RefusesToStartOnAnEmptyDatabaseBesideItsWal) {
+  TempDir state;
+  const std::string path = database_path(state);
+  {
+    GatewayProcess gateway(gateway_args(state));
+    HttpClient client(gateway.port());
+    const std::string id = open_session(client, "w");
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_EQ(client.post(session_path(id, "/progress"), json_body({{"message", "kept"}})).status,
+                200u);
+    }
+    EXPECT_EQ(gateway.stop(), 0);
+  }
+  // The database file is lost (truncated to zero), its WAL is still there.
+  std::ofstream(path, std::ios::binary | std::ios::trunc).close();
+  std::ofstream(path + "-wal", std::ios::binary) << "history";
+  const auto result = run_gateway_to_exit(gateway_args(state));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.stderr_text.find(path), std::string::npos) << result.stderr_text;
+  EXPECT_NE(result.stderr_text.find("empty"), std::string::npos) << result.stderr_text;
+  EXPECT_EQ(read_file(path + "-wal"), "history");
+}
+
 TEST(Durability, RefusesADatabaseFromANewerGatewayAndLeavesItAlone) {
   TempDir state;
   const std::string path = database_path(state);

@@ -636,6 +636,56 @@ TEST_F(SqliteStoreTest, RefusesANewerSchemaStillInALeftoverWalAndLeavesBothFiles
   EXPECT_EQ(read_bytes(copy + "-wal"), wal_bytes);
 }
 
+TEST_F(SqliteStoreTest, RefusesAnEmptyOrMissingMainFileBesideItsWalAndLeavesTheWalAlone) {
+  for (const bool missing : {false, true}) {
+    SCOPED_TRACE(missing ? "missing" : "empty");
+    const std::string wal = "pretend write-ahead log with history in it";
+    write_bytes(path_ + "-wal", wal);
+    if (missing)
+      fs::remove(path_);
+    else
+      write_bytes(path_, "");
+    const std::string message = store_error_of([&] { open(); });
+    EXPECT_TRUE(contains(message, path_));
+    EXPECT_TRUE(contains(message, missing ? "missing" : "empty"));
+    EXPECT_EQ(fs::exists(path_), !missing);
+    EXPECT_EQ(read_bytes(path_ + "-wal"), wal);
+    fs::remove(path_ + "-wal");
+  }
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseThatFailsItsIntegrityCheck) {
+  {
+    auto store = open();
+    for (int i = 0; i < 300; ++i)
+      store->submit(SaveSession{make_record("session-with-a-long-id-" + std::to_string(i))});
+    store->flush();
+  }  // closing checkpoints everything into the main file
+  // Damage only the sessions' primary-key index: loading scans the table and would not notice.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* query = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT rootpage FROM sqlite_master"
+                               " WHERE name = 'sqlite_autoindex_sessions_1'",
+                               -1, &query, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(query), SQLITE_ROW);
+  const auto root_page = sqlite3_column_int64(query, 0);
+  sqlite3_finalize(query);
+  sqlite3_close(db);
+  std::string bytes = read_bytes(path_);
+  const auto offset = static_cast<std::size_t>(root_page - 1) * 4096;
+  ASSERT_GT(bytes.size(), offset + 4096);
+  bytes.replace(offset + 8, 1000, std::string(1000, '\xff'));
+  write_bytes(path_, bytes);
+
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, path_));
+  EXPECT_TRUE(contains(message, "integrity check"));
+  EXPECT_EQ(read_bytes(path_), bytes);
+}
+
 TEST_F(SqliteStoreTest, UnknownStatusOnLoadIsReportedAsCorrupt) {
   create_database();
   run_sql(path_, "UPDATE sessions SET status = 'exploded'");
