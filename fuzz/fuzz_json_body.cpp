@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/session_types.h"
+#include "core/text.h"
 #include "gateway/json_codec.h"
 
 namespace {
