@@ -43,24 +43,6 @@ namespace {
 constexpr std::int64_t kMaxDrainLimit = 1000000;
 constexpr std::int64_t kDefaultDrainLimit = 64;
 
-unsigned http_status_of(core::ErrorCode code) {
-  switch (code) {
-    case core::ErrorCode::invalid_workspace_id:
-    case core::ErrorCode::invalid_message:
-      return 400;
-    case core::ErrorCode::session_not_found:
-      return 404;
-    case core::ErrorCode::session_not_running:
-    case core::ErrorCode::session_limit_reached:
-      return 409;
-    case core::ErrorCode::store_unavailable:
-      return 503;
-    case core::ErrorCode::worker_failed:
-      return 502;
-  }
-  return 500;
-}
-
 std::optional<std::uint64_t> parse_cursor(std::string_view text) {
   auto cursor = http::parse_unsigned(text);
   if (!cursor)
@@ -209,8 +191,7 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
   } catch (const http::BadRequest& error) {
     failure = ApiError(400, "malformed_request", error.what());
   } catch (const core::Error& error) {
-    failure =
-        ApiError(http_status_of(error.code()), std::string(to_string(error.code())), error.what());
+    failure = to_api_error(error);
   } catch (const boost::system::system_error&) {
     throw;  // the connection failed; there is no one to answer
   } catch (const std::exception& error) {
