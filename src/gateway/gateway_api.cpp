@@ -101,6 +101,7 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
       workers_(workers),
+      launcher_(pool, workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
                        config.sse_stream_max_ms},
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
@@ -512,18 +513,11 @@ json::object GatewayApi::list_sessions(RequestContext& context) {
 
 json::object GatewayApi::open_session(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
-  const std::string_view workspace_id = required_string(body, "workspace_id");
-  if (workers_.enabled() &&
-      !WorkerSupervisor::is_valid_workspace_id(core::trim_ascii_whitespace(workspace_id))) {
-    throw ApiError(
-        400, "invalid_workspace_id",
-        "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
-  }
-  const auto opened = pool_.open(workspace_id, workers_.enabled());
-  if (opened.created && workers_.enabled())
-    workers_.start(opened.session);
-  context.commit_ticket = opened.commit_ticket;
-  return json::object{{"session", to_json(opened.session)}};
+  LaunchRequest request;
+  request.workspace_id = required_string(body, "workspace_id");
+  const LaunchResult launched = launcher_.launch(request);
+  context.commit_ticket = launched.commit_ticket;
+  return json::object{{"session", to_json(launched.session)}};
 }
 
 json::object GatewayApi::session_detail(RequestContext& context) {
@@ -539,14 +533,8 @@ json::object GatewayApi::append_progress(RequestContext& context) {
 
 json::object GatewayApi::append_followup(RequestContext& context) {
   const json::object body = parse_json_object(context.body, false);
-  auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
-  // With a shared store the worker may run on another gateway: the store hands the follow-up
-  // to it (WorkerSupervisor::deliver_routed_followup), and its failures are recorded, not answered.
-  if (workers_.enabled() && !pool_.routes_followups()) {
-    if (auto failure = workers_.deliver_followup(context.session_id(), result.event.message)) {
-      throw ApiError(502, "gateway_runtime_error", "could not deliver the follow-up: " + *failure);
-    }
-  }
+  const auto result =
+      launcher_.deliver_followup(context.session_id(), required_string(body, "message"));
   context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }

@@ -17,6 +17,7 @@
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
 #include "gateway/request_metrics.h"
+#include "gateway/session_launcher.h"
 #include "gateway/worker_supervisor.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -154,6 +155,7 @@ class GatewayApi {
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
   WorkerSupervisor& workers_;
+  SessionLauncher launcher_;
   const StreamSettings stream_settings_;
   http::Router<RouteSpec> router_;
   std::unique_ptr<RequestMetrics> request_metrics_;  // one series per route of router_
