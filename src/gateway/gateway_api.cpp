@@ -23,21 +23,6 @@ namespace json = boost::json;
 namespace beast_http = boost::beast::http;
 using beast_http::verb;
 
-struct RequestContext {
-  explicit RequestContext(http::Exchange& exchange) : exchange(exchange) {}
-
-  http::Exchange& exchange;
-  http::RequestTarget target;
-  std::optional<std::size_t> route_index;  // into the router's routes, once one matched
-  std::string_view principal_kind = "anonymous";
-  std::vector<std::string> params;  // path parameters, in template order
-  std::string body;
-  // The store ticket of what the handler changed: the answer waits until it is durable.
-  store::Ticket commit_ticket = 0;
-
-  const std::string& session_id() const { return params.at(0); }
-};
-
 namespace {
 
 constexpr std::int64_t kMaxDrainLimit = 1000000;
@@ -112,7 +97,7 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
   route(verb::post, paths::auth_session,
         {.json_handler = &GatewayApi::issue_auth_session,
          .authenticated = false,
-         .reads_body = true});
+         .body = RequestBody::required});
   route(verb::get, paths::status, {.json_handler = &GatewayApi::status});
   // Probes, scrapes and static pages are never rate limited: a monitor must not be turned away.
   route(verb::get, paths::healthz,
@@ -142,19 +127,20 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
         asset("text/javascript; charset=utf-8", assets::dashboard_js));
   route(verb::get, paths::dashboard_css, asset("text/css; charset=utf-8", assets::dashboard_css));
   route(verb::post, paths::sessions,
-        {.json_handler = &GatewayApi::open_session, .reads_body = true});
+        {.json_handler = &GatewayApi::open_session, .body = RequestBody::required});
   route(verb::get, paths::sessions, {.json_handler = &GatewayApi::list_sessions});
   route(verb::get, paths::session_detail, {.json_handler = &GatewayApi::session_detail});
   route(verb::post, paths::progress,
-        {.json_handler = &GatewayApi::append_progress, .reads_body = true});
+        {.json_handler = &GatewayApi::append_progress, .body = RequestBody::required});
   route(verb::post, paths::followups,
-        {.json_handler = &GatewayApi::append_followup, .reads_body = true});
+        {.json_handler = &GatewayApi::append_followup, .body = RequestBody::required});
   route(verb::post, paths::followups_drain,
-        {.json_handler = &GatewayApi::drain_followups, .reads_body = true});
+        {.json_handler = &GatewayApi::drain_followups, .body = RequestBody::optional});
   route(verb::get, paths::stream,
         {.stream_handler = &GatewayApi::stream, .accepts_query_token = true});
   route(verb::post, paths::close, {.json_handler = &GatewayApi::close_session});
-  route(verb::post, paths::reap, {.json_handler = &GatewayApi::reap, .reads_body = true});
+  route(verb::post, paths::reap,
+        {.json_handler = &GatewayApi::reap, .body = RequestBody::optional});
 
   std::vector<RequestMetrics::Route> series;
   for (const auto& [method, path] : routes())
@@ -214,7 +200,8 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   // Tokens and rate limits shared through Redis are checked on the API's own threads.
   const RouteSpec& spec =
       admit_blocks_ ? *co_await blocking_.run([&] { return &admit(context); }) : admit(context);
-  if (spec.reads_body)
+  context.body_rule = spec.body;
+  if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
   if (spec.stream_handler)
     co_await spec.stream_handler(*this, context);
@@ -411,8 +398,8 @@ json::object GatewayApi::issue_auth_session(RequestContext& context) {
                    "the gateway is not in password-session mode; it runs in " +
                        std::string(auth::to_string(authenticator_.mode())) + " mode");
   }
-  const json::object body = parse_json_object(context.body, false);
-  auto issued = authenticator_.issue_session(required_string(body, "password"));
+  const std::string_view password = required_string(context.json_body(), "password");
+  auto issued = authenticator_.issue_session(password);
   if (std::holds_alternative<auth::AuthFailure>(issued)) {
     throw ApiError(401, "invalid_credentials", "wrong password");
   }
@@ -512,9 +499,8 @@ json::object GatewayApi::list_sessions(RequestContext& context) {
 }
 
 json::object GatewayApi::open_session(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
   LaunchRequest request;
-  request.workspace_id = required_string(body, "workspace_id");
+  request.workspace_id = required_string(context.json_body(), "workspace_id");
   const LaunchResult launched = launcher_.launch(request);
   context.commit_ticket = launched.commit_ticket;
   return json::object{{"session", to_json(launched.session)}};
@@ -525,24 +511,22 @@ json::object GatewayApi::session_detail(RequestContext& context) {
 }
 
 json::object GatewayApi::append_progress(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
-  const auto result = pool_.append_progress(context.session_id(), required_string(body, "message"));
+  const std::string_view message = required_string(context.json_body(), "message");
+  const auto result = pool_.append_progress(context.session_id(), message);
   context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }
 
 json::object GatewayApi::append_followup(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
-  const auto result =
-      launcher_.deliver_followup(context.session_id(), required_string(body, "message"));
+  const std::string_view message = required_string(context.json_body(), "message");
+  const auto result = launcher_.deliver_followup(context.session_id(), message);
   context.commit_ticket = result.commit_ticket;
   return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
 }
 
 json::object GatewayApi::drain_followups(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, true);
-  const auto limit =
-      optional_integer(body, "limit", 1, kMaxDrainLimit).value_or(kDefaultDrainLimit);
+  const auto limit = optional_integer(context.json_body(), "limit", 1, kMaxDrainLimit)
+                         .value_or(kDefaultDrainLimit);
   const auto result = pool_.drain_followups(context.session_id(), static_cast<std::size_t>(limit));
   context.commit_ticket = result.commit_ticket;
   json::array followups;
@@ -626,10 +610,9 @@ json::object GatewayApi::close_session(RequestContext& context) {
 }
 
 json::object GatewayApi::reap(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, true);
-  const auto now =
-      optional_integer(body, "now_unix_ms", 0, std::numeric_limits<std::int64_t>::max())
-          .value_or(pool_.now());
+  const auto now = optional_integer(context.json_body(), "now_unix_ms", 0,
+                                    std::numeric_limits<std::int64_t>::max())
+                       .value_or(pool_.now());
   const auto result = pool_.reap(now);
   context.commit_ticket = result.commit_ticket;
   json::array sessions;

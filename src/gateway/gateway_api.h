@@ -16,6 +16,7 @@
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
+#include "gateway/request_context.h"
 #include "gateway/request_metrics.h"
 #include "gateway/session_launcher.h"
 #include "gateway/worker_supervisor.h"
@@ -48,8 +49,6 @@ inline constexpr const char* dashboard = "/dashboard";
 inline constexpr const char* dashboard_js = "/dashboard/app.js";
 inline constexpr const char* dashboard_css = "/dashboard/app.css";
 }  // namespace paths
-
-struct RequestContext;
 
 // A JSON answer with the headers every JSON response carries; an error in the envelope.
 http::StringResponse json_response(unsigned status, const boost::json::object& body);
@@ -101,7 +100,7 @@ class GatewayApi {
     StreamHandler stream_handler;
     RawHandler raw_handler;
     bool authenticated = true;
-    bool reads_body = false;
+    RequestBody body = RequestBody::absent;
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
     bool rate_limited = true;          // health probes are not: a monitor must never be turned away
     bool calls_pool = true;            // false: answered on the I/O thread even if calls block
