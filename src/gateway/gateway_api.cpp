@@ -23,43 +23,10 @@ namespace json = boost::json;
 namespace beast_http = boost::beast::http;
 using beast_http::verb;
 
-struct RequestContext {
-  explicit RequestContext(http::Exchange& exchange) : exchange(exchange) {}
-
-  http::Exchange& exchange;
-  http::RequestTarget target;
-  std::optional<std::size_t> route_index;  // into the router's routes, once one matched
-  std::string_view principal_kind = "anonymous";
-  std::vector<std::string> params;  // path parameters, in template order
-  std::string body;
-  // The store ticket of what the handler changed: the answer waits until it is durable.
-  store::Ticket commit_ticket = 0;
-
-  const std::string& session_id() const { return params.at(0); }
-};
-
 namespace {
 
 constexpr std::int64_t kMaxDrainLimit = 1000000;
 constexpr std::int64_t kDefaultDrainLimit = 64;
-
-unsigned http_status_of(core::ErrorCode code) {
-  switch (code) {
-    case core::ErrorCode::invalid_workspace_id:
-    case core::ErrorCode::invalid_message:
-      return 400;
-    case core::ErrorCode::session_not_found:
-      return 404;
-    case core::ErrorCode::session_not_running:
-    case core::ErrorCode::session_limit_reached:
-      return 409;
-    case core::ErrorCode::store_unavailable:
-      return 503;
-    case core::ErrorCode::worker_failed:
-      return 502;
-  }
-  return 500;
-}
 
 std::optional<std::uint64_t> parse_cursor(std::string_view text) {
   auto cursor = http::parse_unsigned(text);
@@ -118,18 +85,28 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       max_events_per_session_(pool.limits().max_events_per_session),
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
-      workers_(workers),
+      launcher_(pool, workers),
       stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
                        config.sse_stream_max_ms},
+      status_page_(pool, authenticator, rate_limiter, workers, streams_),
+      metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
       blocking_(pool.calls_block() || admit_blocks_) {
+  add_routes();
+  std::vector<RequestMetrics::Route> series;
+  for (const auto& [method, path] : routes())
+    series.push_back(RequestMetrics::Route{method, path});
+  request_metrics_ = std::make_unique<RequestMetrics>(series);
+}
+
+void GatewayApi::add_routes() {
   auto route = [this](verb method, const char* path, RouteSpec spec) {
     router_.add(method, path, std::move(spec));
   };
   route(verb::post, paths::auth_session,
         {.json_handler = &GatewayApi::issue_auth_session,
          .authenticated = false,
-         .reads_body = true});
+         .body = RequestBody::required});
   route(verb::get, paths::status, {.json_handler = &GatewayApi::status});
   // Probes, scrapes and static pages are never rate limited: a monitor must not be turned away.
   route(verb::get, paths::healthz,
@@ -141,7 +118,7 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
         {.json_handler = &GatewayApi::readyz, .authenticated = false, .rate_limited = false});
   route(verb::get, paths::metrics,
         {.raw_handler = &GatewayApi::metrics,
-         .authenticated = !config.metrics_public,
+         .authenticated = !config_.metrics_public,
          .rate_limited = false});
   auto asset = [](std::string_view content_type, std::string_view body) {
     return RouteSpec{.raw_handler =
@@ -159,24 +136,20 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
         asset("text/javascript; charset=utf-8", assets::dashboard_js));
   route(verb::get, paths::dashboard_css, asset("text/css; charset=utf-8", assets::dashboard_css));
   route(verb::post, paths::sessions,
-        {.json_handler = &GatewayApi::open_session, .reads_body = true});
+        {.json_handler = &GatewayApi::open_session, .body = RequestBody::required});
   route(verb::get, paths::sessions, {.json_handler = &GatewayApi::list_sessions});
   route(verb::get, paths::session_detail, {.json_handler = &GatewayApi::session_detail});
   route(verb::post, paths::progress,
-        {.json_handler = &GatewayApi::append_progress, .reads_body = true});
+        {.json_handler = &GatewayApi::append_progress, .body = RequestBody::required});
   route(verb::post, paths::followups,
-        {.json_handler = &GatewayApi::append_followup, .reads_body = true});
+        {.json_handler = &GatewayApi::append_followup, .body = RequestBody::required});
   route(verb::post, paths::followups_drain,
-        {.json_handler = &GatewayApi::drain_followups, .reads_body = true});
+        {.json_handler = &GatewayApi::drain_followups, .body = RequestBody::optional});
   route(verb::get, paths::stream,
         {.stream_handler = &GatewayApi::stream, .accepts_query_token = true});
   route(verb::post, paths::close, {.json_handler = &GatewayApi::close_session});
-  route(verb::post, paths::reap, {.json_handler = &GatewayApi::reap, .reads_body = true});
-
-  std::vector<RequestMetrics::Route> series;
-  for (const auto& [method, path] : routes())
-    series.push_back(RequestMetrics::Route{method, path});
-  request_metrics_ = std::make_unique<RequestMetrics>(series);
+  route(verb::post, paths::reap,
+        {.json_handler = &GatewayApi::reap, .body = RequestBody::optional});
 }
 
 std::vector<std::pair<std::string, std::string>> GatewayApi::routes() const {
@@ -209,8 +182,7 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
   } catch (const http::BadRequest& error) {
     failure = ApiError(400, "malformed_request", error.what());
   } catch (const core::Error& error) {
-    failure =
-        ApiError(http_status_of(error.code()), std::string(to_string(error.code())), error.what());
+    failure = to_api_error(error);
   } catch (const boost::system::system_error&) {
     throw;  // the connection failed; there is no one to answer
   } catch (const std::exception& error) {
@@ -232,7 +204,8 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   // Tokens and rate limits shared through Redis are checked on the API's own threads.
   const RouteSpec& spec =
       admit_blocks_ ? *co_await blocking_.run([&] { return &admit(context); }) : admit(context);
-  if (spec.reads_body)
+  context.body_rule = spec.body;
+  if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
   if (spec.stream_handler)
     co_await spec.stream_handler(*this, context);
@@ -259,27 +232,7 @@ const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
   context.params = std::move(match.params);
   context.route_index = static_cast<std::size_t>(match.route - router_.routes().data());
 
-  std::string principal_key;
-  if (spec.authenticated) {
-    std::string authorization_value(header[beast_http::field::authorization]);
-    // EventSource cannot set headers, so the stream also takes the token from its query.
-    if (authorization_value.empty() && spec.accepts_query_token) {
-      if (auto token = context.target.query_value("access_token")) {
-        authorization_value = "Bearer " + std::string(*token);
-      }
-    }
-    auto authorization = authenticator_.authorize(authorization_value);
-    if (auto* failure = std::get_if<auth::AuthFailure>(&authorization)) {
-      throw ApiError(401, std::string(auth::to_string(*failure)),
-                     "missing or invalid bearer token");
-    }
-    const auto& principal = std::get<auth::Principal>(authorization);
-    principal_key = principal.key;
-    context.principal_kind = principal.kind;
-  } else {
-    // The login endpoint has no principal yet; it is limited per client address.
-    principal_key = "address:" + context.exchange.remote().address().to_string();
-  }
+  const std::string principal_key = authorize(spec, context);
   if (const auto decision =
           spec.rate_limited ? rate_limiter_.check(principal_key) : auth::RateDecision{true, 0};
       !decision.allowed) {
@@ -287,6 +240,25 @@ const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
         .with_header("Retry-After", std::to_string(decision.retry_after_seconds));
   }
   return spec;
+}
+
+std::string GatewayApi::authorize(const RouteSpec& spec, RequestContext& context) {
+  if (!spec.authenticated) {
+    // The login endpoint has no principal yet; it is limited per client address.
+    return "address:" + context.exchange.remote().address().to_string();
+  }
+  std::string authorization_value(context.exchange.header()[beast_http::field::authorization]);
+  // EventSource cannot set headers, so the stream also takes the token from its query.
+  if (authorization_value.empty() && spec.accepts_query_token) {
+    if (auto token = context.target.query_value("access_token"))
+      authorization_value = "Bearer " + std::string(*token);
+  }
+  auto authorization = authenticator_.authorize(authorization_value);
+  if (auto* failure = std::get_if<auth::AuthFailure>(&authorization))
+    throw ApiError(401, std::string(auth::to_string(*failure)), "missing or invalid bearer token");
+  const auto& principal = std::get<auth::Principal>(authorization);
+  context.principal_kind = principal.kind;
+  return principal.key;
 }
 
 asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
@@ -301,35 +273,41 @@ asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
 }
 
 asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& context) {
+  if (spec.raw_handler)
+    co_await answer_raw(spec, context);
+  else
+    co_await answer_json(spec, context);
+}
+
+asio::awaitable<void> GatewayApi::answer_raw(const RouteSpec& spec, RequestContext& context) {
+  RawBody answer;
   // Whether the handler's calls must leave the I/O thread (see BlockingCalls).
-  const bool hop = blocking_.hops() && spec.calls_pool;
-  if (spec.raw_handler) {
-    RawBody answer;
-    if (hop)
-      answer = co_await blocking_.run([&] { return spec.raw_handler(*this, context); });
-    else
-      answer = spec.raw_handler(*this, context);
-    http::StringResponse response{beast_http::status::ok, 11};
-    response.set(beast_http::field::content_type, answer.content_type);
-    response.set(beast_http::field::cache_control, "no-store");
-    // Documents and the page are what a browser renders: no type sniffing, no referrer (the
-    // page's stream URLs carry a token), and the page may not be framed or load anything from
-    // another origin.
-    response.set("X-Content-Type-Options", "nosniff");
-    response.set("Referrer-Policy", "no-referrer");
-    if (answer.content_type.starts_with("text/html")) {
-      response.set("Content-Security-Policy",
-                   "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                   "form-action 'none'; frame-ancestors 'none'");
-    }
-    response.body() = std::move(answer.body);
-    co_await context.exchange.send(std::move(response));
-    co_return;
+  if (blocking_.hops() && spec.calls_pool)
+    answer = co_await blocking_.run([&] { return spec.raw_handler(*this, context); });
+  else
+    answer = spec.raw_handler(*this, context);
+  http::StringResponse response{beast_http::status::ok, 11};
+  response.set(beast_http::field::content_type, answer.content_type);
+  response.set(beast_http::field::cache_control, "no-store");
+  // Documents and the page are what a browser renders: no type sniffing, no referrer (the
+  // page's stream URLs carry a token), and the page may not be framed or load anything from
+  // another origin.
+  response.set("X-Content-Type-Options", "nosniff");
+  response.set("Referrer-Policy", "no-referrer");
+  if (answer.content_type.starts_with("text/html")) {
+    response.set("Content-Security-Policy",
+                 "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                 "form-action 'none'; frame-ancestors 'none'");
   }
+  response.body() = std::move(answer.body);
+  co_await context.exchange.send(std::move(response));
+}
+
+asio::awaitable<void> GatewayApi::answer_json(const RouteSpec& spec, RequestContext& context) {
   // Nothing is acknowledged before it is durable.
   json::object answer;
   bool durable = false;
-  if (hop) {
+  if (blocking_.hops() && spec.calls_pool) {
     // The handler and the wait for its change, in one trip to a thread that may wait.
     std::tie(answer, durable) = co_await blocking_.run([&] {
       json::object body = spec.json_handler(*this, context);
@@ -374,52 +352,7 @@ void GatewayApi::record_request(const RequestContext& context,
 GatewayApi::RawBody GatewayApi::metrics(RequestContext& /*context*/) {
   metrics::Exposition out;
   request_metrics_->write(out);
-
-  const bridge::PoolCounters pool = pool_.counters();
-  out.family("tau_gateway_sessions", "gauge", "Sessions held, by status.");
-  for (std::size_t i = 0; i < core::kSessionStatusCount; ++i) {
-    const auto status = core::to_string(static_cast<core::SessionStatus>(i));
-    out.sample("tau_gateway_sessions", {{"status", status}},
-               static_cast<double>(pool.sessions_by_status[i]));
-  }
-  auto counter = [&out](std::string_view name, std::string_view help, double value) {
-    out.family(name, "counter", help);
-    out.sample(name, {}, value);
-  };
-  auto gauge = [&out](std::string_view name, std::string_view help, double value) {
-    out.family(name, "gauge", help);
-    out.sample(name, {}, value);
-  };
-  gauge("tau_gateway_open_streams", "Open stream responses (replays and follows).",
-        static_cast<double>(open_streams_.load()));
-  gauge("tau_gateway_follow_streams", "Open follow streams (limited by --max-streams).",
-        static_cast<double>(follow_streams_.load()));
-  counter("tau_gateway_events_appended_total", "Events appended to sessions.",
-          static_cast<double>(pool.events_appended));
-  counter("tau_gateway_followups_queued_total", "Follow-ups queued for agents.",
-          static_cast<double>(pool.followups_queued));
-  counter("tau_gateway_followups_drained_total", "Follow-ups drained by agents.",
-          static_cast<double>(pool.followups_drained));
-  counter("tau_gateway_sessions_reaped_total", "Running sessions timed out for inactivity.",
-          static_cast<double>(pool.sessions_reaped));
-  counter("tau_gateway_auth_failures_total", "Requests refused for missing or invalid credentials.",
-          static_cast<double>(authenticator_.stats().auth_failures));
-  counter("tau_gateway_rate_limited_requests_total", "Requests refused with 429 rate_limited.",
-          static_cast<double>(rate_limiter_.rejected_requests()));
-
-  const WorkerSupervisor::Counts workers = workers_.counts();
-  gauge("tau_gateway_worker_processes", "Worker processes running now.",
-        static_cast<double>(workers.running));
-  counter("tau_gateway_worker_exits_total", "Worker processes that exited.",
-          static_cast<double>(workers.exited));
-  counter("tau_gateway_worker_start_failures_total", "Worker processes that could not start.",
-          static_cast<double>(workers.failed_to_start));
-
-  out.family("tau_gateway_store_commit_duration_seconds", "histogram",
-             "Time each store commit (one transaction of grouped writes) took.");
-  out.histogram("tau_gateway_store_commit_duration_seconds", {}, pool_.commit_seconds().snapshot());
-  gauge("tau_gateway_store_failed", "1 once a store commit failed (nothing more is durable).",
-        pool_.store_failed() ? 1 : 0);
+  metrics_page_.write(out);
   return RawBody{metrics::Exposition::kContentType, out.text()};
 }
 
@@ -429,11 +362,10 @@ json::object GatewayApi::issue_auth_session(RequestContext& context) {
                    "the gateway is not in password-session mode; it runs in " +
                        std::string(auth::to_string(authenticator_.mode())) + " mode");
   }
-  const json::object body = parse_json_object(context.body, false);
-  auto issued = authenticator_.issue_session(required_string(body, "password"));
-  if (std::holds_alternative<auth::AuthFailure>(issued)) {
+  const std::string_view password = required_string(context.json_body(), "password");
+  auto issued = authenticator_.issue_session(password);
+  if (std::holds_alternative<auth::AuthFailure>(issued))
     throw ApiError(401, "invalid_credentials", "wrong password");
-  }
   const auto& token = std::get<auth::IssuedToken>(issued);
   context.commit_ticket = token.commit_ticket;
   return json::object{
@@ -445,38 +377,7 @@ json::object GatewayApi::issue_auth_session(RequestContext& context) {
 }
 
 json::object GatewayApi::status(RequestContext& /*context*/) {
-  const auto stats = authenticator_.stats();
-  json::object auth{
-      {"mode", auth::to_string(authenticator_.mode())},
-      {"active_sessions", stats.active_sessions},
-      {"total_sessions_issued", stats.total_sessions_issued},
-      {"auth_failures", stats.auth_failures},
-      {"rate_limited_requests", rate_limiter_.rejected_requests()},
-      {"rate_limit_window_seconds", rate_limiter_.window_seconds()},
-      {"rate_limit_max_requests", rate_limiter_.max_requests()},
-      {"session_ttl_seconds", authenticator_.session_ttl_seconds()},
-  };
-  json::object external_coding_agent{
-      {"sessions_endpoint", paths::sessions},
-      {"list_endpoint", paths::sessions},
-      {"session_detail_endpoint", paths::session_detail},
-      {"progress_endpoint", paths::progress},
-      {"followups_endpoint", paths::followups},
-      {"followups_drain_endpoint", paths::followups_drain},
-      {"stream_endpoint", paths::stream},
-      {"close_endpoint", paths::close},
-      {"reap_endpoint", paths::reap},
-      {"runtime", runtime_json(pool_.runtime())},
-  };
-  json::object gateway{
-      {"status_endpoint", paths::status},
-      {"auth_session_endpoint", paths::auth_session},
-      {"metrics_endpoint", paths::metrics},
-      {"openapi_endpoint", paths::openapi},
-      {"dashboard_endpoint", paths::dashboard},
-      {"external_coding_agent", std::move(external_coding_agent)},
-  };
-  return json::object{{"auth", std::move(auth)}, {"gateway", std::move(gateway)}};
+  return status_page_.render();
 }
 
 json::object GatewayApi::healthz(RequestContext& /*context*/) {
@@ -491,58 +392,69 @@ json::object GatewayApi::readyz(RequestContext& /*context*/) {
   return json::object{{"status", "ready"}};
 }
 
-json::object GatewayApi::list_sessions(RequestContext& context) {
+namespace {
+
+// GET .../sessions?status=&workspace_id=&limit=&cursor=
+bridge::ListQuery list_query(const http::RequestTarget& target) {
   constexpr std::uint64_t kMaxListLimit = 1000;
   constexpr std::uint64_t kDefaultListLimit = 100;
   bridge::ListQuery query;
   query.limit = kDefaultListLimit;
-  if (auto text = context.target.query_value("status")) {
+  if (auto text = target.query_value("status")) {
     query.status = core::session_status_from_string(*text);
     if (!query.status) {
       throw ApiError(400, "invalid_status",
                      "status must be running, completed, failed, timed_out or closed");
     }
   }
-  if (auto text = context.target.query_value("workspace_id"))
+  if (auto text = target.query_value("workspace_id"))
     query.workspace_id = std::string(core::trim_ascii_whitespace(*text));
-  if (auto text = context.target.query_value("limit")) {
+  if (auto text = target.query_value("limit")) {
     const auto parsed = http::parse_unsigned(*text);
     if (!parsed || *parsed == 0 || *parsed > kMaxListLimit)
       throw ApiError(400, "invalid_limit", "limit must be an integer from 1 to 1000");
     query.limit = static_cast<std::size_t>(*parsed);
   }
   // A cursor names the last session of the previous page.
-  if (auto text = context.target.query_value("cursor")) {
+  if (auto text = target.query_value("cursor")) {
     query.after = parse_list_cursor(*text);
     if (!query.after)
       throw ApiError(400, "invalid_cursor", "cursor must be a next_cursor this endpoint returned");
   }
-  const bridge::ListPage page = pool_.list(query);
-  json::array sessions;
-  for (const auto& session : page.sessions)
-    sessions.emplace_back(to_json(session));
+  return query;
+}
+
+json::array sessions_json(const std::vector<core::SessionSnapshot>& sessions) {
+  json::array result;
+  for (const auto& session : sessions)
+    result.emplace_back(to_json(session));
+  return result;
+}
+
+// One change's answer: the event it appended and the session after it.
+json::object appended_json(const bridge::AppendResult& result) {
+  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+}
+
+}  // namespace
+
+json::object GatewayApi::list_sessions(RequestContext& context) {
+  const bridge::ListPage page = pool_.list(list_query(context.target));
   json::value next_cursor = nullptr;
   if (page.more) {
     const auto& last = page.sessions.back();
     next_cursor = std::to_string(last.last_activity_unix_ms) + "." + last.session_id;
   }
-  return json::object{{"sessions", std::move(sessions)}, {"next_cursor", std::move(next_cursor)}};
+  return json::object{{"sessions", sessions_json(page.sessions)},
+                      {"next_cursor", std::move(next_cursor)}};
 }
 
 json::object GatewayApi::open_session(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
-  const std::string_view workspace_id = required_string(body, "workspace_id");
-  if (workers_.enabled() &&
-      !WorkerSupervisor::is_valid_workspace_id(core::trim_ascii_whitespace(workspace_id))) {
-    throw ApiError(
-        400, "invalid_workspace_id",
-        "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
-  }
-  const auto opened = pool_.open(workspace_id, workers_.enabled());
-  if (opened.created && workers_.enabled())
-    workers_.start(opened.session);
-  context.commit_ticket = opened.commit_ticket;
-  return json::object{{"session", to_json(opened.session)}};
+  LaunchRequest request;
+  request.workspace_id = required_string(context.json_body(), "workspace_id");
+  const LaunchResult launched = launcher_.launch(request);
+  context.commit_ticket = launched.commit_ticket;
+  return json::object{{"session", to_json(launched.session)}};
 }
 
 json::object GatewayApi::session_detail(RequestContext& context) {
@@ -550,30 +462,22 @@ json::object GatewayApi::session_detail(RequestContext& context) {
 }
 
 json::object GatewayApi::append_progress(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
-  const auto result = pool_.append_progress(context.session_id(), required_string(body, "message"));
+  const std::string_view message = required_string(context.json_body(), "message");
+  const auto result = pool_.append_progress(context.session_id(), message);
   context.commit_ticket = result.commit_ticket;
-  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+  return appended_json(result);
 }
 
 json::object GatewayApi::append_followup(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, false);
-  auto result = pool_.append_followup(context.session_id(), required_string(body, "message"));
-  // With a shared store the worker may run on another gateway: the store hands the follow-up
-  // to it (WorkerSupervisor::deliver_routed_followup), and its failures are recorded, not answered.
-  if (workers_.enabled() && !pool_.routes_followups()) {
-    if (auto failure = workers_.deliver_followup(context.session_id(), result.event.message)) {
-      throw ApiError(502, "gateway_runtime_error", "could not deliver the follow-up: " + *failure);
-    }
-  }
+  const std::string_view message = required_string(context.json_body(), "message");
+  const auto result = launcher_.deliver_followup(context.session_id(), message);
   context.commit_ticket = result.commit_ticket;
-  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+  return appended_json(result);
 }
 
 json::object GatewayApi::drain_followups(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, true);
-  const auto limit =
-      optional_integer(body, "limit", 1, kMaxDrainLimit).value_or(kDefaultDrainLimit);
+  const auto limit = optional_integer(context.json_body(), "limit", 1, kMaxDrainLimit)
+                         .value_or(kDefaultDrainLimit);
   const auto result = pool_.drain_followups(context.session_id(), static_cast<std::size_t>(limit));
   context.commit_ticket = result.commit_ticket;
   json::array followups;
@@ -622,32 +526,15 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
   const StreamRequest request = stream_request(context);
   std::optional<StreamSlot> follow_slot;
   if (request.follow) {
-    follow_slot.emplace(follow_streams_);
+    follow_slot.emplace(streams_.follow);
     if (follow_slot->count() > config_.max_streams) {
       throw ApiError(503, "stream_limit_reached",
                      "the gateway already serves the maximum of " +
                          std::to_string(config_.max_streams) + " follow streams");
     }
   }
-  StreamSlot open_slot(open_streams_);
+  StreamSlot open_slot(streams_.open);
   co_await write_event_stream(context.exchange, pool_, request, stream_settings_, blocking_);
-}
-
-json::object GatewayApi::runtime_json(const bridge::RuntimeInfo& runtime) const {
-  json::object result = to_json(runtime);
-  result["open_streams"] = open_streams_.load();
-  result["worker"] = workers_.status_json();
-  const store::StoreInfo store = pool_.store_info();
-  result["store"] = json::object{
-      {"kind", store.kind},
-      {"path", store.path},
-      {"durability", store.durability},
-      {"database_bytes", store.database_bytes},
-      {"pending_writes", store.pending_writes},
-      {"commits", store.commits},
-      {"failed", store.failed},
-  };
-  return result;
 }
 
 json::object GatewayApi::close_session(RequestContext& context) {
@@ -657,19 +544,15 @@ json::object GatewayApi::close_session(RequestContext& context) {
 }
 
 json::object GatewayApi::reap(RequestContext& context) {
-  const json::object body = parse_json_object(context.body, true);
-  const auto now =
-      optional_integer(body, "now_unix_ms", 0, std::numeric_limits<std::int64_t>::max())
-          .value_or(pool_.now());
+  const auto now = optional_integer(context.json_body(), "now_unix_ms", 0,
+                                    std::numeric_limits<std::int64_t>::max())
+                       .value_or(pool_.now());
   const auto result = pool_.reap(now);
   context.commit_ticket = result.commit_ticket;
-  json::array sessions;
-  for (const auto& session : result.reaped)
-    sessions.emplace_back(to_json(session));
   return json::object{
       {"reaped_count", result.reaped.size()},
-      {"sessions", std::move(sessions)},
-      {"runtime", runtime_json(result.runtime)},
+      {"sessions", sessions_json(result.reaped)},
+      {"runtime", status_page_.runtime_json(result.runtime)},
   };
 }
 

@@ -16,39 +16,18 @@
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/json_codec.h"
+#include "gateway/metrics_page.h"
+#include "gateway/paths.h"
+#include "gateway/request_context.h"
 #include "gateway/request_metrics.h"
+#include "gateway/session_launcher.h"
+#include "gateway/status_page.h"
+#include "gateway/stream_counts.h"
 #include "gateway/worker_supervisor.h"
 #include "http/router.h"
 #include "http/server.h"
 
 namespace tau::gateway {
-
-// Path templates of the API, also reported by the status endpoint.
-namespace paths {
-inline constexpr const char* status = "/gateway/status";
-inline constexpr const char* healthz = "/healthz";
-inline constexpr const char* readyz = "/readyz";
-inline constexpr const char* auth_session = "/gateway/auth/session";
-inline constexpr const char* sessions = "/gateway/external-coding-agent/sessions";
-inline constexpr const char* session_detail =
-    "/gateway/external-coding-agent/sessions/{session_id}";
-inline constexpr const char* progress =
-    "/gateway/external-coding-agent/sessions/{session_id}/progress";
-inline constexpr const char* followups =
-    "/gateway/external-coding-agent/sessions/{session_id}/followups";
-inline constexpr const char* followups_drain =
-    "/gateway/external-coding-agent/sessions/{session_id}/followups/drain";
-inline constexpr const char* stream = "/gateway/external-coding-agent/sessions/{session_id}/stream";
-inline constexpr const char* close = "/gateway/external-coding-agent/sessions/{session_id}/close";
-inline constexpr const char* reap = "/gateway/external-coding-agent/reap";
-inline constexpr const char* metrics = "/metrics";
-inline constexpr const char* openapi = "/gateway/openapi.json";
-inline constexpr const char* dashboard = "/dashboard";
-inline constexpr const char* dashboard_js = "/dashboard/app.js";
-inline constexpr const char* dashboard_css = "/dashboard/app.css";
-}  // namespace paths
-
-struct RequestContext;
 
 // A JSON answer with the headers every JSON response carries; an error in the envelope.
 http::StringResponse json_response(unsigned status, const boost::json::object& body);
@@ -63,7 +42,10 @@ http::ServerOptions server_options(const GatewayConfig& config);
 std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view text);
 
 // The HTTP face of the gateway: routes each request, authorizes it, applies the rate limit and
-// the body limit, and hands it to a thin handler over the bridge.
+// the body limit, and hands it to a thin handler over the bridge: the session service, the
+// session launcher (sessions with their agents, follow-ups to them), the status page and the
+// metrics page. A handler authorizes, parses, makes its call and renders the answer; errors of
+// the layers below are core::Errors, answered through to_api_error.
 //
 // When the pool's calls may wait on the network (`calls_block()`), routing, authentication and
 // the rate limit stay on the I/O thread, but the handlers, the wait for durability and a
@@ -100,39 +82,30 @@ class GatewayApi {
     StreamHandler stream_handler;
     RawHandler raw_handler;
     bool authenticated = true;
-    bool reads_body = false;
+    RequestBody body = RequestBody::absent;
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
     bool rate_limited = true;          // health probes are not: a monitor must never be turned away
     bool calls_pool = true;            // false: answered on the I/O thread even if calls block
   };
 
-  // Counts a stream for as long as it is open.
-  class StreamSlot {
-   public:
-    explicit StreamSlot(std::atomic<std::uint64_t>& counter)
-        : counter_(counter), count_(++counter) {}
-    ~StreamSlot() { --counter_; }
-    StreamSlot(const StreamSlot&) = delete;
-    StreamSlot& operator=(const StreamSlot&) = delete;
-    // The number of open streams including this one, when it was opened.
-    std::uint64_t count() const { return count_; }
-
-   private:
-    std::atomic<std::uint64_t>& counter_;
-    std::uint64_t count_;
-  };
-
-  boost::json::object runtime_json(const bridge::RuntimeInfo& runtime) const;
+  void add_routes();
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
   // Parses the target, routes, authenticates and rate-limits; throws ApiError to refuse.
   const RouteSpec& admit(RequestContext& context);
+  // The key the rate limit counts the request under: its principal's, or its client address's
+  // on a route that needs no credentials.
+  std::string authorize(const RouteSpec& spec, RequestContext& context);
   boost::asio::awaitable<void> read_request_body(http::Exchange& exchange, RequestContext& context);
   boost::asio::awaitable<void> answer(const RouteSpec& spec, RequestContext& context);
+  boost::asio::awaitable<void> answer_raw(const RouteSpec& spec, RequestContext& context);
+  boost::asio::awaitable<void> answer_json(const RouteSpec& spec, RequestContext& context);
   static boost::asio::awaitable<void> send_error(http::Exchange& exchange, const ApiError& error);
   // Counts and logs a finished exchange.
   void record_request(const RequestContext& context, std::chrono::steady_clock::time_point started);
-  RawBody metrics(RequestContext& context);
 
+  // The handlers: each authorizes what admission cannot, parses its input, makes one call and
+  // renders the answer.
+  RawBody metrics(RequestContext& context);
   boost::json::object issue_auth_session(RequestContext& context);
   boost::json::object status(RequestContext& context);
   boost::json::object healthz(RequestContext& context);
@@ -153,12 +126,13 @@ class GatewayApi {
   const std::size_t max_events_per_session_;
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
-  WorkerSupervisor& workers_;
+  SessionLauncher launcher_;
   const StreamSettings stream_settings_;
+  StreamCounts streams_;
+  const StatusPage status_page_;
+  const MetricsPage metrics_page_;
   http::Router<RouteSpec> router_;
   std::unique_ptr<RequestMetrics> request_metrics_;  // one series per route of router_
-  std::atomic<std::uint64_t> open_streams_{0};       // every open stream response
-  std::atomic<std::uint64_t> follow_streams_{0};     // the follow ones, limited by --max-streams
   std::atomic<bool> listening_{false};
   const bool admit_blocks_;  // authorizing or rate limiting may wait on the network
   // Last, so that it is joined first: its calls use the members above.

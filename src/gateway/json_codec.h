@@ -3,35 +3,13 @@
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "bridge/session_service.h"
+#include "gateway/api_error.h"
 
 namespace tau::gateway {
-
-// An error answered to the client in the documented envelope.
-class ApiError : public std::runtime_error {
- public:
-  ApiError(unsigned status, std::string code, const std::string& message)
-      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
-  unsigned status() const noexcept { return status_; }
-  const std::string& code() const noexcept { return code_; }
-  // A header the error response carries besides the envelope (e.g. Allow, Retry-After).
-  ApiError& with_header(std::string name, std::string value) {
-    header_ = {std::move(name), std::move(value)};
-    return *this;
-  }
-  const std::optional<std::pair<std::string, std::string>>& header() const noexcept {
-    return header_;
-  }
-
- private:
-  unsigned status_;
-  std::string code_;
-  std::optional<std::pair<std::string, std::string>> header_;
-};
 
 // {"error":{"type":"invalid_request_error"|"server_error","code":...,"message":...}}
 boost::json::object error_envelope(unsigned status, std::string_view code,

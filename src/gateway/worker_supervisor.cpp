@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <optional>
 
-#include "gateway/json_codec.h"
+#include "core/errors.h"
 
 namespace tau::gateway {
 
@@ -137,6 +137,20 @@ WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionService&
       // Each worker's calls are made in order (a strand), so a few threads serve many workers.
       recorder_calls_(enabled_ && pool.calls_block(), 2) {}
 
+namespace {
+
+// A worker that could not start, in the words of the error that stopped it ("cannot start worker
+// 'x': No such file or directory", or the filesystem's for the workspace directory): split at its
+// first ": ", so that worker_failed's "<what>: <detail>" reads exactly as that error did.
+core::Error start_failure(std::string_view what) {
+  const auto colon = what.find(": ");
+  if (colon == std::string_view::npos)
+    return core::errors::worker_failed("cannot start the worker", what);
+  return core::errors::worker_failed(what.substr(0, colon), what.substr(colon + 2));
+}
+
+}  // namespace
+
 bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
   if (workspace_id.empty() || workspace_id.size() > 128)
     return false;
@@ -174,7 +188,7 @@ void WorkerSupervisor::start(const core::SessionSnapshot& session) {
   } catch (const std::exception& error) {
     ++failed_to_start_;
     pool_.discard(session.session_id);
-    throw ApiError(502, "gateway_runtime_error", error.what());
+    throw start_failure(error.what());
   }
 }
 

@@ -32,7 +32,7 @@ class WorkerSupervisor {
   // `[A-Za-z0-9._-]{1,128}`, not "." or "..": it names a directory under the workspace root.
   static bool is_valid_workspace_id(std::string_view workspace_id);
   // Starts the worker of a session that open() has just created. When the worker cannot start,
-  // the session is discarded and this throws ApiError 502 `gateway_runtime_error`.
+  // the session is discarded and this throws core::Error `worker_failed`.
   void start(const core::SessionSnapshot& session);
   // Writes a follow-up as one line to the worker's stdin (line breaks inside it become spaces).
   // When that fails the session is marked failed with a `subprocess.stdin_error` event and this

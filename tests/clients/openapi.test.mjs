@@ -238,6 +238,21 @@ test('every error code in the source is documented with its status', async () =>
   for (const [, status, code] of text.matchAll(/refuse\([^,]+,[^,]+,\s*(\d{3}),\s*"([a-z_]+)"/g)) {
     note(status, code);
   }
+  // Errors of the session core get their status in one place (gateway/api_error.cpp,
+  // http_status_of: `case core::ErrorCode::x:` lines, then `return NNN;`) and their code where
+  // core::to_string names it (`case ErrorCode::x: return "code";`).
+  const coreCodes = new Map(
+    [...text.matchAll(/case ErrorCode::(\w+):\s*return "([a-z_]+)";/g)].map((match) => [match[1], match[2]]),
+  );
+  let statusedCoreErrors = 0;
+  for (const [, cases, status] of text.matchAll(/((?:case core::ErrorCode::\w+:\s*)+)return (\d{3});/g)) {
+    for (const [, name] of cases.matchAll(/core::ErrorCode::(\w+)/g)) {
+      assert.ok(coreCodes.has(name), `core::ErrorCode::${name} has a status but no code`);
+      note(status, coreCodes.get(name));
+      statusedCoreErrors += 1;
+    }
+  }
+  assert.ok(statusedCoreErrors >= 7, 'the source scan found too few statuses of core errors');
   const unstatused = [...text.matchAll(/case (?:ErrorCode|AuthFailure)::\w+:\s*return "([a-z_]+)";/g)].map(
     (match) => match[1],
   );

@@ -1,0 +1,30 @@
+#pragma once
+
+namespace tau::gateway {
+
+// Path templates of the API, also reported by the status endpoint.
+namespace paths {
+inline constexpr const char* status = "/gateway/status";
+inline constexpr const char* healthz = "/healthz";
+inline constexpr const char* readyz = "/readyz";
+inline constexpr const char* auth_session = "/gateway/auth/session";
+inline constexpr const char* sessions = "/gateway/external-coding-agent/sessions";
+inline constexpr const char* session_detail =
+    "/gateway/external-coding-agent/sessions/{session_id}";
+inline constexpr const char* progress =
+    "/gateway/external-coding-agent/sessions/{session_id}/progress";
+inline constexpr const char* followups =
+    "/gateway/external-coding-agent/sessions/{session_id}/followups";
+inline constexpr const char* followups_drain =
+    "/gateway/external-coding-agent/sessions/{session_id}/followups/drain";
+inline constexpr const char* stream = "/gateway/external-coding-agent/sessions/{session_id}/stream";
+inline constexpr const char* close = "/gateway/external-coding-agent/sessions/{session_id}/close";
+inline constexpr const char* reap = "/gateway/external-coding-agent/reap";
+inline constexpr const char* metrics = "/metrics";
+inline constexpr const char* openapi = "/gateway/openapi.json";
+inline constexpr const char* dashboard = "/dashboard";
+inline constexpr const char* dashboard_js = "/dashboard/app.js";
+inline constexpr const char* dashboard_css = "/dashboard/app.css";
+}  // namespace paths
+
+}  // namespace tau::gateway
