@@ -189,10 +189,9 @@ std::optional<BindHost> parse_bind_host(std::string_view host) {
 
 // Whether a request's Host matches an allowed entry. A Host without a port is the HTTP default,
 // port 80 (the gateway speaks plain HTTP); an entry without a port matches any port, or none.
-bool matches(const Authority& entry, const Authority& host) {
-  if (entry.host != host.host)
-    return false;
-  return !entry.port || host.port.value_or(80) == *entry.port;
+bool matches(std::string_view entry_host, std::optional<std::uint16_t> entry_port,
+             const Authority& host) {
+  return entry_host == host.host && (!entry_port || host.port.value_or(80) == *entry_port);
 }
 
 // The value of a header that may appear at most once: nullopt when absent, and `repeated` set
@@ -303,7 +302,7 @@ std::optional<PolicyRefusal> BrowserPolicy::check_host(std::string_view host) co
   if (any_host_)
     return std::nullopt;
   for (const Entry& entry : allowed_) {
-    if (matches(Authority{entry.host, entry.port}, *authority))
+    if (matches(entry.host, entry.port, *authority))
       return std::nullopt;
   }
   return PolicyRefusal{
