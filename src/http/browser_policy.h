@@ -70,6 +70,7 @@ struct OriginCheck {
   std::optional<PolicyRefusal> refusal;
 };
 
+// Built once from the configuration, then only read: safe to share between I/O threads.
 class BrowserPolicy {
  public:
   // Throws std::invalid_argument, naming the value, when an option is not valid (the
