@@ -82,22 +82,22 @@ struct Backend {
 };
 
 bridge::PoolLimits pool_limits(const gateway::GatewayConfig& config) {
-  return bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
-                            config.max_events_per_session,
-                            config.session_retention_hours * 3600 * 1000};
+  return bridge::PoolLimits{config.sessions.inactivity_timeout_ms, config.sessions.max_active,
+                            config.sessions.max_events,
+                            config.sessions.retention_hours * 3600 * 1000};
 }
 
 // The local backend: loads what the store holds. Throws StoreError when it cannot be read.
 Backend open_local_backend(const gateway::GatewayConfig& config) {
   Backend backend;
   std::shared_ptr<store::TokenStore> token_store;
-  if (config.store == "memory") {
+  if (config.store.kind == gateway::StoreKind::memory) {
     auto memory = std::make_shared<store::MemoryStore>();
     backend.local_store = memory;
     token_store = memory;
   } else {
-    auto sqlite = std::make_shared<store::SqliteStore>(
-        config.database_path(), *store::durability_from_string(config.durability));
+    auto sqlite =
+        std::make_shared<store::SqliteStore>(config.store.database_path(), config.store.durability);
     backend.local_store = sqlite;
     token_store = sqlite;
   }
@@ -117,7 +117,8 @@ Backend open_local_backend(const gateway::GatewayConfig& config) {
   backend.sessions = std::move(pool);
   backend.tokens = std::move(tokens);
   backend.rate_limiter = std::make_unique<auth::LocalRateLimiter>(
-      config.rate_limit_window_seconds, config.rate_limit_max_requests, core::system_clock_unix_ms);
+      config.auth.rate_limit_window_seconds, config.auth.rate_limit_max_requests,
+      core::system_clock_unix_ms);
   return backend;
 }
 
@@ -125,18 +126,18 @@ Backend open_local_backend(const gateway::GatewayConfig& config) {
 // cannot be reached at start-up.
 Backend open_redis_backend(const gateway::GatewayConfig& config) {
   auto client =
-      std::make_shared<redis::RedisClient>(config.redis_address, redis::RedisClient::Options{});
+      std::make_shared<redis::RedisClient>(config.store.redis, redis::RedisClient::Options{});
   auto script = std::make_shared<redis::RedisScript>(client);
   Backend backend;
   backend.sessions = std::make_unique<redis::RedisSessionPool>(
-      script, redis::RedisPoolSettings{config.redis_prefix, "", config.owner_lease_ms},
+      script, redis::RedisPoolSettings{config.store.redis_prefix, "", config.store.owner_lease_ms},
       pool_limits(config), core::system_clock_unix_ms, gateway::encode_event_frame);
-  backend.tokens = std::make_shared<redis::RedisTokenRegistry>(script, config.redis_prefix);
+  backend.tokens = std::make_shared<redis::RedisTokenRegistry>(script, config.store.redis_prefix);
   backend.rate_limiter = std::make_unique<redis::RedisRateLimiter>(
-      script, config.redis_prefix, config.rate_limit_window_seconds, config.rate_limit_max_requests,
-      core::system_clock_unix_ms);
-  spdlog::info("store: redis at {} with key prefix {}", config.redis_address.describe(),
-               config.redis_prefix);
+      script, config.store.redis_prefix, config.auth.rate_limit_window_seconds,
+      config.auth.rate_limit_max_requests, core::system_clock_unix_ms);
+  spdlog::info("store: redis at {} with key prefix {}", config.store.redis.describe(),
+               config.store.redis_prefix);
   return backend;
 }
 
@@ -149,20 +150,21 @@ int main(int argc, char** argv) {
   const auto& config = std::get<gateway::GatewayConfig>(parsed);
 
   // Drains the log queue on every way out of main.
-  const gateway::LoggingGuard logging(*gateway::log_format_from_string(config.log_format),
-                                      spdlog::level::from_str(config.log_level));
+  const gateway::LoggingGuard logging(config.logging.format, config.logging.level);
 
   std::error_code fs_error;
-  std::filesystem::create_directories(config.state_dir, fs_error);
+  std::filesystem::create_directories(config.store.state_dir, fs_error);
   if (fs_error) {
-    spdlog::critical("cannot create --state-dir {}: {}", config.state_dir, fs_error.message());
+    spdlog::critical("cannot create --state-dir {}: {}", config.store.state_dir,
+                     fs_error.message());
     return 1;
   }
   spdlog::info("configuration: {}", gateway::describe(config));
 
   Backend backend;
   try {
-    backend = config.store == "redis" ? open_redis_backend(config) : open_local_backend(config);
+    backend = config.store.kind == gateway::StoreKind::redis ? open_redis_backend(config)
+                                                             : open_local_backend(config);
   } catch (const store::StoreError& error) {
     // Never reset or overwrite a database we cannot read: an operator has to look at it.
     spdlog::critical("cannot start: {}", error.what());
@@ -176,14 +178,12 @@ int main(int argc, char** argv) {
   }
   // Everything from here on holds the sessions only through the interface.
   bridge::SessionService& pool = *backend.sessions;
-  auth::Authenticator authenticator(
-      auth::AuthConfig{config.auth_mode, config.auth_token, config.auth_password,
-                       config.session_ttl_seconds},
-      core::system_clock_unix_ms, backend.tokens);
+  auth::Authenticator authenticator(config.auth.authenticator(), core::system_clock_unix_ms,
+                                    backend.tokens);
   auth::RateLimiter& rate_limiter = *backend.rate_limiter;
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
   ::signal(SIGPIPE, SIG_IGN);
-  IoContext io(static_cast<int>(config.threads));
+  IoContext io(static_cast<int>(config.http.threads));
   gateway::WorkerSupervisor workers(io, pool, config);
   pool.set_end_listener(
       [&workers](const core::SessionSnapshot& session) { workers.on_session_end(session); });
@@ -192,16 +192,16 @@ int main(int argc, char** argv) {
   });
   gateway::GatewayApi api(config, pool, authenticator, rate_limiter, workers);
 
-  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config.bind_host),
-                                         config.bind_port);
+  const asio::ip::tcp::endpoint endpoint(asio::ip::make_address(config.http.bind_host),
+                                         config.http.bind_port);
   std::unique_ptr<http::Server> server;
   try {
     server = std::make_unique<http::Server>(
         io, endpoint, [&api](http::Exchange& exchange) { return api.handle(exchange); },
         gateway::server_options(config));
   } catch (const boost::system::system_error& error) {
-    spdlog::critical("cannot listen on {} port {}: {}", config.bind_host, config.bind_port,
-                     error.code().message());
+    spdlog::critical("cannot listen on {} port {}: {}", config.http.bind_host,
+                     config.http.bind_port, error.code().message());
     return 1;
   }
   // Handle signals before announcing the port: whoever reads that line may stop us at once.
@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
     // reaped, so none is left behind.
     workers.shutdown([&io] { io.stop(); });
     // A worker stuck beyond SIGKILL (e.g. in uninterruptible sleep) must not keep us running.
-    shutdown_deadline.expires_after(std::chrono::milliseconds(config.worker_kill_grace_ms + 2000));
+    shutdown_deadline.expires_after(std::chrono::milliseconds(config.worker.kill_grace_ms + 2000));
     shutdown_deadline.async_wait([&io](const boost::system::error_code& error) {
       if (!error)
         io.stop();
@@ -232,11 +232,11 @@ int main(int argc, char** argv) {
   }
 
   const auto reap_every = std::chrono::milliseconds(
-      std::clamp<std::int64_t>(config.inactivity_timeout_ms / 4, 10, 1000));
+      std::clamp<std::int64_t>(config.sessions.inactivity_timeout_ms / 4, 10, 1000));
   asio::co_spawn(io, reap_periodically(pool, api.blocking_calls(), reap_every), asio::detached);
 
   std::vector<std::thread> io_threads;
-  for (unsigned i = 1; i < config.threads; ++i)
+  for (unsigned i = 1; i < config.http.threads; ++i)
     io_threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& thread : io_threads)
