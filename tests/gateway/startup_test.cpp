@@ -1,7 +1,10 @@
 // Start-up: flag parsing, environment fallbacks and the refusals, against the real binary.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "support/gateway_process.h"
 #include "support/http_client.h"
@@ -82,6 +85,45 @@ TEST(Startup, CreatesTheStateDirectory) {
   const std::string state_dir = parent.path() + "/nested/state";
   GatewayProcess gateway({"--auth-mode", "localhost-dev", "--state-dir", state_dir});
   EXPECT_TRUE(std::filesystem::is_directory(state_dir));
+}
+
+TEST(Startup, ExitsWithOneWhenTheStateDirectoryCannotBeCreated) {
+  TempDir parent;
+  std::ofstream(parent.path() + "/file") << "not a directory";
+  const auto result = run_gateway_to_exit(
+      {"--auth-mode", "localhost-dev", "--state-dir", parent.path() + "/file/state"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.stderr_text.find("\"level\":\"critical\""), std::string::npos)
+      << result.stderr_text;
+  EXPECT_NE(result.stderr_text.find("cannot create --state-dir " + parent.path() + "/file/state"),
+            std::string::npos)
+      << result.stderr_text;
+}
+
+TEST(Startup, ExitsWithOneWhenThePortIsTaken) {
+  GatewayProcess first;
+  TempDir state;
+  const std::string port = std::to_string(first.port());
+  const auto second =
+      run_gateway_to_exit({"--auth-mode", "localhost-dev", "--store", "memory", "--state-dir",
+                           state.path(), "--bind", "127.0.0.1:" + port});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.stderr_text.find("cannot listen on 127.0.0.1 port " + port), std::string::npos)
+      << second.stderr_text;
+  // Every line queued before the exit is written.
+  EXPECT_NE(second.stderr_text.find("configuration:"), std::string::npos) << second.stderr_text;
+  EXPECT_EQ(HttpClient(first.port()).get("/healthz").status, 200u);
+}
+
+TEST(Startup, SigintStopsTheGatewayLikeSigterm) {
+  GatewayProcess gateway;
+  ASSERT_EQ(::kill(gateway.pid(), SIGINT), 0);
+  const std::string text = gateway.wait_for_stderr([](const std::string& text) {
+    return text.find("signal 2 received; stopping") != std::string::npos;
+  });
+  EXPECT_NE(text.find("signal 2 received; stopping"), std::string::npos) << text;
+  // Already on its way out: the SIGTERM stop() sends changes nothing.
+  EXPECT_EQ(gateway.stop(), 0);
 }
 
 }  // namespace
