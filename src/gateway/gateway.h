@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
@@ -54,7 +53,6 @@ class Gateway {
   // the grace period) and return from run() once all are reaped, or after the grace period
   // plus two seconds at most. Safe from any thread; later calls do nothing.
   void stop();
-  boost::asio::ip::tcp::endpoint local_endpoint() const { return server_->local_endpoint(); }
 
  private:
   // An io_context whose unfinished handlers can be destroyed on demand. Suspended coroutines
