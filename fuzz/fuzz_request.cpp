@@ -62,17 +62,17 @@ constexpr std::int64_t kNowUnixMs = 1764240000000;
 
 gateway::GatewayConfig make_config() {
   gateway::GatewayConfig config;
-  config.auth_mode = auth::AuthMode::localhost_dev;
-  config.store = "memory";
-  config.max_active_sessions = 4;
-  config.max_events_per_session = 8;  // small, so retention gaps are reachable
-  config.max_input_chars = 4096;      // bodies over 32 KiB: 413
-  config.sse_heartbeat_ms = 1000;
-  config.header_timeout_ms = 2000;
-  config.body_timeout_ms = 2000;
-  config.idle_timeout_ms = 2000;
-  config.max_header_bytes = 2048;  // reachable with fuzzed inputs: 431 and 414
-  config.max_target_bytes = 512;
+  config.auth.mode = auth::AuthMode::localhost_dev;
+  config.store.kind = gateway::StoreKind::memory;
+  config.sessions.max_active = 4;
+  config.sessions.max_events = 8;      // small, so retention gaps are reachable
+  config.http.max_input_chars = 4096;  // bodies over 32 KiB: 413
+  config.sse.heartbeat_ms = 1000;
+  config.http.header_timeout_ms = 2000;
+  config.http.body_timeout_ms = 2000;
+  config.http.idle_timeout_ms = 2000;
+  config.http.max_header_bytes = 2048;  // reachable with fuzzed inputs: 431 and 414
+  config.http.max_target_bytes = 512;
   return config;
 }
 
@@ -81,9 +81,9 @@ struct Gateway {
   explicit Gateway(asio::io_context& io)
       : store(std::make_shared<store::MemoryStore>()),
         pool(
-            bridge::PoolLimits{config.inactivity_timeout_ms, config.max_active_sessions,
-                               config.max_events_per_session,
-                               config.session_retention_hours * 3600 * 1000},
+            bridge::PoolLimits{config.sessions.inactivity_timeout_ms, config.sessions.max_active,
+                               config.sessions.max_events,
+                               config.sessions.retention_hours * 3600 * 1000},
             [] { return kNowUnixMs; },
             [this] {
               char id[40];
@@ -93,9 +93,9 @@ struct Gateway {
             },
             gateway::encode_event_frame, store),
         authenticator(
-            auth::AuthConfig{config.auth_mode, "", "", config.session_ttl_seconds},
+            auth::AuthConfig{config.auth.mode, "", "", config.auth.session_ttl_seconds},
             [] { return kNowUnixMs; }, std::make_shared<auth::LocalTokenRegistry>(store)),
-        rate_limiter(config.rate_limit_window_seconds, config.rate_limit_max_requests,
+        rate_limiter(config.auth.rate_limit_window_seconds, config.auth.rate_limit_max_requests,
                      [] { return kNowUnixMs; }),
         workers(io, pool, config),
         api(config, pool, authenticator, rate_limiter, workers) {

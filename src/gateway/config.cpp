@@ -1,10 +1,12 @@
 #include "gateway/config.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <thread>
 
@@ -62,131 +64,247 @@ std::optional<BindAddress> parse_bind(std::string_view text) {
   return BindAddress{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
-}  // namespace
-
-std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv) {
-  GatewayConfig config;
-  config.threads = std::max(1u, std::thread::hardware_concurrency());
+// Flags whose text is checked and converted once the whole command line is read (validate).
+struct RawFlags {
   std::string bind = "127.0.0.1:8787";
   std::string auth_mode = "token";
+  std::string store = "sqlite";
+  std::string redis_password;
+  std::string durability = "normal";
+  std::string log_level = "info";
+  std::string log_format = "json";
+  std::vector<std::string> worker_env;
+};
 
-  CLI::App app{
-      "tau-gateway: authenticated HTTP gateway for external coding agents.\n"
-      "Every flag can also be set with the environment variable shown (the flag wins).",
-      std::string(kProgram)};
-  app.get_formatter()->column_width(44);
-  constexpr auto kMaxInt = std::numeric_limits<std::int64_t>::max() / 1000;
+using Problem = std::optional<std::string>;  // a one-line message naming the flag
 
-  auto add = [&](std::string flag, auto& target, std::string help) {
-    return app.add_option(flag, target, std::move(help))
-        ->envname(env_name(flag))
-        ->capture_default_str();
-  };
-  add("--bind", bind, "listen address, HOST:PORT (IPv4) or [IPv6]:PORT; port 0 picks a free one");
-  add("--threads", config.threads, "I/O threads (default: number of cores)")
+constexpr auto kMaxInt = std::numeric_limits<std::int64_t>::max() / 1000;
+constexpr auto kMaxHalf = std::numeric_limits<std::int64_t>::max() / 2;
+
+// Declares `flag` with its environment variable and its default shown in --help.
+template <typename T>
+CLI::Option* add(CLI::App& app, const std::string& flag, T& target, std::string help) {
+  return app.add_option(flag, target, std::move(help))
+      ->envname(env_name(flag))
+      ->capture_default_str();
+}
+
+// The declare_* functions run in this order, which is the order of --help.
+
+void declare_listen_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
+  add(app, "--bind", raw.bind,
+      "listen address, HOST:PORT (IPv4) or [IPv6]:PORT; port 0 picks a free one");
+  add(app, "--threads", config.http.threads, "I/O threads (default: number of cores)")
       ->check(CLI::Range(1u, 1024u));
-  add("--state-dir", config.state_dir, "state directory, created if missing");
-  add("--auth-mode", auth_mode, "token | password-session | localhost-dev")
+  add(app, "--state-dir", config.store.state_dir, "state directory, created if missing");
+}
+
+void declare_auth_flags(CLI::App& app, AuthSettings& auth, RawFlags& raw) {
+  add(app, "--auth-mode", raw.auth_mode, "token | password-session | localhost-dev")
       ->check(CLI::IsMember({"token", "password-session", "localhost-dev"}));
-  add("--auth-token", config.auth_token, "bearer token; required in token mode");
-  add("--auth-password", config.auth_password, "password; required in password-session mode");
-  add("--session-ttl-seconds", config.session_ttl_seconds, "lifetime of password-session tokens")
+  add(app, "--auth-token", auth.token, "bearer token; required in token mode");
+  add(app, "--auth-password", auth.password, "password; required in password-session mode");
+  add(app, "--session-ttl-seconds", auth.session_ttl_seconds, "lifetime of password-session tokens")
       ->check(CLI::Range(std::int64_t{1}, kMaxInt));
-  add("--rate-limit-window-seconds", config.rate_limit_window_seconds, "rate-limit window")
+  add(app, "--rate-limit-window-seconds", auth.rate_limit_window_seconds, "rate-limit window")
       ->check(CLI::Range(std::int64_t{1}, kMaxInt));
-  add("--rate-limit-max-requests", config.rate_limit_max_requests,
+  add(app, "--rate-limit-max-requests", auth.rate_limit_max_requests,
       "requests per principal per window")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
-  add("--max-input-chars", config.max_input_chars,
+}
+
+void declare_session_flags(CLI::App& app, GatewayConfig& config) {
+  add(app, "--max-input-chars", config.http.max_input_chars,
       "input size limit; bodies over 8x this many bytes are refused")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
-  add("--inactivity-timeout-ms", config.inactivity_timeout_ms,
+  add(app, "--inactivity-timeout-ms", config.sessions.inactivity_timeout_ms,
       "running sessions idle longer than this are timed out")
-      ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max() / 2));
-  add("--max-active-sessions", config.max_active_sessions, "running sessions at once")
+      ->check(CLI::Range(std::int64_t{1}, kMaxHalf));
+  add(app, "--max-active-sessions", config.sessions.max_active, "running sessions at once")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
-  add("--max-events-per-session", config.max_events_per_session,
+  add(app, "--max-events-per-session", config.sessions.max_events,
       "events kept for replay per session")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+}
 
-  add("--sse-retry-ms", config.sse_retry_ms, "reconnect delay sent to stream clients (retry:)")
+void declare_sse_flags(CLI::App& app, SseSettings& sse) {
+  add(app, "--sse-retry-ms", sse.retry_ms, "reconnect delay sent to stream clients (retry:)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}));
-  add("--sse-heartbeat-ms", config.sse_heartbeat_ms,
+  add(app, "--sse-heartbeat-ms", sse.heartbeat_ms,
       "comment heartbeat interval on open follow streams")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400000}));
-  add("--sse-max-buffered-bytes", config.sse_max_buffered_bytes,
+  add(app, "--sse-max-buffered-bytes", sse.max_buffered_bytes,
       "a follow stream whose unsent backlog exceeds this is disconnected")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
-  add("--max-streams", config.max_streams, "open follow streams at once")
+  add(app, "--max-streams", sse.max_streams, "open follow streams at once")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
-  add("--sse-stream-max-ms", config.sse_stream_max_ms,
+  add(app, "--sse-stream-max-ms", sse.stream_max_ms,
       "end follow streams after this long so clients reconnect and resume (0: never)")
-      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max() / 2));
+      ->check(CLI::Range(std::int64_t{0}, kMaxHalf));
+}
 
-  std::string store = config.store;
-  add("--store", store,
+void declare_store_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
+  add(app, "--store", raw.store,
       "sqlite (durable, at <state-dir>/gateway.db) | memory (lost on restart) | "
       "redis://[:password@]HOST:PORT[/DB] (shared by several gateways)");
-  std::string redis_password;
-  add("--redis-password", redis_password,
+  add(app, "--redis-password", raw.redis_password,
       "Redis password (prefer the environment variable to the flag); overrides the URL's");
-  add("--redis-prefix", config.redis_prefix, "prefix of every Redis key and channel");
-  add("--owner-lease-ms", config.owner_lease_ms,
+  add(app, "--redis-prefix", config.store.redis_prefix, "prefix of every Redis key and channel");
+  add(app, "--owner-lease-ms", config.store.owner_lease_ms,
       "with Redis: a gateway that stops renewing its lease this long has its workers' sessions "
       "failed by the others")
       ->check(CLI::Range(std::int64_t{300}, std::int64_t{3600000}));
-  add("--durability", config.durability,
+  add(app, "--durability", raw.durability,
       "sqlite: normal (survives a gateway crash) | full (also a power loss: fsync per commit)")
       ->check(CLI::IsMember({"normal", "full"}));
-  add("--session-retention-hours", config.session_retention_hours,
+  add(app, "--session-retention-hours", config.sessions.retention_hours,
       "ended sessions are deleted with their events this long after they end")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{24} * 365 * 100));
+}
 
-  add("--max-connections", config.max_connections,
+void declare_connection_flags(CLI::App& app, HttpSettings& http) {
+  add(app, "--max-connections", http.max_connections,
       "open connections at once; more are closed as soon as they are accepted")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 24));
-  add("--header-timeout-ms", config.header_timeout_ms,
+  add(app, "--header-timeout-ms", http.header_timeout_ms,
       "a request header must be complete this long after its first byte")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{3600000}));
-  add("--body-timeout-ms", config.body_timeout_ms,
+  add(app, "--body-timeout-ms", http.body_timeout_ms,
       "a request body must be complete this long after its header")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{3600000}));
-  add("--idle-timeout-ms", config.idle_timeout_ms,
+  add(app, "--idle-timeout-ms", http.idle_timeout_ms,
       "a keep-alive connection may wait this long for its next request (not while streaming)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{86400000}));
-  add("--max-header-bytes", config.max_header_bytes, "larger request headers are answered 431")
+  add(app, "--max-header-bytes", http.max_header_bytes, "larger request headers are answered 431")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 20));
-  add("--max-target-bytes", config.max_target_bytes, "longer request targets are answered 414")
+  add(app, "--max-target-bytes", http.max_target_bytes, "longer request targets are answered 414")
       ->check(CLI::Range(std::uint64_t{64}, std::uint64_t{1} << 20));
+}
 
-  add("--log-level", config.log_level,
+void declare_operator_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
+  add(app, "--log-level", raw.log_level,
       "trace | debug | info | warn | error | critical | off (access lines are info)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  add("--log-format", config.log_format, "json (one object per line) | text")
+  add(app, "--log-format", raw.log_format, "json (one object per line) | text")
       ->check(CLI::IsMember({"json", "text"}));
-  app.add_flag("--metrics-public", config.metrics_public,
+  app.add_flag("--metrics-public", config.auth.metrics_public,
                "serve GET /metrics without a bearer token (e.g. to a scraper on a private network)")
       ->envname(env_name("--metrics-public"));
+}
 
-  std::vector<std::string> worker_env;
-  add("--worker-command", config.worker_command,
+void declare_worker_flags(CLI::App& app, WorkerSettings& worker, RawFlags& raw) {
+  add(app, "--worker-command", worker.command,
       "worker mode: the agent to start for each new session (a path or a name in PATH; no shell)");
-  add("--worker-arg", config.worker_args, "an argument for the worker (repeatable, in order)");
-  add("--worker-env", worker_env, "KEY=VALUE added to the worker's environment (repeatable)");
-  add("--workspace-root", config.workspace_root,
+  add(app, "--worker-arg", worker.args, "an argument for the worker (repeatable, in order)");
+  add(app, "--worker-env", raw.worker_env,
+      "KEY=VALUE added to the worker's environment (repeatable)");
+  add(app, "--workspace-root", worker.workspace_root,
       "workers run in <workspace-root>/<workspace_id> (default: <state-dir>/workspaces)");
-  add("--worker-kill-grace-ms", config.worker_kill_grace_ms,
+  add(app, "--worker-kill-grace-ms", worker.kill_grace_ms,
       "after SIGTERM, how long a worker may take to exit before SIGKILL")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{3600000}));
-  add("--worker-max-line-bytes", config.worker_max_line_bytes,
+  add(app, "--worker-max-line-bytes", worker.max_line_bytes,
       "longer output lines are split into pieces of this size")
       ->check(CLI::Range(std::uint64_t{16}, std::uint64_t{1} << 30));
+}
 
-  auto fail = [](const std::string& message) {
-    std::cerr << kProgram << ": error: " << message << '\n';
-    return ExitRequest{2};
-  };
+// --- validation: each step converts its group's raw text and checks it ----------------------
 
+Problem validate_worker(WorkerSettings& worker, const RawFlags& raw, const std::string& state_dir) {
+  for (const auto& pair : raw.worker_env) {
+    const auto equals = pair.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      // The value is not echoed: it may be a secret.
+      return "--worker-env: each value must be KEY=VALUE with a non-empty KEY";
+    }
+    worker.env.emplace_back(pair.substr(0, equals), pair.substr(equals + 1));
+  }
+  if (worker.workspace_root.empty())
+    worker.workspace_root = state_dir + "/workspaces";
+  return std::nullopt;
+}
+
+Problem validate_store(StoreSettings& store, const RawFlags& raw) {
+  // Checked by --durability's IsMember.
+  store.durability = *store::durability_from_string(raw.durability);
+  if (raw.store == "sqlite" || raw.store == "memory") {
+    store.kind = raw.store == "sqlite" ? StoreKind::sqlite : StoreKind::memory;
+    return std::nullopt;
+  }
+  if (!raw.store.starts_with("redis://"))
+    return "--store: must be sqlite, memory or a redis:// URL";
+  auto address = redis::parse_redis_url(raw.store);
+  // The URL is not echoed: it may hold a password.
+  if (auto* reason = std::get_if<std::string>(&address))
+    return "--store: the Redis URL " + *reason;
+  store.kind = StoreKind::redis;
+  store.redis = std::get<redis::RedisAddress>(std::move(address));
+  if (!raw.redis_password.empty())
+    store.redis.password = raw.redis_password;
+  if (store.redis_prefix.empty())
+    return "--redis-prefix must not be empty";
+  return std::nullopt;
+}
+
+Problem validate_bind(HttpSettings& http, const std::string& bind) {
+  const auto address = parse_bind(bind);
+  if (!address)
+    return "--bind: '" + bind + "' is not HOST:PORT or [IPv6]:PORT";
+  http.bind_host = address->host;
+  http.bind_port = address->port;
+  return std::nullopt;
+}
+
+// After validate_bind: localhost-dev mode depends on the bind address.
+Problem validate_auth(AuthSettings& auth, const RawFlags& raw, const HttpSettings& http) {
+  auth.mode = *auth::auth_mode_from_string(raw.auth_mode);  // checked by --auth-mode's IsMember
+  switch (auth.mode) {
+    case auth::AuthMode::token:
+      if (auth.token.empty())
+        return "--auth-token is required in token mode (or set TAU_GATEWAY_AUTH_TOKEN)";
+      break;
+    case auth::AuthMode::password_session:
+      if (auth.password.empty()) {
+        return "--auth-password is required in password-session mode (or set "
+               "TAU_GATEWAY_AUTH_PASSWORD)";
+      }
+      break;
+    case auth::AuthMode::localhost_dev:
+      if (!boost::asio::ip::make_address(http.bind_host).is_loopback())
+        return "--auth-mode localhost-dev needs a loopback --bind address, not " + http.bind_host;
+      break;
+  }
+  return std::nullopt;
+}
+
+void validate_logging(LoggingSettings& logging, const RawFlags& raw) {
+  // Both checked by their flags' IsMember.
+  logging.level = spdlog::level::from_str(raw.log_level);
+  logging.format = *log_format_from_string(raw.log_format);
+}
+
+// In this order, so that with several mistakes the same one is reported first as always.
+Problem validate(GatewayConfig& config, const RawFlags& raw) {
+  if (auto problem = validate_worker(config.worker, raw, config.store.state_dir))
+    return problem;
+  if (auto problem = validate_store(config.store, raw))
+    return problem;
+  if (auto problem = validate_bind(config.http, raw.bind))
+    return problem;
+  if (auto problem = validate_auth(config.auth, raw, config.http))
+    return problem;
+  validate_logging(config.logging, raw);
+  return std::nullopt;
+}
+
+ExitRequest fail(const std::string& message) {
+  std::cerr << kProgram << ": error: " << message << '\n';
+  return ExitRequest{2};
+}
+
+// Reads the command line and the environment into what `app` declared; asks to exit after
+// --help or a parse error.
+std::optional<ExitRequest> parse_command_line(CLI::App& app, int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -200,114 +318,126 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
     }
     return fail(message);
   }
+  return std::nullopt;
+}
 
-  for (const auto& pair : worker_env) {
-    const auto equals = pair.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      // The value is not echoed: it may be a secret.
-      return fail("--worker-env: each value must be KEY=VALUE with a non-empty KEY");
-    }
-    config.worker_env.emplace_back(pair.substr(0, equals), pair.substr(equals + 1));
+// The words --log-level accepts (spdlog's own names differ: "warning").
+std::string_view log_level_name(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
   }
-  if (config.workspace_root.empty())
-    config.workspace_root = config.state_dir + "/workspaces";
+}
 
-  if (store == "sqlite" || store == "memory") {
-    config.store = store;
-  } else if (store.starts_with("redis://")) {
-    auto address = redis::parse_redis_url(store);
-    // The URL is not echoed: it may hold a password.
-    if (auto* reason = std::get_if<std::string>(&address))
-      return fail("--store: the Redis URL " + *reason);
-    config.store = "redis";
-    config.redis_address = std::get<redis::RedisAddress>(std::move(address));
-    if (!redis_password.empty())
-      config.redis_address.password = redis_password;
-    if (config.redis_prefix.empty())
-      return fail("--redis-prefix must not be empty");
-  } else {
-    return fail("--store: must be sqlite, memory or a redis:// URL");
+std::string_view log_format_name(LogFormat format) {
+  return format == LogFormat::text ? "text" : "json";
+}
+
+}  // namespace
+
+std::string_view to_string(StoreKind kind) {
+  switch (kind) {
+    case StoreKind::memory:
+      return "memory";
+    case StoreKind::sqlite:
+      return "sqlite";
+    case StoreKind::redis:
+      return "redis";
   }
+  return "unknown";
+}
 
-  const auto address = parse_bind(bind);
-  if (!address)
-    return fail("--bind: '" + bind + "' is not HOST:PORT or [IPv6]:PORT");
-  config.bind_host = address->host;
-  config.bind_port = address->port;
-  config.auth_mode = *auth::auth_mode_from_string(auth_mode);
+std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv) {
+  GatewayConfig config;
+  config.http.threads = std::max(1u, std::thread::hardware_concurrency());
+  RawFlags raw;
 
-  switch (config.auth_mode) {
-    case auth::AuthMode::token:
-      if (config.auth_token.empty()) {
-        return fail("--auth-token is required in token mode (or set TAU_GATEWAY_AUTH_TOKEN)");
-      }
-      break;
-    case auth::AuthMode::password_session:
-      if (config.auth_password.empty()) {
-        return fail(
-            "--auth-password is required in password-session mode (or set "
-            "TAU_GATEWAY_AUTH_PASSWORD)");
-      }
-      break;
-    case auth::AuthMode::localhost_dev:
-      if (!boost::asio::ip::make_address(config.bind_host).is_loopback()) {
-        return fail("--auth-mode localhost-dev needs a loopback --bind address, not " +
-                    config.bind_host);
-      }
-      break;
-  }
+  CLI::App app{
+      "tau-gateway: authenticated HTTP gateway for external coding agents.\n"
+      "Every flag can also be set with the environment variable shown (the flag wins).",
+      std::string(kProgram)};
+  app.get_formatter()->column_width(44);
+  declare_listen_flags(app, config, raw);
+  declare_auth_flags(app, config.auth, raw);
+  declare_session_flags(app, config);
+  declare_sse_flags(app, config.sse);
+  declare_store_flags(app, config, raw);
+  declare_connection_flags(app, config.http);
+  declare_operator_flags(app, config, raw);
+  declare_worker_flags(app, config.worker, raw);
+
+  if (auto exit = parse_command_line(app, argc, argv))
+    return *exit;
+  if (auto problem = validate(config, raw))
+    return fail(*problem);
   return config;
 }
 
 std::string describe(const GatewayConfig& config) {
-  const bool v6 = config.bind_host.find(':') != std::string::npos;
+  const auto& [http, auth, sessions, sse, store, worker, logging] = config;
+  const bool v6 = http.bind_host.find(':') != std::string::npos;
   std::string text;
-  text += "bind=" + (v6 ? "[" + config.bind_host + "]" : config.bind_host) + ":" +
-          std::to_string(config.bind_port);
-  text += " threads=" + std::to_string(config.threads);
-  text += " state_dir=" + config.state_dir;
-  text += " auth_mode=" + std::string(auth::to_string(config.auth_mode));
-  text += std::string(" auth_token=") + (config.auth_token.empty() ? "unset" : "<redacted>");
-  text += std::string(" auth_password=") + (config.auth_password.empty() ? "unset" : "<redacted>");
-  text += " session_ttl_seconds=" + std::to_string(config.session_ttl_seconds);
-  text += " rate_limit_window_seconds=" + std::to_string(config.rate_limit_window_seconds);
-  text += " rate_limit_max_requests=" + std::to_string(config.rate_limit_max_requests);
-  text += " max_input_chars=" + std::to_string(config.max_input_chars);
-  text += " inactivity_timeout_ms=" + std::to_string(config.inactivity_timeout_ms);
-  text += " max_active_sessions=" + std::to_string(config.max_active_sessions);
-  text += " max_events_per_session=" + std::to_string(config.max_events_per_session);
-  text += " sse_retry_ms=" + std::to_string(config.sse_retry_ms);
-  text += " sse_heartbeat_ms=" + std::to_string(config.sse_heartbeat_ms);
-  text += " sse_max_buffered_bytes=" + std::to_string(config.sse_max_buffered_bytes);
-  text += " max_streams=" + std::to_string(config.max_streams);
-  text += " sse_stream_max_ms=" + std::to_string(config.sse_stream_max_ms);
-  text += " store=" + config.store;
-  if (config.store == "sqlite")
-    text += " database=" + config.database_path() + " durability=" + config.durability;
-  if (config.store == "redis") {
-    text += " redis=" + config.redis_address.describe() + " redis_prefix=" + config.redis_prefix;
-    text += " owner_lease_ms=" + std::to_string(config.owner_lease_ms);
-    text += std::string(" redis_password=") +
-            (config.redis_address.password.empty() ? "unset" : "<redacted>");
+  text += "bind=" + (v6 ? "[" + http.bind_host + "]" : http.bind_host) + ":" +
+          std::to_string(http.bind_port);
+  text += " threads=" + std::to_string(http.threads);
+  text += " state_dir=" + store.state_dir;
+  text += " auth_mode=" + std::string(auth::to_string(auth.mode));
+  text += std::string(" auth_token=") + (auth.token.empty() ? "unset" : "<redacted>");
+  text += std::string(" auth_password=") + (auth.password.empty() ? "unset" : "<redacted>");
+  text += " session_ttl_seconds=" + std::to_string(auth.session_ttl_seconds);
+  text += " rate_limit_window_seconds=" + std::to_string(auth.rate_limit_window_seconds);
+  text += " rate_limit_max_requests=" + std::to_string(auth.rate_limit_max_requests);
+  text += " max_input_chars=" + std::to_string(http.max_input_chars);
+  text += " inactivity_timeout_ms=" + std::to_string(sessions.inactivity_timeout_ms);
+  text += " max_active_sessions=" + std::to_string(sessions.max_active);
+  text += " max_events_per_session=" + std::to_string(sessions.max_events);
+  text += " sse_retry_ms=" + std::to_string(sse.retry_ms);
+  text += " sse_heartbeat_ms=" + std::to_string(sse.heartbeat_ms);
+  text += " sse_max_buffered_bytes=" + std::to_string(sse.max_buffered_bytes);
+  text += " max_streams=" + std::to_string(sse.max_streams);
+  text += " sse_stream_max_ms=" + std::to_string(sse.stream_max_ms);
+  text += " store=" + std::string(to_string(store.kind));
+  if (store.kind == StoreKind::sqlite) {
+    text += " database=" + store.database_path() +
+            " durability=" + std::string(store::to_string(store.durability));
   }
-  text += " session_retention_hours=" + std::to_string(config.session_retention_hours);
-  text += " max_connections=" + std::to_string(config.max_connections);
-  text += " header_timeout_ms=" + std::to_string(config.header_timeout_ms);
-  text += " body_timeout_ms=" + std::to_string(config.body_timeout_ms);
-  text += " idle_timeout_ms=" + std::to_string(config.idle_timeout_ms);
-  text += " max_header_bytes=" + std::to_string(config.max_header_bytes);
-  text += " max_target_bytes=" + std::to_string(config.max_target_bytes);
-  text += " log_level=" + config.log_level + " log_format=" + config.log_format;
-  text += std::string(" metrics_public=") + (config.metrics_public ? "true" : "false");
-  text += " worker_command=" + (config.workers_enabled() ? config.worker_command : "none");
-  text += " worker_args=" + std::to_string(config.worker_args.size());
+  if (store.kind == StoreKind::redis) {
+    text += " redis=" + store.redis.describe() + " redis_prefix=" + store.redis_prefix;
+    text += " owner_lease_ms=" + std::to_string(store.owner_lease_ms);
+    text +=
+        std::string(" redis_password=") + (store.redis.password.empty() ? "unset" : "<redacted>");
+  }
+  text += " session_retention_hours=" + std::to_string(sessions.retention_hours);
+  text += " max_connections=" + std::to_string(http.max_connections);
+  text += " header_timeout_ms=" + std::to_string(http.header_timeout_ms);
+  text += " body_timeout_ms=" + std::to_string(http.body_timeout_ms);
+  text += " idle_timeout_ms=" + std::to_string(http.idle_timeout_ms);
+  text += " max_header_bytes=" + std::to_string(http.max_header_bytes);
+  text += " max_target_bytes=" + std::to_string(http.max_target_bytes);
+  text += " log_level=" + std::string(log_level_name(logging.level)) +
+          " log_format=" + std::string(log_format_name(logging.format));
+  text += std::string(" metrics_public=") + (auth.metrics_public ? "true" : "false");
+  text += " worker_command=" + (worker.enabled() ? worker.command : "none");
+  text += " worker_args=" + std::to_string(worker.args.size());
   // Worker environment values may be secrets: only their names are shown.
   text += " worker_env=";
-  for (const auto& [name, value] : config.worker_env)
+  for (const auto& [name, value] : worker.env)
     text += name + "=<redacted>,";
-  text += " workspace_root=" + config.workspace_root;
-  text += " worker_kill_grace_ms=" + std::to_string(config.worker_kill_grace_ms);
-  text += " worker_max_line_bytes=" + std::to_string(config.worker_max_line_bytes);
+  text += " workspace_root=" + worker.workspace_root;
+  text += " worker_kill_grace_ms=" + std::to_string(worker.kill_grace_ms);
+  text += " worker_max_line_bytes=" + std::to_string(worker.max_line_bytes);
   return text;
 }
 

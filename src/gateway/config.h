@@ -1,58 +1,45 @@
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <cstdint>
-#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "redis/redis_client.h"
-
 #include "auth/authenticator.h"
+#include "gateway/logging.h"
+#include "redis/redis_client.h"
+#include "store/sqlite_store.h"
 
 namespace tau::gateway {
 
-struct GatewayConfig {
+// The gateway's configuration, grouped by concern. Every value here has been checked once, by
+// parse_config: kinds are enums, addresses are parsed and cross-checks (e.g. token mode has a
+// token) have passed, so nothing downstream parses or re-checks a flag's text.
+//
+// Groups, and the flags that fill them:
+//   http      listening and connection hygiene: --bind, --threads, --max-input-chars,
+//             --max-connections, --*-timeout-ms, --max-header-bytes, --max-target-bytes
+//   auth      who may call and how often: --auth-*, --session-ttl-seconds, --rate-limit-*
+//             (the limit is per authenticated principal) and --metrics-public
+//   sessions  limits of the session pool: --inactivity-timeout-ms, --max-active-sessions,
+//             --max-events-per-session, --session-retention-hours
+//   sse       follow streams: --sse-*, --max-streams
+//   store     where state lives: --state-dir, --store (kind and Redis URL), --redis-*,
+//             --owner-lease-ms, --durability
+//   worker    worker mode: --worker-*, --workspace-root
+//   logging   --log-level, --log-format
+
+struct HttpSettings {
   std::string bind_host = "127.0.0.1";
   std::uint16_t bind_port = 8787;
-  unsigned threads = 1;
-  std::string state_dir = ".tau/gateway";
-  auth::AuthMode auth_mode = auth::AuthMode::token;
-  std::string auth_token;
-  std::string auth_password;
-  std::int64_t session_ttl_seconds = 3600;
-  std::int64_t rate_limit_window_seconds = 60;
-  std::uint64_t rate_limit_max_requests = 120;
+  unsigned threads = 1;  // I/O threads
+  // Session input size limit; request bodies larger than 8x this many bytes are refused (413).
   std::uint64_t max_input_chars = 32000;
-  std::int64_t inactivity_timeout_ms = 600000;
-  std::uint64_t max_active_sessions = 16;
-  std::uint64_t max_events_per_session = 256;
-  std::int64_t sse_retry_ms = 3000;
-  std::int64_t sse_heartbeat_ms = 15000;
-  std::uint64_t sse_max_buffered_bytes = 1024 * 1024;
-  std::uint64_t max_streams = 10000;
-  std::int64_t sse_stream_max_ms = 0;  // 0: follow streams stay open until the session ends
-
-  // Storage: "sqlite" (a journal at <state-dir>/gateway.db), "memory" (nothing survives) or
-  // "redis" (a pool shared by several gateways, at `redis_address`).
-  std::string store = "sqlite";
-  redis::RedisAddress redis_address;
-  std::string redis_prefix = "tau:gw:";
-  std::int64_t owner_lease_ms = 15000;
-  std::string durability = "normal";  // sqlite: normal | full
-  std::int64_t session_retention_hours = 168;
-  std::string database_path() const { return state_dir + "/gateway.db"; }
-
-  // Worker mode: with a command, each new session starts one supervised process.
-  std::string worker_command;
-  std::vector<std::string> worker_args;
-  std::vector<std::pair<std::string, std::string>> worker_env;
-  std::string workspace_root;  // default: <state-dir>/workspaces
-  std::int64_t worker_kill_grace_ms = 5000;
-  std::uint64_t worker_max_line_bytes = 65536;
-  bool workers_enabled() const { return !worker_command.empty(); }
-
+  std::uint64_t max_body_bytes() const { return max_input_chars * 8; }
   // Connection hygiene (see http::ServerOptions).
   std::uint64_t max_connections = 20000;
   std::int64_t header_timeout_ms = 10000;
@@ -60,14 +47,75 @@ struct GatewayConfig {
   std::int64_t idle_timeout_ms = 60000;
   std::uint64_t max_header_bytes = 16 * 1024;
   std::uint64_t max_target_bytes = 8 * 1024;
+};
 
-  // Operator surfaces.
-  std::string log_level = "info";   // trace | debug | info | warn | error | critical | off
-  std::string log_format = "json";  // json | text
-  bool metrics_public = false;      // GET /metrics without a bearer token
+struct AuthSettings {
+  auth::AuthMode mode = auth::AuthMode::token;
+  std::string token;     // token mode; never empty there
+  std::string password;  // password-session mode; never empty there
+  std::int64_t session_ttl_seconds = 3600;
+  std::int64_t rate_limit_window_seconds = 60;
+  std::uint64_t rate_limit_max_requests = 120;
+  bool metrics_public = false;  // GET /metrics without a bearer token
 
-  // Request bodies larger than this are refused with 413.
-  std::uint64_t max_body_bytes() const { return max_input_chars * 8; }
+  // What the authenticator needs of this.
+  auth::AuthConfig authenticator() const { return {mode, token, password, session_ttl_seconds}; }
+};
+
+struct SessionSettings {
+  std::int64_t inactivity_timeout_ms = 600000;
+  std::uint64_t max_active = 16;
+  std::uint64_t max_events = 256;  // events kept for replay per session
+  std::int64_t retention_hours = 168;
+};
+
+struct SseSettings {
+  std::int64_t retry_ms = 3000;
+  std::int64_t heartbeat_ms = 15000;
+  std::uint64_t max_buffered_bytes = 1024 * 1024;
+  std::uint64_t max_streams = 10000;
+  std::int64_t stream_max_ms = 0;  // 0: follow streams stay open until the session ends
+};
+
+// sqlite: a journal at <state-dir>/gateway.db; memory: nothing survives; redis: a pool shared by
+// several gateways.
+enum class StoreKind { memory, sqlite, redis };
+std::string_view to_string(StoreKind kind);
+
+struct StoreSettings {
+  std::string state_dir = ".tau/gateway";
+  StoreKind kind = StoreKind::sqlite;
+  store::Durability durability = store::Durability::normal;  // sqlite only
+  redis::RedisAddress redis;                                 // redis only, password included
+  std::string redis_prefix = "tau:gw:";                      // redis only; never empty there
+  std::int64_t owner_lease_ms = 15000;                       // redis only
+  std::string database_path() const { return state_dir + "/gateway.db"; }
+};
+
+// With a command, each new session starts one supervised process.
+struct WorkerSettings {
+  std::string command;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string workspace_root;  // parse_config's default: <state-dir>/workspaces
+  std::int64_t kill_grace_ms = 5000;
+  std::uint64_t max_line_bytes = 65536;
+  bool enabled() const { return !command.empty(); }
+};
+
+struct LoggingSettings {
+  spdlog::level::level_enum level = spdlog::level::info;
+  LogFormat format = LogFormat::json;
+};
+
+struct GatewayConfig {
+  HttpSettings http;
+  AuthSettings auth;
+  SessionSettings sessions;
+  SseSettings sse;
+  StoreSettings store;
+  WorkerSettings worker;
+  LoggingSettings logging;
 };
 
 // What parsing the command line decided: run with a config, or exit with a code (after --help
@@ -78,7 +126,7 @@ struct ExitRequest {
 
 // Parses flags, with TAU_GATEWAY_<FLAG> environment variables as fallbacks (a flag wins), and
 // checks the combinations (e.g. token mode needs a token). Errors are printed as one line on
-// stderr naming the flag.
+// stderr naming the flag, with exit code 2.
 std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv);
 
 // The effective configuration as one line, with secrets redacted.

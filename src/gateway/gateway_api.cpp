@@ -52,13 +52,13 @@ http::StringResponse error_response(unsigned status, std::string_view code,
 
 http::ServerOptions server_options(const GatewayConfig& config) {
   http::ServerOptions options;
-  options.header_timeout = std::chrono::milliseconds(config.header_timeout_ms);
-  options.body_timeout = std::chrono::milliseconds(config.body_timeout_ms);
-  options.idle_timeout = std::chrono::milliseconds(config.idle_timeout_ms);
-  options.max_header_bytes = config.max_header_bytes;
-  options.max_target_bytes = config.max_target_bytes;
-  options.max_connections = config.max_connections;
-  options.connection_strands = config.threads > 1;
+  options.header_timeout = std::chrono::milliseconds(config.http.header_timeout_ms);
+  options.body_timeout = std::chrono::milliseconds(config.http.body_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(config.http.idle_timeout_ms);
+  options.max_header_bytes = config.http.max_header_bytes;
+  options.max_target_bytes = config.http.max_target_bytes;
+  options.max_connections = config.http.max_connections;
+  options.connection_strands = config.http.threads > 1;
   options.refusal = [](unsigned status, std::string_view code, std::string_view message) {
     return error_response(status, code, message);
   };
@@ -86,8 +86,8 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
       launcher_(pool, workers),
-      stream_settings_{config.sse_retry_ms, config.sse_heartbeat_ms, config.sse_max_buffered_bytes,
-                       config.sse_stream_max_ms},
+      stream_settings_{config.sse.retry_ms, config.sse.heartbeat_ms, config.sse.max_buffered_bytes,
+                       config.sse.stream_max_ms},
       status_page_(pool, authenticator, rate_limiter, workers, streams_),
       metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
@@ -118,7 +118,7 @@ void GatewayApi::add_routes() {
         {.json_handler = &GatewayApi::readyz, .authenticated = false, .rate_limited = false});
   route(verb::get, paths::metrics,
         {.raw_handler = &GatewayApi::metrics,
-         .authenticated = !config_.metrics_public,
+         .authenticated = !config_.auth.metrics_public,
          .rate_limited = false});
   auto asset = [](std::string_view content_type, std::string_view body) {
     return RouteSpec{.raw_handler =
@@ -263,7 +263,7 @@ std::string GatewayApi::authorize(const RouteSpec& spec, RequestContext& context
 
 asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
                                                     RequestContext& context) {
-  const auto limit = static_cast<std::size_t>(config_.max_body_bytes());
+  const auto limit = static_cast<std::size_t>(config_.http.max_body_bytes());
   auto body = co_await exchange.read_body(limit);
   if (!body) {
     throw ApiError(413, "input_too_large",
@@ -527,10 +527,10 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
   std::optional<StreamSlot> follow_slot;
   if (request.follow) {
     follow_slot.emplace(streams_.follow);
-    if (follow_slot->count() > config_.max_streams) {
+    if (follow_slot->count() > config_.sse.max_streams) {
       throw ApiError(503, "stream_limit_reached",
                      "the gateway already serves the maximum of " +
-                         std::to_string(config_.max_streams) + " follow streams");
+                         std::to_string(config_.sse.max_streams) + " follow streams");
     }
   }
   StreamSlot open_slot(streams_.open);

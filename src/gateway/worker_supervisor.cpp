@@ -133,7 +133,7 @@ WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionService&
     : io_(io),
       pool_(pool),
       config_(config),
-      enabled_(config.workers_enabled()),
+      enabled_(config.worker.enabled()),
       // Each worker's calls are made in order (a strand), so a few threads serve many workers.
       recorder_calls_(enabled_ && pool.calls_block(), 2) {}
 
@@ -167,13 +167,13 @@ bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
 
 void WorkerSupervisor::start(const core::SessionSnapshot& session) {
   const std::filesystem::path directory =
-      std::filesystem::path(config_.workspace_root) / session.workspace_id;
+      std::filesystem::path(config_.worker.workspace_root) / session.workspace_id;
   try {
     std::filesystem::create_directories(directory);
-    worker::WorkerCommand command{config_.worker_command, config_.worker_args, config_.worker_env};
+    worker::WorkerCommand command{config_.worker.command, config_.worker.args, config_.worker.env};
     worker::WorkerOptions options;
-    options.kill_grace = std::chrono::milliseconds(config_.worker_kill_grace_ms);
-    options.max_line_bytes = config_.worker_max_line_bytes;
+    options.kill_grace = std::chrono::milliseconds(config_.worker.kill_grace_ms);
+    options.max_line_bytes = config_.worker.max_line_bytes;
     const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},
                                        {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
     auto process = worker::WorkerProcess::spawn(
@@ -248,11 +248,11 @@ json::value WorkerSupervisor::status_json() const {
   if (!enabled_)
     return nullptr;
   json::array args;
-  for (const auto& arg : config_.worker_args)
+  for (const auto& arg : config_.worker.args)
     args.emplace_back(arg);
   const Counts now = counts();
   return json::object{
-      {"command", config_.worker_command},
+      {"command", config_.worker.command},
       {"args", std::move(args)},
       {"running", now.running},
       {"exited", now.exited},

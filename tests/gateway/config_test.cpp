@@ -110,21 +110,21 @@ TEST_F(ConfigTest, Defaults) {
   const auto config = parse_ok({"--auth-token", "tok"});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->bind_host, "127.0.0.1");
-  EXPECT_EQ(config->bind_port, 8787);
-  EXPECT_EQ(config->threads, std::max(1u, std::thread::hardware_concurrency()));
-  EXPECT_EQ(config->state_dir, ".tau/gateway");
-  EXPECT_EQ(config->auth_mode, auth::AuthMode::token);
-  EXPECT_EQ(config->auth_token, "tok");
-  EXPECT_EQ(config->auth_password, "");
-  EXPECT_EQ(config->session_ttl_seconds, 3600);
-  EXPECT_EQ(config->rate_limit_window_seconds, 60);
-  EXPECT_EQ(config->rate_limit_max_requests, 120u);
-  EXPECT_EQ(config->max_input_chars, 32000u);
-  EXPECT_EQ(config->max_body_bytes(), 256000u);
-  EXPECT_EQ(config->inactivity_timeout_ms, 600000);
-  EXPECT_EQ(config->max_active_sessions, 16u);
-  EXPECT_EQ(config->max_events_per_session, 256u);
+  EXPECT_EQ(config->http.bind_host, "127.0.0.1");
+  EXPECT_EQ(config->http.bind_port, 8787);
+  EXPECT_EQ(config->http.threads, std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(config->store.state_dir, ".tau/gateway");
+  EXPECT_EQ(config->auth.mode, auth::AuthMode::token);
+  EXPECT_EQ(config->auth.token, "tok");
+  EXPECT_EQ(config->auth.password, "");
+  EXPECT_EQ(config->auth.session_ttl_seconds, 3600);
+  EXPECT_EQ(config->auth.rate_limit_window_seconds, 60);
+  EXPECT_EQ(config->auth.rate_limit_max_requests, 120u);
+  EXPECT_EQ(config->http.max_input_chars, 32000u);
+  EXPECT_EQ(config->http.max_body_bytes(), 256000u);
+  EXPECT_EQ(config->sessions.inactivity_timeout_ms, 600000);
+  EXPECT_EQ(config->sessions.max_active, 16u);
+  EXPECT_EQ(config->sessions.max_events, 256u);
 }
 
 TEST_F(ConfigTest, EveryFlagIsApplied) {
@@ -154,29 +154,29 @@ TEST_F(ConfigTest, EveryFlagIsApplied) {
                                 "9"});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->bind_host, "127.0.0.1");
-  EXPECT_EQ(config->bind_port, 9100);
-  EXPECT_EQ(config->threads, 3u);
-  EXPECT_EQ(config->state_dir, "/tmp/tau-state");
-  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
-  EXPECT_EQ(config->auth_password, "pw");
-  EXPECT_EQ(config->session_ttl_seconds, 120);
-  EXPECT_EQ(config->rate_limit_window_seconds, 10);
-  EXPECT_EQ(config->rate_limit_max_requests, 5u);
-  EXPECT_EQ(config->max_input_chars, 100u);
-  EXPECT_EQ(config->max_body_bytes(), 800u);
-  EXPECT_EQ(config->inactivity_timeout_ms, 2500);
-  EXPECT_EQ(config->max_active_sessions, 2u);
-  EXPECT_EQ(config->max_events_per_session, 9u);
+  EXPECT_EQ(config->http.bind_host, "127.0.0.1");
+  EXPECT_EQ(config->http.bind_port, 9100);
+  EXPECT_EQ(config->http.threads, 3u);
+  EXPECT_EQ(config->store.state_dir, "/tmp/tau-state");
+  EXPECT_EQ(config->auth.mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth.password, "pw");
+  EXPECT_EQ(config->auth.session_ttl_seconds, 120);
+  EXPECT_EQ(config->auth.rate_limit_window_seconds, 10);
+  EXPECT_EQ(config->auth.rate_limit_max_requests, 5u);
+  EXPECT_EQ(config->http.max_input_chars, 100u);
+  EXPECT_EQ(config->http.max_body_bytes(), 800u);
+  EXPECT_EQ(config->sessions.inactivity_timeout_ms, 2500);
+  EXPECT_EQ(config->sessions.max_active, 2u);
+  EXPECT_EQ(config->sessions.max_events, 9u);
 }
 
 TEST_F(ConfigTest, EqualsSignSyntaxWorks) {
   const auto config = parse_ok({"--auth-token=tok", "--threads=2", "--bind=127.0.0.1:1"});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->auth_token, "tok");
-  EXPECT_EQ(config->threads, 2u);
-  EXPECT_EQ(config->bind_port, 1);
+  EXPECT_EQ(config->auth.token, "tok");
+  EXPECT_EQ(config->http.threads, 2u);
+  EXPECT_EQ(config->http.bind_port, 1);
 }
 
 TEST_F(ConfigTest, RangeBoundsAreAccepted) {
@@ -185,15 +185,15 @@ TEST_F(ConfigTest, RangeBoundsAreAccepted) {
                              "--session-ttl-seconds", "1", "--rate-limit-window-seconds", "1",
                              "--rate-limit-max-requests", "1", "--max-input-chars", "1"});
   ASSERT_TRUE(low);
-  EXPECT_EQ(low->threads, 1u);
-  EXPECT_EQ(low->max_active_sessions, 1u);
+  EXPECT_EQ(low->http.threads, 1u);
+  EXPECT_EQ(low->sessions.max_active, 1u);
 
   const auto high = parse_ok({"--auth-token", "tok", "--threads", "1024", "--max-active-sessions",
                               "4294967296", "--session-ttl-seconds", "9223372036854775"});
   ASSERT_TRUE(high);
-  EXPECT_EQ(high->threads, 1024u);
-  EXPECT_EQ(high->max_active_sessions, 4294967296u);
-  EXPECT_EQ(high->session_ttl_seconds, 9223372036854775);
+  EXPECT_EQ(high->http.threads, 1024u);
+  EXPECT_EQ(high->sessions.max_active, 4294967296u);
+  EXPECT_EQ(high->auth.session_ttl_seconds, 9223372036854775);
 }
 
 // --- environment fallback ---------------------------------------------------------------------
@@ -213,16 +213,16 @@ TEST_F(ConfigTest, EnvironmentVariablesAreFallbacks) {
   const auto config = parse_ok({});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->auth_token, "env-token");
-  EXPECT_EQ(config->bind_port, 9200);
-  EXPECT_EQ(config->threads, 5u);
-  EXPECT_EQ(config->state_dir, "/tmp/env-state");
-  EXPECT_EQ(config->max_input_chars, 1000u);
-  EXPECT_EQ(config->inactivity_timeout_ms, 1234);
-  EXPECT_EQ(config->max_active_sessions, 7u);
-  EXPECT_EQ(config->max_events_per_session, 11u);
-  EXPECT_EQ(config->rate_limit_window_seconds, 30);
-  EXPECT_EQ(config->rate_limit_max_requests, 40u);
+  EXPECT_EQ(config->auth.token, "env-token");
+  EXPECT_EQ(config->http.bind_port, 9200);
+  EXPECT_EQ(config->http.threads, 5u);
+  EXPECT_EQ(config->store.state_dir, "/tmp/env-state");
+  EXPECT_EQ(config->http.max_input_chars, 1000u);
+  EXPECT_EQ(config->sessions.inactivity_timeout_ms, 1234);
+  EXPECT_EQ(config->sessions.max_active, 7u);
+  EXPECT_EQ(config->sessions.max_events, 11u);
+  EXPECT_EQ(config->auth.rate_limit_window_seconds, 30);
+  EXPECT_EQ(config->auth.rate_limit_max_requests, 40u);
 }
 
 TEST_F(ConfigTest, EnvironmentSelectsPasswordSessionMode) {
@@ -233,9 +233,9 @@ TEST_F(ConfigTest, EnvironmentSelectsPasswordSessionMode) {
   const auto config = parse_ok({});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
-  EXPECT_EQ(config->auth_password, "env-password");
-  EXPECT_EQ(config->session_ttl_seconds, 90);
+  EXPECT_EQ(config->auth.mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth.password, "env-password");
+  EXPECT_EQ(config->auth.session_ttl_seconds, 90);
 }
 
 TEST_F(ConfigTest, FlagWinsOverEnvironment) {
@@ -247,9 +247,9 @@ TEST_F(ConfigTest, FlagWinsOverEnvironment) {
       parse_ok({"--auth-token", "flag-token", "--threads", "2", "--bind", "127.0.0.1:9300"});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->auth_token, "flag-token");
-  EXPECT_EQ(config->threads, 2u);
-  EXPECT_EQ(config->bind_port, 9300);
+  EXPECT_EQ(config->auth.token, "flag-token");
+  EXPECT_EQ(config->http.threads, 2u);
+  EXPECT_EQ(config->http.bind_port, 9300);
 }
 
 TEST_F(ConfigTest, InvalidEnvironmentValueIsAnError) {
@@ -361,21 +361,21 @@ TEST_F(ConfigTest, MalformedBindAddressesAreErrors) {
 TEST_F(ConfigTest, Ipv4BindAddresses) {
   const auto any = parse_ok({"--auth-token", "tok", "--bind", "0.0.0.0:0"});
   ASSERT_TRUE(any);
-  EXPECT_EQ(any->bind_host, "0.0.0.0");
-  EXPECT_EQ(any->bind_port, 0);
+  EXPECT_EQ(any->http.bind_host, "0.0.0.0");
+  EXPECT_EQ(any->http.bind_port, 0);
 
   const auto highest_port = parse_ok({"--auth-token", "tok", "--bind", "10.1.2.3:65535"});
   ASSERT_TRUE(highest_port);
-  EXPECT_EQ(highest_port->bind_host, "10.1.2.3");
-  EXPECT_EQ(highest_port->bind_port, 65535);
+  EXPECT_EQ(highest_port->http.bind_host, "10.1.2.3");
+  EXPECT_EQ(highest_port->http.bind_port, 65535);
 }
 
 TEST_F(ConfigTest, BracketedIpv6BindAddress) {
   const auto config = parse_ok({"--auth-token", "tok", "--bind", "[::1]:0"});
   ASSERT_TRUE(config);
 
-  EXPECT_EQ(config->bind_host, "::1");
-  EXPECT_EQ(config->bind_port, 0);
+  EXPECT_EQ(config->http.bind_host, "::1");
+  EXPECT_EQ(config->http.bind_port, 0);
   EXPECT_NE(describe(*config).find("bind=[::1]:0"), std::string::npos) << describe(*config);
 }
 
@@ -398,7 +398,7 @@ TEST_F(ConfigTest, PasswordSessionModeNeedsAPassword) {
 
   const auto config = parse_ok({"--auth-mode", "password-session", "--auth-password", "pw"});
   ASSERT_TRUE(config);
-  EXPECT_EQ(config->auth_mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth.mode, auth::AuthMode::password_session);
 }
 
 TEST_F(ConfigTest, LocalhostDevModeNeedsALoopbackBind) {
@@ -409,7 +409,7 @@ TEST_F(ConfigTest, LocalhostDevModeNeedsALoopbackBind) {
 
   const auto v4 = parse_ok({"--auth-mode", "localhost-dev", "--bind", "127.0.0.1:0"});
   ASSERT_TRUE(v4);
-  EXPECT_EQ(v4->auth_mode, auth::AuthMode::localhost_dev);
+  EXPECT_EQ(v4->auth.mode, auth::AuthMode::localhost_dev);
 
   EXPECT_TRUE(parse_ok({"--auth-mode", "localhost-dev", "--bind", "[::1]:0"}));
   // The default bind address is loopback, and no credential is needed.
@@ -450,8 +450,8 @@ TEST_F(ConfigTest, DescribeRedactsThePassword) {
 
 TEST_F(ConfigTest, DescribeNeverShowsSecretsEvenWhenBothAreSet) {
   GatewayConfig config;
-  config.auth_token = "token-7f3a9c";
-  config.auth_password = "password-51be02";
+  config.auth.token = "token-7f3a9c";
+  config.auth.password = "password-51be02";
 
   const std::string text = describe(config);
 
@@ -463,13 +463,13 @@ TEST_F(ConfigTest, DescribeNeverShowsSecretsEvenWhenBothAreSet) {
 
 TEST_F(ConfigTest, DescribeListsEveryLimit) {
   GatewayConfig config;
-  config.session_ttl_seconds = 11;
-  config.rate_limit_window_seconds = 12;
-  config.rate_limit_max_requests = 13;
-  config.max_input_chars = 14;
-  config.inactivity_timeout_ms = 15;
-  config.max_active_sessions = 16;
-  config.max_events_per_session = 17;
+  config.auth.session_ttl_seconds = 11;
+  config.auth.rate_limit_window_seconds = 12;
+  config.auth.rate_limit_max_requests = 13;
+  config.http.max_input_chars = 14;
+  config.sessions.inactivity_timeout_ms = 15;
+  config.sessions.max_active = 16;
+  config.sessions.max_events = 17;
 
   const std::string text = describe(config);
 

@@ -24,10 +24,10 @@ using Route = std::pair<std::string, std::string>;  // (METHOD, path template)
 
 std::set<Route> registered_routes() {
   GatewayConfig config;
-  config.auth_mode = auth::AuthMode::localhost_dev;
+  config.auth.mode = auth::AuthMode::localhost_dev;
   auto clock = [] { return std::int64_t{0}; };
   bridge::SessionPool pool(bridge::PoolLimits{}, clock);
-  auth::Authenticator authenticator(auth::AuthConfig{config.auth_mode, "", "", 60}, clock);
+  auth::Authenticator authenticator(auth::AuthConfig{config.auth.mode, "", "", 60}, clock);
   auth::LocalRateLimiter rate_limiter(60, 100, clock);
   boost::asio::io_context io;
   WorkerSupervisor workers(io, pool, config);

@@ -54,9 +54,9 @@ class TempDir {
 // Worker mode with `command` (none: worker mode off), workspaces in a directory of the test's.
 GatewayConfig worker_config(const std::string& command, const std::string& workspace_root) {
   GatewayConfig config;
-  config.worker_command = command;
-  config.workspace_root = workspace_root;
-  config.worker_kill_grace_ms = 500;
+  config.worker.command = command;
+  config.worker.workspace_root = workspace_root;
+  config.worker.kill_grace_ms = 500;
   return config;
 }
 
@@ -96,7 +96,7 @@ class Launcher {
   SessionLauncher* operator->() { return &launcher_; }
   bridge::SessionPool& pool() { return pool_; }
   WorkerSupervisor& workers() { return workers_; }
-  const std::string& workspace_root() const { return config_.workspace_root; }
+  const std::string& workspace_root() const { return config_.worker.workspace_root; }
 
   std::vector<core::SessionEvent> events(const std::string& session_id) {
     std::vector<core::SessionEvent> result;

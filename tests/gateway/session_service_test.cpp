@@ -205,13 +205,13 @@ class IoContext : public asio::io_context {
 gateway::GatewayConfig make_config(const std::string& worker_command,
                                    const std::string& workspace_root) {
   gateway::GatewayConfig config;
-  config.auth_mode = auth::AuthMode::localhost_dev;
-  config.threads = 2;
-  config.rate_limit_max_requests = 1000000;
-  config.sse_heartbeat_ms = 200;
-  config.worker_command = worker_command;
-  config.workspace_root = workspace_root;
-  config.worker_kill_grace_ms = 500;
+  config.auth.mode = auth::AuthMode::localhost_dev;
+  config.http.threads = 2;
+  config.auth.rate_limit_max_requests = 1000000;
+  config.sse.heartbeat_ms = 200;
+  config.worker.command = worker_command;
+  config.worker.workspace_root = workspace_root;
+  config.worker.kill_grace_ms = 500;
   return config;
 }
 
@@ -227,8 +227,8 @@ class InProcessGateway {
               gateway::encode_event_frame, store_),
         io_(2),
         sessions_(pool_, io_),
-        authenticator_(auth::AuthConfig{config_.auth_mode, "", "", 60}, core::system_clock_unix_ms),
-        rate_limiter_(60, config_.rate_limit_max_requests, core::system_clock_unix_ms),
+        authenticator_(auth::AuthConfig{config_.auth.mode, "", "", 60}, core::system_clock_unix_ms),
+        rate_limiter_(60, config_.auth.rate_limit_max_requests, core::system_clock_unix_ms),
         workers_(io_, sessions_, config_),
         api_(config_, sessions_, authenticator_, rate_limiter_, workers_) {
     store_->load();

@@ -1,7 +1,13 @@
 // Start-up: flag parsing, environment fallbacks and the refusals, against the real binary.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "support/gateway_process.h"
 #include "support/http_client.h"
@@ -82,6 +88,60 @@ TEST(Startup, CreatesTheStateDirectory) {
   const std::string state_dir = parent.path() + "/nested/state";
   GatewayProcess gateway({"--auth-mode", "localhost-dev", "--state-dir", state_dir});
   EXPECT_TRUE(std::filesystem::is_directory(state_dir));
+}
+
+TEST(Startup, ExitsWithOneWhenTheStateDirectoryCannotBeCreated) {
+  TempDir parent;
+  std::ofstream(parent.path() + "/file") << "not a directory";
+  const auto result = run_gateway_to_exit(
+      {"--auth-mode", "localhost-dev", "--state-dir", parent.path() + "/file/state"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.stderr_text.find("\"level\":\"critical\""), std::string::npos)
+      << result.stderr_text;
+  EXPECT_NE(result.stderr_text.find("cannot create --state-dir " + parent.path() + "/file/state"),
+            std::string::npos)
+      << result.stderr_text;
+}
+
+TEST(Startup, ExitsWithOneWhenThePortIsTaken) {
+  GatewayProcess first;
+  TempDir state;
+  const std::string port = std::to_string(first.port());
+  const auto second =
+      run_gateway_to_exit({"--auth-mode", "localhost-dev", "--store", "memory", "--state-dir",
+                           state.path(), "--bind", "127.0.0.1:" + port});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.stderr_text.find("cannot listen on 127.0.0.1 port " + port), std::string::npos)
+      << second.stderr_text;
+  // Every line queued before the exit is written.
+  EXPECT_NE(second.stderr_text.find("configuration:"), std::string::npos) << second.stderr_text;
+  EXPECT_EQ(HttpClient(first.port()).get("/healthz").status, 200u);
+}
+
+TEST(Startup, SigintStopsTheGatewayLikeSigterm) {
+  TempDir state;
+  int err[2];
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  const pid_t pid = spawn_process({TAU_GATEWAY_BINARY, "--auth-mode", "localhost-dev", "--bind",
+                                   "127.0.0.1:0", "--store", "memory", "--state-dir", state.path()},
+                                  {}, -1, err[1]);
+  ::close(err[1]);
+  // Interrupted once it listens (its signal handling is in place by then); stderr ends when it
+  // exits.
+  std::string text;
+  bool interrupted = false;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(err[0], buffer, sizeof buffer)) > 0;) {
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (!interrupted && text.find("listening on") != std::string::npos)
+      interrupted = ::kill(pid, SIGINT) == 0;
+  }
+  ::close(err[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(interrupted) << text;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << text;
+  EXPECT_NE(text.find("signal 2 received; stopping"), std::string::npos) << text;
 }
 
 }  // namespace
