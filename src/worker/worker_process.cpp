@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -66,16 +67,31 @@ std::string resolve_command(const std::string& command) {
   return command;  // not found: spawn() reports ENOENT
 }
 
-// The gateway's environment with `overrides` replacing or adding variables, in order.
-std::vector<std::string> child_environment(const EnvPairs& overrides) {
+// Whether the worker must not see a variable of the gateway's environment.
+bool withheld(std::string_view name, std::string_view value, const WorkerOptions& options) {
+  if (name.starts_with("TAU_GATEWAY_"))
+    return true;  // the gateway's own settings, its secrets among them
+  if (options.clear_environment && name != "PATH" && name != "HOME" && name != "LANG")
+    return true;
+  return std::any_of(options.withheld_values.begin(), options.withheld_values.end(),
+                     [&](const std::string& secret) { return !secret.empty() && secret == value; });
+}
+
+// The gateway's environment less what `options` withholds, with `overrides` replacing or adding
+// variables, in order.
+std::vector<std::string> child_environment(const EnvPairs& overrides,
+                                           const WorkerOptions& options) {
   std::vector<std::string> result;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const std::string_view variable(*entry);
-    const std::string_view key = variable.substr(0, variable.find('='));
+    const auto equals = variable.find('=');
+    const std::string_view key = variable.substr(0, equals);
+    const std::string_view value =
+        equals == std::string_view::npos ? std::string_view() : variable.substr(equals + 1);
     bool overridden = false;
-    for (const auto& [name, value] : overrides)
+    for (const auto& [name, ignored] : overrides)
       overridden = overridden || name == key;
-    if (!overridden)
+    if (!overridden && !withheld(key, value, options))
       result.emplace_back(variable);
   }
   // A name given twice is set once, to its last value: with both in the environment, which one a
@@ -123,7 +139,7 @@ struct ExecPlan {
 };
 
 ExecPlan prepare(const WorkerCommand& command, const std::string& working_dir,
-                 const EnvPairs& extra_env) {
+                 const EnvPairs& extra_env, const WorkerOptions& options) {
   ExecPlan plan;
   plan.executable = resolve_command(command.command);
   // Not found in PATH: execve would look for the bare name in the working directory.
@@ -135,7 +151,7 @@ ExecPlan prepare(const WorkerCommand& command, const std::string& working_dir,
   plan.args.insert(plan.args.end(), command.args.begin(), command.args.end());
   EnvPairs overrides = command.env;
   overrides.insert(overrides.end(), extra_env.begin(), extra_env.end());
-  plan.environment = child_environment(overrides);
+  plan.environment = child_environment(overrides, options);
   plan.argv = pointers_to(plan.args);
   plan.envp = pointers_to(plan.environment);
   plan.working_dir = working_dir;
@@ -259,7 +275,7 @@ std::string ExitStatus::describe() const {
 std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     asio::any_io_executor strand, const WorkerCommand& command, const std::string& working_dir,
     const EnvPairs& extra_env, WorkerOptions options, std::shared_ptr<WorkerListener> listener) {
-  const ExecPlan plan = prepare(command, working_dir, extra_env);
+  const ExecPlan plan = prepare(command, working_dir, extra_env, options);
   SpawnPipes pipes = open_pipes(command);
   const pid_t pid = ::fork();
   if (pid == 0)

@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,11 +27,27 @@ struct WorkerCommand {
   EnvPairs env;  // added to (and overriding) the gateway's environment
 };
 
+// Limits set on the worker (soft and hard) before it is exec'd; unset ones are inherited.
+struct ResourceLimits {
+  std::optional<std::uint64_t> address_space_bytes;  // RLIMIT_AS
+  std::optional<std::uint64_t> open_files;           // RLIMIT_NOFILE
+  // RLIMIT_NPROC: counts every process of the worker's user, not only the worker's own, and
+  // does not bind root.
+  std::optional<std::uint64_t> processes;
+};
+
 struct WorkerOptions {
   std::chrono::milliseconds kill_grace{5000};
   std::size_t max_line_bytes = 65536;
   // Follow-up bytes waiting for a worker that does not read its stdin.
   std::size_t max_stdin_backlog_bytes = 1024 * 1024;
+
+  // The worker's environment is the gateway's, minus every TAU_GATEWAY_* variable and every
+  // variable whose value equals one of `withheld_values` (the gateway's secrets; empty ones are
+  // ignored), plus the command's pairs, plus the session's. With `clear_environment` only PATH,
+  // HOME and LANG are taken from the gateway's (and still only if not withheld).
+  std::vector<std::string> withheld_values;
+  bool clear_environment = false;
 };
 
 struct ExitStatus {

@@ -416,6 +416,104 @@ TEST_F(WorkerProcessTest, SeesTheEnvironmentWithOverrides) {
                    "overridden=from-command", "both=from-extra", "entries=2"}));
 }
 
+// Sets environment variables for one test and puts back what was there before.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::vector<std::pair<std::string, std::string>>& variables) {
+    for (const auto& [name, value] : variables) {
+      const char* old = std::getenv(name.c_str());
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      EXPECT_EQ(::setenv(name.c_str(), value.c_str(), 1), 0) << name;
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old)
+        ::setenv(name.c_str(), old->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// The environment /usr/bin/env reports when started as a worker, as name -> value.
+std::map<std::string, std::string> as_environment(const Lines& lines) {
+  std::map<std::string, std::string> variables;
+  for (const auto& line : lines) {
+    const auto equals = line.find('=');
+    variables[line.substr(0, equals)] = equals == std::string::npos ? "" : line.substr(equals + 1);
+  }
+  return variables;
+}
+
+TEST_F(WorkerProcessTest, GatewayVariablesAndWithheldSecretsAreNotInherited) {
+  const ScopedEnv env({{"TAU_GATEWAY_AUTH_TOKEN", "token-secret"},
+                       {"TAU_GATEWAY_AUTH_PASSWORD", "password-secret"},
+                       {"TAU_GATEWAY_REDIS_PASSWORD", "redis-secret"},
+                       {"TAU_GATEWAY_BIND_PORT", "8787"},
+                       {"TAU_TEST_COPY_OF_TOKEN", "token-secret"},
+                       {"TAU_TEST_COPY_OF_REDIS", "redis-secret"},
+                       {"TAU_TEST_CONTAINS_TOKEN", "x-token-secret-x"},
+                       {"TAU_TEST_EMPTY", ""},
+                       {"TAU_TEST_PLAIN", "plain"}});
+  WorkerOptions options;
+  options.withheld_values = {"token-secret", "", "redis-secret"};
+  auto recorder = std::make_shared<Recorder>();
+  const WorkerCommand command{
+      "/usr/bin/env",
+      {},
+      {{"TAU_TEST_EXPLICIT", "explicit"}, {"TAU_TEST_EXPLICIT_SECRET", "redis-secret"}}};
+  spawn_only(command, recorder, options, {{"TAU_WORKSPACE_ID", "ws-1"}})->start();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(status->success()) << status->describe();
+  const auto variables = as_environment(recorder->stdout_lines());
+  for (const auto& [name, value] : variables) {
+    EXPECT_NE(name.rfind("TAU_GATEWAY_", 0), 0u) << name << "=" << value;
+    if (name != "TAU_TEST_EXPLICIT_SECRET") {
+      EXPECT_NE(value, "token-secret") << name;
+      EXPECT_NE(value, "redis-secret") << name;
+    }
+  }
+  EXPECT_FALSE(variables.contains("TAU_TEST_COPY_OF_TOKEN"));
+  EXPECT_FALSE(variables.contains("TAU_TEST_COPY_OF_REDIS"));
+  // Equality, not substring; an empty secret withholds nothing.
+  EXPECT_EQ(variables.at("TAU_TEST_CONTAINS_TOKEN"), "x-token-secret-x");
+  EXPECT_EQ(variables.at("TAU_TEST_EMPTY"), "");
+  EXPECT_EQ(variables.at("TAU_TEST_PLAIN"), "plain");
+  // What the operator passes explicitly is the worker's: only the inherited values are filtered.
+  EXPECT_EQ(variables.at("TAU_TEST_EXPLICIT"), "explicit");
+  EXPECT_EQ(variables.at("TAU_TEST_EXPLICIT_SECRET"), "redis-secret");
+  EXPECT_EQ(variables.at("TAU_WORKSPACE_ID"), "ws-1");
+  EXPECT_EQ(variables.at("PATH"), std::getenv("PATH"));
+}
+
+TEST_F(WorkerProcessTest, ClearEnvironmentKeepsOnlyPathHomeLangAndTheGivenPairs) {
+  const ScopedEnv env({{"HOME", "/home/tau-test"},
+                       {"LANG", "C.UTF-8"},
+                       {"TAU_TEST_PLAIN", "plain"},
+                       {"TAU_GATEWAY_AUTH_TOKEN", "token-secret"}});
+  WorkerOptions options;
+  options.clear_environment = true;
+  auto recorder = std::make_shared<Recorder>();
+  const WorkerCommand command{"/usr/bin/env", {}, {{"TAU_TEST_EXPLICIT", "explicit"}}};
+  spawn_only(command, recorder, options, {{"TAU_WORKSPACE_ID", "ws-1"}})->start();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(status->success()) << status->describe();
+  const std::map<std::string, std::string> expected{{"PATH", std::getenv("PATH")},
+                                                    {"HOME", "/home/tau-test"},
+                                                    {"LANG", "C.UTF-8"},
+                                                    {"TAU_TEST_EXPLICIT", "explicit"},
+                                                    {"TAU_WORKSPACE_ID", "ws-1"}};
+  EXPECT_EQ(as_environment(recorder->stdout_lines()), expected);
+}
+
 TEST_F(WorkerProcessTest, ArgumentsArePassedInOrderWithoutAShell) {
   auto [worker, recorder] = run("for a in \"$@\"; do echo \"arg:[$a]\"; done\necho \"count:$#\"",
                                 {}, {"one", "two words", "$HOME", "*", "", "x;y|z", "'quoted'"});
