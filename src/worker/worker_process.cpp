@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,6 +23,7 @@
 #include <filesystem>
 
 #include "worker/output_lines.h"
+#include "worker/supervisor_protocol.h"
 
 extern char** environ;
 
@@ -125,10 +127,12 @@ SpawnError spawn_error(const WorkerCommand& command, int error) {
   return SpawnError("cannot start worker '" + command.command + "': " + os_error(error));
 }
 
+using Limits = std::vector<std::pair<int, rlim_t>>;
+
 // Everything the forked child needs, built before fork: after it, the child may only make
 // async-signal-safe calls (the gateway is multithreaded), so it allocates nothing.
 struct ExecPlan {
-  std::string executable;  // an absolute path
+  std::string executable;  // an absolute path: the worker's, or its supervisor's
   std::vector<std::string> args;
   std::vector<std::string> environment;
   std::vector<char*> argv;  // pointers into `args`, ending with nullptr
@@ -136,26 +140,79 @@ struct ExecPlan {
   std::string working_dir;
   pid_t parent = 0;  // the gateway, which the child checks is still there
   long max_fd = 0;
+  bool supervised = false;  // the supervisor gets the status pipe and applies the limits
+  Limits limits;            // for the child to apply, when it is the worker itself
 };
+
+// The executable `command` names, as an absolute path.
+std::string worker_executable(const WorkerCommand& command) {
+  const std::string executable = resolve_command(command.command);
+  // Not found in PATH: execve would look for the bare name in the working directory.
+  if (executable.find('/') == std::string::npos)
+    throw spawn_error(command, ENOENT);
+  // A relative path means relative to the gateway's directory, not the workspace it runs in.
+  return std::filesystem::absolute(executable).string();
+}
+
+Limits limits_of(const ResourceLimits& rlimits) {
+  Limits limits;
+  if (rlimits.address_space_bytes)
+    limits.emplace_back(RLIMIT_AS, static_cast<rlim_t>(*rlimits.address_space_bytes));
+  if (rlimits.open_files)
+    limits.emplace_back(RLIMIT_NOFILE, static_cast<rlim_t>(*rlimits.open_files));
+  if (rlimits.processes)
+    limits.emplace_back(RLIMIT_NPROC, static_cast<rlim_t>(*rlimits.processes));
+  return limits;
+}
+
+// Turns `plan` for the worker into one for its supervisor, which runs the worker in turn.
+void run_under_supervisor(ExecPlan& plan, const WorkerCommand& command,
+                          const WorkerOptions& options) {
+  namespace protocol = supervisor;
+  const std::string path = std::filesystem::absolute(options.supervisor_path).string();
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || ::access(path.c_str(), X_OK) != 0) {
+    throw SpawnError("cannot start worker '" + command.command + "': its supervisor " + path +
+                     ": " + os_error(errno));
+  }
+  std::vector<std::string> args{
+      std::string(protocol::kExecutableName),
+      std::string(protocol::kParentOption) + std::to_string(plan.parent),
+      std::string(protocol::kStatusFdOption) + std::to_string(protocol::kStatusFd)};
+  const ResourceLimits& rlimits = options.rlimits;
+  for (const auto& [option, limit] :
+       {std::pair{protocol::kAddressSpaceOption, rlimits.address_space_bytes},
+        std::pair{protocol::kOpenFilesOption, rlimits.open_files},
+        std::pair{protocol::kProcessesOption, rlimits.processes}}) {
+    if (limit)
+      args.push_back(std::string(option) + std::to_string(*limit));
+  }
+  args.emplace_back(protocol::kEndOfOptions);
+  args.push_back(std::move(plan.executable));
+  args.insert(args.end(), std::make_move_iterator(plan.args.begin()),
+              std::make_move_iterator(plan.args.end()));
+  plan.executable = path;
+  plan.args = std::move(args);
+  plan.supervised = true;
+  plan.limits.clear();
+}
 
 ExecPlan prepare(const WorkerCommand& command, const std::string& working_dir,
                  const EnvPairs& extra_env, const WorkerOptions& options) {
   ExecPlan plan;
-  plan.executable = resolve_command(command.command);
-  // Not found in PATH: execve would look for the bare name in the working directory.
-  if (plan.executable.find('/') == std::string::npos)
-    throw spawn_error(command, ENOENT);
-  // A relative path means relative to the gateway's directory, not the workspace it runs in.
-  plan.executable = std::filesystem::absolute(plan.executable).string();
+  plan.executable = worker_executable(command);
   plan.args = {command.command};
   plan.args.insert(plan.args.end(), command.args.begin(), command.args.end());
+  plan.parent = ::getpid();
+  plan.limits = limits_of(options.rlimits);
+  if (!options.supervisor_path.empty())
+    run_under_supervisor(plan, command, options);
   EnvPairs overrides = command.env;
   overrides.insert(overrides.end(), extra_env.begin(), extra_env.end());
   plan.environment = child_environment(overrides, options);
   plan.argv = pointers_to(plan.args);
   plan.envp = pointers_to(plan.environment);
   plan.working_dir = working_dir;
-  plan.parent = ::getpid();
   plan.max_fd = ::sysconf(_SC_OPEN_MAX);
   return plan;
 }
@@ -201,11 +258,13 @@ SpawnPipes open_pipes(const WorkerCommand& command) {
 // else inherited, then exec. Only async-signal-safe calls: the gateway has other threads, whose
 // locks (malloc's among them) may be held forever in this copy of it.
 [[noreturn]] void exec_in_child(const ExecPlan& plan, const SpawnPipes& pipes) {
-  const int status_fd = pipes.status[1];
+  int status_fd = pipes.status[1];
   ::setpgid(0, 0);
-  // Die with the gateway; if it is already gone, do not start at all.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+  // Die with the gateway. A supervisor watches the gateway itself instead: it must outlive it
+  // long enough to stop the worker's tree.
+  if (!plan.supervised && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
     fail_in_child(status_fd);
+  // If the gateway is already gone, do not start at all.
   if (::getppid() != plan.parent) {
     errno = ESRCH;
     fail_in_child(status_fd);
@@ -225,6 +284,20 @@ SpawnPipes open_pipes(const WorkerCommand& command) {
   if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     for (long fd = 3; fd < plan.max_fd; ++fd)
       ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+  // The supervisor reports on the status pipe whether the worker could be started.
+  if (plan.supervised) {
+    if (status_fd != supervisor::kStatusFd &&
+        ::dup2(status_fd, supervisor::kStatusFd) != supervisor::kStatusFd) {
+      fail_in_child(status_fd);
+    }
+    status_fd = supervisor::kStatusFd;
+    ::fcntl(status_fd, F_SETFD, 0);
+  }
+  for (const auto& [resource, value] : plan.limits) {
+    const rlimit limit{value, value};
+    if (::setrlimit(resource, &limit) != 0)
+      fail_in_child(status_fd);
   }
   if (::chdir(plan.working_dir.c_str()) != 0)
     fail_in_child(status_fd);
@@ -304,7 +377,21 @@ WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd,
       output_closed_(strand_),
       stdin_(strand_, stdin_fd) {}
 
-WorkerProcess::~WorkerProcess() = default;
+WorkerProcess::~WorkerProcess() {
+  // Nothing else holds this worker, so reaped_ is read safely here.
+  if (reaped_)
+    return;
+  signal_kill();
+  ::waitpid(pid_, nullptr, 0);
+}
+
+std::string default_supervisor_path() {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error)
+    return {};
+  return (self.parent_path() / supervisor::kExecutableName).string();
+}
 
 void WorkerProcess::start() {
   // Each coroutine holds the worker alive until it finishes.
@@ -398,13 +485,40 @@ void WorkerProcess::terminate() {
     if (self->reaped_ || self->terminating_)
       return;
     self->terminating_ = true;
-    ::kill(-self->pid_, SIGTERM);
+    self->signal_stop();
     self->kill_timer_.expires_after(self->options_.kill_grace);
     self->kill_timer_.async_wait([self](const boost::system::error_code& error) {
-      if (!error && !self->reaped_)
-        ::kill(-self->pid_, SIGKILL);
+      if (error || self->reaped_)
+        return;
+      self->signal_kill();
+      if (!self->supervised())
+        return;
+      // A supervisor stops the tree at once; should it not (stopped, or stuck), it goes itself.
+      self->kill_timer_.expires_after(self->options_.kill_grace);
+      self->kill_timer_.async_wait([self](const boost::system::error_code& again) {
+        if (!again && !self->reaped_)
+          ::kill(-self->pid_, SIGKILL);
+      });
     });
   });
+}
+
+// Signals go to the worker's process group, or only to the supervisor, which handles the tree.
+// Only while the process is not reaped: until then its pid cannot be reused.
+void WorkerProcess::signal_stop() {
+  if (supervised())
+    ::kill(pid_, SIGTERM);
+  else
+    ::kill(-pid_, SIGTERM);
+}
+
+void WorkerProcess::signal_kill() {
+  if (supervised()) {
+    ::kill(pid_, supervisor::kKillSignal);
+    ::kill(pid_, SIGCONT);  // a stopped supervisor could not act on it
+  } else {
+    ::kill(-pid_, SIGKILL);
+  }
 }
 
 std::optional<std::string> WorkerProcess::write_line(std::string_view line) {

@@ -48,7 +48,19 @@ struct WorkerOptions {
   // HOME and LANG are taken from the gateway's (and still only if not withheld).
   std::vector<std::string> withheld_values;
   bool clear_environment = false;
+
+  // Containment. With a supervisor (the tau-worker-supervisor executable, see
+  // supervisor_protocol.h; default_supervisor_path()), it runs between the gateway and the
+  // worker, and everything the worker starts, daemons in sessions of their own included, is
+  // stopped when the worker exits, when it is terminated, and when the gateway exits or is
+  // killed. Empty: the worker is the gateway's own child, and only its process group is stopped.
+  std::string supervisor_path;
+  ResourceLimits rlimits;
 };
+
+// tau-worker-supervisor in the directory of the running executable (the gateway's), or empty
+// when that cannot be found out.
+std::string default_supervisor_path();
 
 struct ExitStatus {
   bool signaled = false;
@@ -74,8 +86,9 @@ class SpawnError : public std::runtime_error {
 };
 
 // One supervised child process: its own process group, killed with the gateway (parent-death
-// signal), stdout and stderr read as lines without blocking any thread, stdin written with a
-// bounded backlog, its exit noticed the moment it happens (pidfd) and reaped.
+// signal, or with a supervisor its whole process tree), stdout and stderr read as lines without
+// blocking any thread, stdin written with a bounded backlog, its exit noticed the moment it
+// happens (pidfd) and reaped.
 class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
  public:
   // Starts the process in `working_dir`. Throws SpawnError naming the command and the OS error
@@ -86,6 +99,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
                                               const std::string& working_dir,
                                               const EnvPairs& extra_env, WorkerOptions options,
                                               std::shared_ptr<WorkerListener> listener);
+  // A worker whose exit was not reaped yet is killed (its tree, with a supervisor) and reaped.
   ~WorkerProcess();
 
   // Thread-safe. Queues `line` and a newline for the worker's stdin. Returns why it could not:
@@ -93,8 +107,11 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   std::optional<std::string> write_line(std::string_view line);
   // Begins reading output and watching for the exit.
   void start();
-  // Thread-safe. SIGTERM to the process group, then SIGKILL after the grace period.
+  // Thread-safe. SIGTERM to the worker's process group, then SIGKILL after the grace period (with
+  // a supervisor: to the whole tree, and the supervisor itself only should it not stop within
+  // a second grace period).
   void terminate();
+  // The gateway's child: the worker, or its supervisor when there is one.
   pid_t pid() const { return pid_; }
 
   // Use spawn().
@@ -110,6 +127,10 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // Writes what it can of the backlog without blocking; false when stdin has failed.
   bool write_pending_locked();
   void fail_stdin_locked(std::string reason);
+  bool supervised() const { return !options_.supervisor_path.empty(); }
+  // The polite stop, the forced one, and the last resort for a supervisor that did not obey.
+  void signal_stop();
+  void signal_kill();
 
   boost::asio::any_io_executor strand_;
   const pid_t pid_;
@@ -126,6 +147,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   bool reaped_ = false;       // strand only: the pid is no longer ours to signal
   bool exited_ = false;       // strand only: the exit has been reported
   bool terminating_ = false;  // strand only
+  bool kill_sent_ = false;    // strand only
 
   std::mutex stdin_mutex_;  // guards everything about stdin; held only for non-blocking writes
   boost::asio::posix::stream_descriptor stdin_;
