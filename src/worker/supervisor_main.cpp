@@ -181,7 +181,7 @@ void Supervisor::set_up() {
   ::sigemptyset(&handled_);
   for (int signal_number : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, kKillSignal})
     ::sigaddset(&handled_, signal_number);
-  ::sigprocmask(SIG_BLOCK, &handled_, nullptr);
+  ::pthread_sigmask(SIG_BLOCK, &handled_, nullptr);
   signal_fd_ = ::signalfd(-1, &handled_, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd_ < 0)
     fail(status_fd, errno);
@@ -257,7 +257,7 @@ void Supervisor::exec_worker(int go_fd) {
   }
   sigset_t none;
   ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
   ::execve(options_.executable, options_.argv, environ);
   fail(status_fd, errno);
 }
@@ -361,7 +361,7 @@ void Supervisor::exit_as_the_worker_did() {
   sigset_t only;
   ::sigemptyset(&only);
   ::sigaddset(&only, signal_number);
-  ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+  ::pthread_sigmask(SIG_UNBLOCK, &only, nullptr);
   ::kill(self_, signal_number);
   ::_exit(128 + signal_number);  // a signal whose default action does not end a process
 }

@@ -360,7 +360,7 @@ std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
   }
   const int pidfd = watch_child(pid, pipes, command);
   return std::make_shared<WorkerProcess>(std::move(strand), pid, pidfd, pipes.in[1], pipes.out[0],
-                                         pipes.err[0], options, std::move(listener));
+                                         pipes.err[0], std::move(options), std::move(listener));
 }
 
 WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd, int stdin_fd,
@@ -368,7 +368,7 @@ WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd,
                              std::shared_ptr<WorkerListener> listener)
     : strand_(std::move(strand)),
       pid_(pid),
-      options_(options),
+      options_(std::move(options)),
       listener_(std::move(listener)),
       pidfd_(strand_, pidfd),
       stdout_(strand_, stdout_fd),
