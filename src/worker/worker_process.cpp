@@ -308,7 +308,7 @@ SpawnPipes open_pipes(const WorkerCommand& command) {
 // The parent's side once the child is forked: waits for its exec (or its errno), makes sure of
 // its process group, and opens the pidfd its exit is watched through. Returns the pidfd; throws,
 // leaving no process and no descriptor behind, when the child could not start.
-int watch_child(pid_t pid, SpawnPipes& pipes, const WorkerCommand& command) {
+int watch_child(pid_t pid, SpawnPipes& pipes, const WorkerCommand& command, bool supervised) {
   pipes.close_child_ends();
   // The status pipe closes on a successful exec (CLOEXEC) or carries the child's errno.
   int child_error = 0;
@@ -326,7 +326,7 @@ int watch_child(pid_t pid, SpawnPipes& pipes, const WorkerCommand& command) {
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
     const int error = errno;
-    ::kill(-pid, SIGKILL);
+    ::kill(supervised ? pid : -pid, supervised ? supervisor::kKillSignal : SIGKILL);
     ::waitpid(pid, nullptr, 0);
     pipes.close_parent_ends();
     throw SpawnError("cannot supervise worker '" + command.command + "': " + os_error(error));
@@ -358,7 +358,7 @@ std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     pipes.close_all_ends();
     throw spawn_error(command, error);
   }
-  const int pidfd = watch_child(pid, pipes, command);
+  const int pidfd = watch_child(pid, pipes, command, plan.supervised);
   return std::make_shared<WorkerProcess>(std::move(strand), pid, pidfd, pipes.in[1], pipes.out[0],
                                          pipes.err[0], std::move(options), std::move(listener));
 }

@@ -128,7 +128,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   bool write_pending_locked();
   void fail_stdin_locked(std::string reason);
   bool supervised() const { return !options_.supervisor_path.empty(); }
-  // The polite stop, the forced one, and the last resort for a supervisor that did not obey.
+  // The polite stop (SIGTERM) and the forced one (SIGKILL; a supervisor is told to kill the tree).
   void signal_stop();
   void signal_kill();
 
@@ -147,7 +147,6 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   bool reaped_ = false;       // strand only: the pid is no longer ours to signal
   bool exited_ = false;       // strand only: the exit has been reported
   bool terminating_ = false;  // strand only
-  bool kill_sent_ = false;    // strand only
 
   std::mutex stdin_mutex_;  // guards everything about stdin; held only for non-blocking writes
   boost::asio::posix::stream_descriptor stdin_;
