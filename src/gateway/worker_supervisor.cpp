@@ -174,6 +174,11 @@ void WorkerSupervisor::start(const core::SessionSnapshot& session) {
     worker::WorkerOptions options;
     options.kill_grace = std::chrono::milliseconds(config_.worker.kill_grace_ms);
     options.max_line_bytes = config_.worker.max_line_bytes;
+    // The worker's whole process tree ends with its session and with the gateway, and the
+    // gateway's secrets stay out of its environment (TAU_GATEWAY_* are never passed on).
+    options.supervisor_path = worker::default_supervisor_path();
+    options.withheld_values = {config_.auth.token, config_.auth.password,
+                               config_.store.redis.password};
     const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},
                                        {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
     auto process = worker::WorkerProcess::spawn(

@@ -4,11 +4,13 @@
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,6 +23,7 @@
 #include <filesystem>
 
 #include "worker/output_lines.h"
+#include "worker/supervisor_protocol.h"
 
 extern char** environ;
 
@@ -66,16 +69,31 @@ std::string resolve_command(const std::string& command) {
   return command;  // not found: spawn() reports ENOENT
 }
 
-// The gateway's environment with `overrides` replacing or adding variables, in order.
-std::vector<std::string> child_environment(const EnvPairs& overrides) {
+// Whether the worker must not see a variable of the gateway's environment.
+bool withheld(std::string_view name, std::string_view value, const WorkerOptions& options) {
+  if (name.starts_with("TAU_GATEWAY_"))
+    return true;  // the gateway's own settings, its secrets among them
+  if (options.clear_environment && name != "PATH" && name != "HOME" && name != "LANG")
+    return true;
+  return std::any_of(options.withheld_values.begin(), options.withheld_values.end(),
+                     [&](const std::string& secret) { return !secret.empty() && secret == value; });
+}
+
+// The gateway's environment less what `options` withholds, with `overrides` replacing or adding
+// variables, in order.
+std::vector<std::string> child_environment(const EnvPairs& overrides,
+                                           const WorkerOptions& options) {
   std::vector<std::string> result;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const std::string_view variable(*entry);
-    const std::string_view key = variable.substr(0, variable.find('='));
+    const auto equals = variable.find('=');
+    const std::string_view key = variable.substr(0, equals);
+    const std::string_view value =
+        equals == std::string_view::npos ? std::string_view() : variable.substr(equals + 1);
     bool overridden = false;
-    for (const auto& [name, value] : overrides)
+    for (const auto& [name, ignored] : overrides)
       overridden = overridden || name == key;
-    if (!overridden)
+    if (!overridden && !withheld(key, value, options))
       result.emplace_back(variable);
   }
   // A name given twice is set once, to its last value: with both in the environment, which one a
@@ -105,11 +123,217 @@ void close_all(std::initializer_list<int> fds) {
   }
 }
 
+SpawnError spawn_error(const WorkerCommand& command, int error) {
+  return SpawnError("cannot start worker '" + command.command + "': " + os_error(error));
+}
+
+using Limits = std::vector<std::pair<int, rlim_t>>;
+
+// Everything the forked child needs, built before fork: after it, the child may only make
+// async-signal-safe calls (the gateway is multithreaded), so it allocates nothing.
+struct ExecPlan {
+  std::string executable;  // an absolute path: the worker's, or its supervisor's
+  std::vector<std::string> args;
+  std::vector<std::string> environment;
+  std::vector<char*> argv;  // pointers into `args`, ending with nullptr
+  std::vector<char*> envp;  // pointers into `environment`, ending with nullptr
+  std::string working_dir;
+  pid_t parent = 0;  // the gateway, which the child checks is still there
+  long max_fd = 0;
+  bool supervised = false;  // the supervisor gets the status pipe and applies the limits
+  Limits limits;            // for the child to apply, when it is the worker itself
+};
+
+// The executable `command` names, as an absolute path.
+std::string worker_executable(const WorkerCommand& command) {
+  const std::string executable = resolve_command(command.command);
+  // Not found in PATH: execve would look for the bare name in the working directory.
+  if (executable.find('/') == std::string::npos)
+    throw spawn_error(command, ENOENT);
+  // A relative path means relative to the gateway's directory, not the workspace it runs in.
+  return std::filesystem::absolute(executable).string();
+}
+
+Limits limits_of(const ResourceLimits& rlimits) {
+  Limits limits;
+  if (rlimits.address_space_bytes)
+    limits.emplace_back(RLIMIT_AS, static_cast<rlim_t>(*rlimits.address_space_bytes));
+  if (rlimits.open_files)
+    limits.emplace_back(RLIMIT_NOFILE, static_cast<rlim_t>(*rlimits.open_files));
+  if (rlimits.processes)
+    limits.emplace_back(RLIMIT_NPROC, static_cast<rlim_t>(*rlimits.processes));
+  return limits;
+}
+
+// Turns `plan` for the worker into one for its supervisor, which runs the worker in turn.
+void run_under_supervisor(ExecPlan& plan, const WorkerCommand& command,
+                          const WorkerOptions& options) {
+  namespace protocol = supervisor;
+  const std::string path = std::filesystem::absolute(options.supervisor_path).string();
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || ::access(path.c_str(), X_OK) != 0) {
+    throw SpawnError("cannot start worker '" + command.command + "': its supervisor " + path +
+                     ": " + os_error(errno));
+  }
+  std::vector<std::string> args{
+      std::string(protocol::kExecutableName),
+      std::string(protocol::kParentOption) + std::to_string(plan.parent),
+      std::string(protocol::kStatusFdOption) + std::to_string(protocol::kStatusFd)};
+  const ResourceLimits& rlimits = options.rlimits;
+  for (const auto& [option, limit] :
+       {std::pair{protocol::kAddressSpaceOption, rlimits.address_space_bytes},
+        std::pair{protocol::kOpenFilesOption, rlimits.open_files},
+        std::pair{protocol::kProcessesOption, rlimits.processes}}) {
+    if (limit)
+      args.push_back(std::string(option) + std::to_string(*limit));
+  }
+  args.emplace_back(protocol::kEndOfOptions);
+  args.push_back(std::move(plan.executable));
+  args.insert(args.end(), std::make_move_iterator(plan.args.begin()),
+              std::make_move_iterator(plan.args.end()));
+  plan.executable = path;
+  plan.args = std::move(args);
+  plan.supervised = true;
+  plan.limits.clear();
+}
+
+ExecPlan prepare(const WorkerCommand& command, const std::string& working_dir,
+                 const EnvPairs& extra_env, const WorkerOptions& options) {
+  ExecPlan plan;
+  plan.executable = worker_executable(command);
+  plan.args = {command.command};
+  plan.args.insert(plan.args.end(), command.args.begin(), command.args.end());
+  plan.parent = ::getpid();
+  plan.limits = limits_of(options.rlimits);
+  if (!options.supervisor_path.empty())
+    run_under_supervisor(plan, command, options);
+  EnvPairs overrides = command.env;
+  overrides.insert(overrides.end(), extra_env.begin(), extra_env.end());
+  plan.environment = child_environment(overrides, options);
+  plan.argv = pointers_to(plan.args);
+  plan.envp = pointers_to(plan.environment);
+  plan.working_dir = working_dir;
+  plan.max_fd = ::sysconf(_SC_OPEN_MAX);
+  return plan;
+}
+
+// The worker's stdin, stdout and stderr, and the status pipe that carries the child's errno when
+// it cannot exec (and closes, by close-on-exec, when it can). [0] reads, [1] writes.
+struct SpawnPipes {
+  int in[2] = {-1, -1};
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  int status[2] = {-1, -1};
+
+  // The ends the child uses; the parent closes them once the child has them.
+  void close_child_ends() { close_all({in[0], out[1], err[1], status[1]}); }
+  // The ends the worker's I/O goes through, kept by the parent.
+  void close_parent_ends() { close_all({in[1], out[0], err[0]}); }
+  void close_all_ends() {
+    close_child_ends();
+    close_parent_ends();
+    close_all({status[0]});
+  }
+};
+
+SpawnPipes open_pipes(const WorkerCommand& command) {
+  SpawnPipes pipes;
+  if (::pipe2(pipes.in, O_CLOEXEC) != 0 || ::pipe2(pipes.out, O_CLOEXEC) != 0 ||
+      ::pipe2(pipes.err, O_CLOEXEC) != 0 || ::pipe2(pipes.status, O_CLOEXEC) != 0) {
+    const int error = errno;
+    pipes.close_all_ends();
+    throw spawn_error(command, error);
+  }
+  return pipes;
+}
+
 // In the forked child: report errno to the parent through the status pipe and give up.
 [[noreturn]] void fail_in_child(int status_fd) {
   const int error = errno;
   [[maybe_unused]] auto written = ::write(status_fd, &error, sizeof error);
   ::_exit(127);
+}
+
+// The forked child's side: its own process group, the pipes as stdin, stdout and stderr, nothing
+// else inherited, then exec. Only async-signal-safe calls: the gateway has other threads, whose
+// locks (malloc's among them) may be held forever in this copy of it.
+[[noreturn]] void exec_in_child(const ExecPlan& plan, const SpawnPipes& pipes) {
+  int status_fd = pipes.status[1];
+  ::setpgid(0, 0);
+  // Die with the gateway. A supervisor watches the gateway itself instead: it must outlive it
+  // long enough to stop the worker's tree.
+  if (!plan.supervised && ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+    fail_in_child(status_fd);
+  // If the gateway is already gone, do not start at all.
+  if (::getppid() != plan.parent) {
+    errno = ESRCH;
+    fail_in_child(status_fd);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &default_action, nullptr);  // the gateway ignores it; a worker should not
+  if (::dup2(pipes.in[0], STDIN_FILENO) < 0 || ::dup2(pipes.out[1], STDOUT_FILENO) < 0 ||
+      ::dup2(pipes.err[1], STDERR_FILENO) < 0) {
+    fail_in_child(status_fd);
+  }
+  // Only stdin, stdout and stderr are the worker's: what else the gateway holds without
+  // close-on-exec (Asio opens its sockets that way) must not leak into it.
+  if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (long fd = 3; fd < plan.max_fd; ++fd)
+      ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+  // The supervisor reports on the status pipe whether the worker could be started.
+  if (plan.supervised) {
+    if (status_fd != supervisor::kStatusFd &&
+        ::dup2(status_fd, supervisor::kStatusFd) != supervisor::kStatusFd) {
+      fail_in_child(status_fd);
+    }
+    status_fd = supervisor::kStatusFd;
+    ::fcntl(status_fd, F_SETFD, 0);
+  }
+  for (const auto& [resource, value] : plan.limits) {
+    const rlimit limit{value, value};
+    if (::setrlimit(resource, &limit) != 0)
+      fail_in_child(status_fd);
+  }
+  if (::chdir(plan.working_dir.c_str()) != 0)
+    fail_in_child(status_fd);
+  ::execve(plan.executable.c_str(), plan.argv.data(), plan.envp.data());
+  fail_in_child(status_fd);
+}
+
+// The parent's side once the child is forked: waits for its exec (or its errno), makes sure of
+// its process group, and opens the pidfd its exit is watched through. Returns the pidfd; throws,
+// leaving no process and no descriptor behind, when the child could not start.
+int watch_child(pid_t pid, SpawnPipes& pipes, const WorkerCommand& command, bool supervised) {
+  pipes.close_child_ends();
+  // The status pipe closes on a successful exec (CLOEXEC) or carries the child's errno.
+  int child_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(pipes.status[0], &child_error, sizeof child_error);
+  } while (got < 0 && errno == EINTR);
+  ::close(pipes.status[0]);
+  if (got == static_cast<ssize_t>(sizeof child_error)) {
+    ::waitpid(pid, nullptr, 0);
+    pipes.close_parent_ends();
+    throw spawn_error(command, child_error);
+  }
+  ::setpgid(pid, pid);  // also from this side, so the group exists whichever runs first
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    const int error = errno;
+    ::kill(supervised ? pid : -pid, supervised ? supervisor::kKillSignal : SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    pipes.close_parent_ends();
+    throw SpawnError("cannot supervise worker '" + command.command + "': " + os_error(error));
+  }
+  for (int fd : {pipes.in[1], pipes.out[0], pipes.err[0]})
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return pidfd;
 }
 
 }  // namespace
@@ -124,93 +348,19 @@ std::string ExitStatus::describe() const {
 std::shared_ptr<WorkerProcess> WorkerProcess::spawn(
     asio::any_io_executor strand, const WorkerCommand& command, const std::string& working_dir,
     const EnvPairs& extra_env, WorkerOptions options, std::shared_ptr<WorkerListener> listener) {
-  // Everything the child needs is built before fork: after it, only async-signal-safe calls.
-  std::string executable = resolve_command(command.command);
-  // Not found in PATH: execve would look for the bare name in the working directory.
-  if (executable.find('/') == std::string::npos)
-    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(ENOENT));
-  // A relative path means relative to the gateway's directory, not the workspace it runs in.
-  executable = std::filesystem::absolute(executable).string();
-  std::vector<std::string> args{command.command};
-  args.insert(args.end(), command.args.begin(), command.args.end());
-  EnvPairs overrides = command.env;
-  overrides.insert(overrides.end(), extra_env.begin(), extra_env.end());
-  std::vector<std::string> environment = child_environment(overrides);
-  std::vector<char*> argv = pointers_to(args);
-  std::vector<char*> envp = pointers_to(environment);
-
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status[2] = {-1, -1};
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
-      ::pipe2(status, O_CLOEXEC) != 0) {
-    const int error = errno;
-    close_all({in[0], in[1], out[0], out[1], err[0], err[1], status[0], status[1]});
-    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(error));
-  }
-  const long max_fd = ::sysconf(_SC_OPEN_MAX);
-  const pid_t parent = ::getpid();
+  const ExecPlan plan = prepare(command, working_dir, extra_env, options);
+  SpawnPipes pipes = open_pipes(command);
   const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    // Die with the gateway; if it is already gone, do not start at all.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
-      fail_in_child(status[1]);
-    if (::getppid() != parent) {
-      errno = ESRCH;
-      fail_in_child(status[1]);
-    }
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &default_action, nullptr);  // the gateway ignores it; a worker should not
-    if (::dup2(in[0], STDIN_FILENO) < 0 || ::dup2(out[1], STDOUT_FILENO) < 0 ||
-        ::dup2(err[1], STDERR_FILENO) < 0) {
-      fail_in_child(status[1]);
-    }
-    // Only stdin, stdout and stderr are the worker's: what else the gateway holds without
-    // close-on-exec (Asio opens its sockets that way) must not leak into it.
-    if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-      for (long fd = 3; fd < max_fd; ++fd)
-        ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-    }
-    if (::chdir(working_dir.c_str()) != 0)
-      fail_in_child(status[1]);
-    ::execve(executable.c_str(), argv.data(), envp.data());
-    fail_in_child(status[1]);
-  }
-  const int fork_error = errno;
-  close_all({in[0], out[1], err[1], status[1]});
+  if (pid == 0)
+    exec_in_child(plan, pipes);
   if (pid < 0) {
-    close_all({in[1], out[0], err[0], status[0]});
-    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(fork_error));
-  }
-  // The status pipe closes on a successful exec (CLOEXEC) or carries the child's errno.
-  int child_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(status[0], &child_error, sizeof child_error);
-  } while (got < 0 && errno == EINTR);
-  ::close(status[0]);
-  if (got == static_cast<ssize_t>(sizeof child_error)) {
-    ::waitpid(pid, nullptr, 0);
-    close_all({in[1], out[0], err[0]});
-    throw SpawnError("cannot start worker '" + command.command + "': " + os_error(child_error));
-  }
-  ::setpgid(pid, pid);  // also from this side, so the group exists whichever runs first
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) {
     const int error = errno;
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    close_all({in[1], out[0], err[0]});
-    throw SpawnError("cannot supervise worker '" + command.command + "': " + os_error(error));
+    pipes.close_all_ends();
+    throw spawn_error(command, error);
   }
-  for (int fd : {in[1], out[0], err[0]})
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-
-  return std::make_shared<WorkerProcess>(std::move(strand), pid, pidfd, in[1], out[0], err[0],
-                                         options, std::move(listener));
+  const int pidfd = watch_child(pid, pipes, command, plan.supervised);
+  return std::make_shared<WorkerProcess>(std::move(strand), pid, pidfd, pipes.in[1], pipes.out[0],
+                                         pipes.err[0], std::move(options), std::move(listener));
 }
 
 WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd, int stdin_fd,
@@ -218,7 +368,7 @@ WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd,
                              std::shared_ptr<WorkerListener> listener)
     : strand_(std::move(strand)),
       pid_(pid),
-      options_(options),
+      options_(std::move(options)),
       listener_(std::move(listener)),
       pidfd_(strand_, pidfd),
       stdout_(strand_, stdout_fd),
@@ -227,7 +377,21 @@ WorkerProcess::WorkerProcess(asio::any_io_executor strand, pid_t pid, int pidfd,
       output_closed_(strand_),
       stdin_(strand_, stdin_fd) {}
 
-WorkerProcess::~WorkerProcess() = default;
+WorkerProcess::~WorkerProcess() {
+  // Nothing else holds this worker, so reaped_ is read safely here.
+  if (reaped_)
+    return;
+  signal_kill();
+  ::waitpid(pid_, nullptr, 0);
+}
+
+std::string default_supervisor_path() {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error)
+    return {};
+  return (self.parent_path() / supervisor::kExecutableName).string();
+}
 
 void WorkerProcess::start() {
   // Each coroutine holds the worker alive until it finishes.
@@ -321,13 +485,40 @@ void WorkerProcess::terminate() {
     if (self->reaped_ || self->terminating_)
       return;
     self->terminating_ = true;
-    ::kill(-self->pid_, SIGTERM);
+    self->signal_stop();
     self->kill_timer_.expires_after(self->options_.kill_grace);
     self->kill_timer_.async_wait([self](const boost::system::error_code& error) {
-      if (!error && !self->reaped_)
-        ::kill(-self->pid_, SIGKILL);
+      if (error || self->reaped_)
+        return;
+      self->signal_kill();
+      if (!self->supervised())
+        return;
+      // A supervisor stops the tree at once; should it not (stopped, or stuck), it goes itself.
+      self->kill_timer_.expires_after(self->options_.kill_grace);
+      self->kill_timer_.async_wait([self](const boost::system::error_code& again) {
+        if (!again && !self->reaped_)
+          ::kill(-self->pid_, SIGKILL);
+      });
     });
   });
+}
+
+// Signals go to the worker's process group, or only to the supervisor, which handles the tree.
+// Only while the process is not reaped: until then its pid cannot be reused.
+void WorkerProcess::signal_stop() {
+  if (supervised())
+    ::kill(pid_, SIGTERM);
+  else
+    ::kill(-pid_, SIGTERM);
+}
+
+void WorkerProcess::signal_kill() {
+  if (supervised()) {
+    ::kill(pid_, supervisor::kKillSignal);
+    ::kill(pid_, SIGCONT);  // a stopped supervisor could not act on it
+  } else {
+    ::kill(-pid_, SIGKILL);
+  }
 }
 
 std::optional<std::string> WorkerProcess::write_line(std::string_view line) {

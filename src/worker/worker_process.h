@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,12 +27,40 @@ struct WorkerCommand {
   EnvPairs env;  // added to (and overriding) the gateway's environment
 };
 
+// Limits set on the worker (soft and hard) before it is exec'd; unset ones are inherited.
+struct ResourceLimits {
+  std::optional<std::uint64_t> address_space_bytes;  // RLIMIT_AS
+  std::optional<std::uint64_t> open_files;           // RLIMIT_NOFILE
+  // RLIMIT_NPROC: counts every process of the worker's user, not only the worker's own, and
+  // does not bind root.
+  std::optional<std::uint64_t> processes;
+};
+
 struct WorkerOptions {
   std::chrono::milliseconds kill_grace{5000};
   std::size_t max_line_bytes = 65536;
   // Follow-up bytes waiting for a worker that does not read its stdin.
   std::size_t max_stdin_backlog_bytes = 1024 * 1024;
+
+  // The worker's environment is the gateway's, minus every TAU_GATEWAY_* variable and every
+  // variable whose value equals one of `withheld_values` (the gateway's secrets; empty ones are
+  // ignored), plus the command's pairs, plus the session's. With `clear_environment` only PATH,
+  // HOME and LANG are taken from the gateway's (and still only if not withheld).
+  std::vector<std::string> withheld_values;
+  bool clear_environment = false;
+
+  // Containment. With a supervisor (the tau-worker-supervisor executable, see
+  // supervisor_protocol.h; default_supervisor_path()), it runs between the gateway and the
+  // worker, and everything the worker starts, daemons in sessions of their own included, is
+  // stopped when the worker exits, when it is terminated, and when the gateway exits or is
+  // killed. Empty: the worker is the gateway's own child, and only its process group is stopped.
+  std::string supervisor_path;
+  ResourceLimits rlimits;
 };
+
+// tau-worker-supervisor in the directory of the running executable (the gateway's), or empty
+// when that cannot be found out.
+std::string default_supervisor_path();
 
 struct ExitStatus {
   bool signaled = false;
@@ -57,8 +86,9 @@ class SpawnError : public std::runtime_error {
 };
 
 // One supervised child process: its own process group, killed with the gateway (parent-death
-// signal), stdout and stderr read as lines without blocking any thread, stdin written with a
-// bounded backlog, its exit noticed the moment it happens (pidfd) and reaped.
+// signal, or with a supervisor its whole process tree), stdout and stderr read as lines without
+// blocking any thread, stdin written with a bounded backlog, its exit noticed the moment it
+// happens (pidfd) and reaped.
 class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
  public:
   // Starts the process in `working_dir`. Throws SpawnError naming the command and the OS error
@@ -69,6 +99,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
                                               const std::string& working_dir,
                                               const EnvPairs& extra_env, WorkerOptions options,
                                               std::shared_ptr<WorkerListener> listener);
+  // A worker whose exit was not reaped yet is killed (its tree, with a supervisor) and reaped.
   ~WorkerProcess();
 
   // Thread-safe. Queues `line` and a newline for the worker's stdin. Returns why it could not:
@@ -76,8 +107,11 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   std::optional<std::string> write_line(std::string_view line);
   // Begins reading output and watching for the exit.
   void start();
-  // Thread-safe. SIGTERM to the process group, then SIGKILL after the grace period.
+  // Thread-safe. SIGTERM to the worker's process group, then SIGKILL after the grace period (with
+  // a supervisor: to the whole tree, and the supervisor itself only should it not stop within
+  // a second grace period).
   void terminate();
+  // The gateway's child: the worker, or its supervisor when there is one.
   pid_t pid() const { return pid_; }
 
   // Use spawn().
@@ -93,6 +127,10 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // Writes what it can of the backlog without blocking; false when stdin has failed.
   bool write_pending_locked();
   void fail_stdin_locked(std::string reason);
+  bool supervised() const { return !options_.supervisor_path.empty(); }
+  // The polite stop (SIGTERM) and the forced one (SIGKILL; a supervisor is told to kill the tree).
+  void signal_stop();
+  void signal_kill();
 
   boost::asio::any_io_executor strand_;
   const pid_t pid_;

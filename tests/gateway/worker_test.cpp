@@ -3,10 +3,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -329,6 +332,143 @@ TEST(Workers, ShutdownStopsWorkersBeforeTheGatewayExits) {
   const pid_t worker_pid = std::stoi(std::string(greeting.at("message").as_string()).substr(4));
   EXPECT_EQ(w.gateway->stop(), 0);
   EXPECT_NE(::kill(worker_pid, 0), 0) << "the worker outlived the gateway";
+}
+
+// --- issue 17: what a worker inherits, and what outlives it ------------------------------------
+
+// What process `pid` runs (its command line, arguments separated by spaces), or "" when there is
+// no such process or it is a zombie.
+std::string running_command(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  if (!std::getline(stat, line))
+    return "";
+  const auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || line.substr(close_paren + 2, 1) == "Z")
+    return "";
+  std::ifstream cmdline(dir + "/cmdline", std::ios::binary);
+  std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  std::replace(command.begin(), command.end(), '\0', ' ');
+  while (!command.empty() && command.back() == ' ')
+    command.pop_back();
+  return command;
+}
+
+// Waits until `pid` runs `command` (`running`) or no longer does; the deadline only bounds a hang.
+bool wait_for_command(pid_t pid, const std::string& command, bool running) {
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while ((running_command(pid) == command) != running) {
+    if (std::chrono::steady_clock::now() > until)
+      return false;
+    std::this_thread::sleep_for(10ms);  // polling a process the test cannot wait for
+  }
+  return true;
+}
+
+// A worker that double-forks a daemon into a session of its own (a number no other process here
+// sleeps, so a reused pid is not mistaken for it), reports both pids, and stays.
+const std::string kDaemonCommand = "sleep 617";
+const std::string kDaemonAgent = "echo \"worker:$$\"\nsh -c 'setsid " + kDaemonCommand +
+                                 " </dev/null >/dev/null 2>&1 & echo \"daemon:$!\"'\n"
+                                 "exec sleep 1000\n";
+
+struct WorkerTree {
+  pid_t worker = -1;
+  pid_t daemon = -1;
+};
+
+// The pids kDaemonAgent reports, once its daemon runs.
+WorkerTree wait_for_tree(WorkerGateway& w, const std::string& id) {
+  WorkerTree tree;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (tree.daemon < 0 && std::chrono::steady_clock::now() < until) {
+    for (const auto& event : w.events(id)) {
+      const std::string message(event.at("message").as_string());
+      if (message.rfind("worker:", 0) == 0)
+        tree.worker = std::stoi(message.substr(7));
+      if (message.rfind("daemon:", 0) == 0)
+        tree.daemon = std::stoi(message.substr(7));
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(tree.worker, 0);
+  EXPECT_GT(tree.daemon, 0);
+  EXPECT_TRUE(tree.daemon > 0 && wait_for_command(tree.daemon, kDaemonCommand, true));
+  return tree;
+}
+
+// Both must be gone; whatever survived is stopped here so that it does not outlive the test.
+void expect_tree_gone(const WorkerTree& tree) {
+  const bool daemon_gone = wait_for_command(tree.daemon, kDaemonCommand, false);
+  EXPECT_TRUE(daemon_gone) << "the worker's daemon outlived it";
+  const bool worker_gone = wait_for_command(tree.worker, "sleep 1000", false);
+  EXPECT_TRUE(worker_gone) << "the worker outlived its session";
+  if (!daemon_gone)
+    ::kill(tree.daemon, SIGKILL);
+  if (!worker_gone)
+    ::kill(tree.worker, SIGKILL);
+}
+
+TEST(Workers, ClosingTheSessionStopsTheDaemonsItsWorkerStarted) {
+  WorkerGateway w(kDaemonAgent, {"--worker-kill-grace-ms", "10000"});
+  const std::string id = w.open();
+  const WorkerTree tree = wait_for_tree(w, id);
+  ASSERT_EQ(w.client->post(session_path(id, "/close"), "").status, 200u);
+  const auto exit = w.wait_for_event(id, "subprocess.exit");
+  // The worker's own end, as before: SIGTERM, within the grace.
+  EXPECT_EQ(exit.at("message").as_string().rfind("killed by signal 15", 0), 0u) << exit;
+  expect_tree_gone(tree);
+}
+
+TEST(Workers, AGatewayKilledWithSigkillTakesItsWorkersDaemonsWithIt) {
+  WorkerGateway w(kDaemonAgent);
+  const WorkerTree tree = wait_for_tree(w, w.open());
+  w.gateway->crash();
+  expect_tree_gone(tree);
+}
+
+TEST(Workers, WorkersSeeNeitherTheGatewaysSettingsNorItsSecrets) {
+  TempDir workspaces;
+  const std::string token = "token-not-for-agents";
+  GatewayProcess gateway({"--worker-command", "/usr/bin/env", "--workspace-root", workspaces.path(),
+                          "--worker-env", "FROM_WORKER_ENV=given"},
+                         {{"TAU_GATEWAY_AUTH_TOKEN", token},
+                          {"TAU_GATEWAY_LOG_LEVEL", "info"},
+                          {"TAU_TEST_COPY_OF_TOKEN", token},
+                          {"TAU_TEST_PLAIN", "plain"}});
+  HttpClient client(gateway.port(), token);
+  const std::string id = open_session(client, "ws");
+  // The replay, polled until it holds the worker's exit.
+  std::vector<json::value> events;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until) {
+    events.clear();
+    for (const auto& message : parse_sse(client.get(session_path(id, "/stream")).body)) {
+      if (message.event == "external_coding_agent.progress")
+        events.push_back(json::parse(message.data));
+    }
+    if (!events.empty() && events.back().at("event_type").as_string() == "subprocess.exit")
+      break;
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().at("message").as_string(), "exit code 0");
+  std::map<std::string, std::string> environment;
+  for (const auto& event : events) {
+    if (event.at("event_type").as_string() != "subprocess.stdout")
+      continue;
+    const std::string message(event.at("message").as_string());
+    const auto equals = message.find('=');
+    environment[message.substr(0, equals)] = message.substr(equals + 1);
+  }
+  for (const auto& [name, value] : environment) {
+    EXPECT_NE(name.rfind("TAU_GATEWAY_", 0), 0u) << name;
+    EXPECT_NE(value, token) << name;
+  }
+  EXPECT_EQ(environment["TAU_TEST_PLAIN"], "plain");
+  EXPECT_EQ(environment["FROM_WORKER_ENV"], "given");
+  EXPECT_EQ(environment["TAU_EXTERNAL_SESSION_ID"], id);
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +36,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+extern char** environ;
 
 namespace tau::worker {
 namespace {
@@ -211,13 +216,24 @@ class WorkerProcessTest : public ::testing::Test {
     return path;
   }
 
+  // `options`, with the worker under tau-worker-supervisor when the whole suite runs that way
+  // (the worker.supervised test: a supervisor must not change what a worker sees or reports).
+  static WorkerOptions as_asked(WorkerOptions options) {
+    if (supervise_all_workers() && options.supervisor_path.empty())
+      options.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
+    return options;
+  }
+  static bool supervise_all_workers() {
+    return std::getenv("TAU_TEST_SUPERVISE_ALL_WORKERS") != nullptr;
+  }
+
   std::shared_ptr<WorkerProcess> spawn_only(const WorkerCommand& command,
                                             std::shared_ptr<Recorder> recorder,
                                             WorkerOptions options = {},
                                             const EnvPairs& extra_env = {},
                                             std::optional<std::string> working_dir = {}) {
     auto worker = WorkerProcess::spawn(asio::make_strand(io_), command, working_dir.value_or(dir_),
-                                       extra_env, options, recorder);
+                                       extra_env, as_asked(options), recorder);
     started_.push_back({worker, recorder});
     return worker;
   }
@@ -416,6 +432,104 @@ TEST_F(WorkerProcessTest, SeesTheEnvironmentWithOverrides) {
                    "overridden=from-command", "both=from-extra", "entries=2"}));
 }
 
+// Sets environment variables for one test and puts back what was there before.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::vector<std::pair<std::string, std::string>>& variables) {
+    for (const auto& [name, value] : variables) {
+      const char* old = std::getenv(name.c_str());
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      EXPECT_EQ(::setenv(name.c_str(), value.c_str(), 1), 0) << name;
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) {
+      if (old)
+        ::setenv(name.c_str(), old->c_str(), 1);
+      else
+        ::unsetenv(name.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// The environment /usr/bin/env reports when started as a worker, as name -> value.
+std::map<std::string, std::string> as_environment(const Lines& lines) {
+  std::map<std::string, std::string> variables;
+  for (const auto& line : lines) {
+    const auto equals = line.find('=');
+    variables[line.substr(0, equals)] = equals == std::string::npos ? "" : line.substr(equals + 1);
+  }
+  return variables;
+}
+
+TEST_F(WorkerProcessTest, GatewayVariablesAndWithheldSecretsAreNotInherited) {
+  const ScopedEnv env({{"TAU_GATEWAY_AUTH_TOKEN", "token-secret"},
+                       {"TAU_GATEWAY_AUTH_PASSWORD", "password-secret"},
+                       {"TAU_GATEWAY_REDIS_PASSWORD", "redis-secret"},
+                       {"TAU_GATEWAY_BIND_PORT", "8787"},
+                       {"TAU_TEST_COPY_OF_TOKEN", "token-secret"},
+                       {"TAU_TEST_COPY_OF_REDIS", "redis-secret"},
+                       {"TAU_TEST_CONTAINS_TOKEN", "x-token-secret-x"},
+                       {"TAU_TEST_EMPTY", ""},
+                       {"TAU_TEST_PLAIN", "plain"}});
+  WorkerOptions options;
+  options.withheld_values = {"token-secret", "", "redis-secret"};
+  auto recorder = std::make_shared<Recorder>();
+  const WorkerCommand command{
+      "/usr/bin/env",
+      {},
+      {{"TAU_TEST_EXPLICIT", "explicit"}, {"TAU_TEST_EXPLICIT_SECRET", "redis-secret"}}};
+  spawn_only(command, recorder, options, {{"TAU_WORKSPACE_ID", "ws-1"}})->start();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(status->success()) << status->describe();
+  const auto variables = as_environment(recorder->stdout_lines());
+  for (const auto& [name, value] : variables) {
+    EXPECT_NE(name.rfind("TAU_GATEWAY_", 0), 0u) << name << "=" << value;
+    if (name != "TAU_TEST_EXPLICIT_SECRET") {
+      EXPECT_NE(value, "token-secret") << name;
+      EXPECT_NE(value, "redis-secret") << name;
+    }
+  }
+  EXPECT_FALSE(variables.contains("TAU_TEST_COPY_OF_TOKEN"));
+  EXPECT_FALSE(variables.contains("TAU_TEST_COPY_OF_REDIS"));
+  // Equality, not substring; an empty secret withholds nothing.
+  EXPECT_EQ(variables.at("TAU_TEST_CONTAINS_TOKEN"), "x-token-secret-x");
+  EXPECT_EQ(variables.at("TAU_TEST_EMPTY"), "");
+  EXPECT_EQ(variables.at("TAU_TEST_PLAIN"), "plain");
+  // What the operator passes explicitly is the worker's: only the inherited values are filtered.
+  EXPECT_EQ(variables.at("TAU_TEST_EXPLICIT"), "explicit");
+  EXPECT_EQ(variables.at("TAU_TEST_EXPLICIT_SECRET"), "redis-secret");
+  EXPECT_EQ(variables.at("TAU_WORKSPACE_ID"), "ws-1");
+  EXPECT_EQ(variables.at("PATH"), std::getenv("PATH"));
+}
+
+TEST_F(WorkerProcessTest, ClearEnvironmentKeepsOnlyPathHomeLangAndTheGivenPairs) {
+  const ScopedEnv env({{"HOME", "/home/tau-test"},
+                       {"LANG", "C.UTF-8"},
+                       {"TAU_TEST_PLAIN", "plain"},
+                       {"TAU_GATEWAY_AUTH_TOKEN", "token-secret"}});
+  WorkerOptions options;
+  options.clear_environment = true;
+  auto recorder = std::make_shared<Recorder>();
+  const WorkerCommand command{"/usr/bin/env", {}, {{"TAU_TEST_EXPLICIT", "explicit"}}};
+  spawn_only(command, recorder, options, {{"TAU_WORKSPACE_ID", "ws-1"}})->start();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(status->success()) << status->describe();
+  const std::map<std::string, std::string> expected{{"PATH", std::getenv("PATH")},
+                                                    {"HOME", "/home/tau-test"},
+                                                    {"LANG", "C.UTF-8"},
+                                                    {"TAU_TEST_EXPLICIT", "explicit"},
+                                                    {"TAU_WORKSPACE_ID", "ws-1"}};
+  EXPECT_EQ(as_environment(recorder->stdout_lines()), expected);
+}
+
 TEST_F(WorkerProcessTest, ArgumentsArePassedInOrderWithoutAShell) {
   auto [worker, recorder] = run("for a in \"$@\"; do echo \"arg:[$a]\"; done\necho \"count:$#\"",
                                 {}, {"one", "two words", "$HOME", "*", "", "x;y|z", "'quoted'"});
@@ -487,9 +601,18 @@ TEST_F(WorkerProcessTest, InheritsOnlyStandardDescriptors) {
 }
 
 TEST_F(WorkerProcessTest, RunsInItsOwnProcessGroup) {
-  auto [worker, recorder] = run("echo \"pgid:$(cut -d' ' -f5 /proc/$$/stat)\"\nexit 0");
+  auto [worker, recorder] = run("echo \"$$ $(cut -d' ' -f5 /proc/$$/stat)\"\nexit 0");
   ASSERT_TRUE(recorder->wait_for_exit().has_value());
-  EXPECT_EQ(recorder->stdout_lines(), (Lines{"pgid:" + std::to_string(worker->pid())}));
+  const Lines lines = recorder->stdout_lines();
+  ASSERT_EQ(lines.size(), 1u);
+  const auto space = lines[0].find(' ');
+  const std::string pid = lines[0].substr(0, space);
+  EXPECT_EQ(lines[0].substr(space + 1), pid) << "the worker leads its own process group";
+  // The gateway's child is the worker itself, or its supervisor in a group of its own.
+  if (!supervise_all_workers())
+    EXPECT_EQ(pid, std::to_string(worker->pid()));
+  else
+    EXPECT_NE(pid, std::to_string(worker->pid()));
 }
 
 // --- spawn failures -------------------------------------------------------------------------
@@ -765,7 +888,7 @@ TEST_F(WorkerProcessTest, NoDescriptorLeaksOverManyWorkers) {
   for (int i = 0; i < 20; ++i) {
     auto recorder = std::make_shared<Recorder>();
     auto worker = WorkerProcess::spawn(asio::make_strand(io_), WorkerCommand{path, {}, {}}, dir_,
-                                       {}, {}, recorder);
+                                       {}, as_asked({}), recorder);
     worker->start();
     EXPECT_EQ(worker->write_line("hi"), std::nullopt);
     ASSERT_TRUE(recorder->wait_for_exit().has_value()) << "cycle " << i;
@@ -781,8 +904,8 @@ TEST_F(WorkerProcessTest, NoDescriptorLeaksOverManyWorkers) {
     options.kill_grace = 100ms;
     auto worker = WorkerProcess::spawn(
         asio::make_strand(io_),
-        WorkerCommand{script("idle.sh", "echo ready\nexec sleep 1000"), {}, {}}, dir_, {}, options,
-        recorder);
+        WorkerCommand{script("idle.sh", "echo ready\nexec sleep 1000"), {}, {}}, dir_, {},
+        as_asked(options), recorder);
     worker->start();
     ASSERT_TRUE(recorder->wait_for_stdout_line("ready"));
     for (int i = 0; i < 100; ++i)
@@ -796,6 +919,255 @@ TEST_F(WorkerProcessTest, NoDescriptorLeaksOverManyWorkers) {
   EXPECT_EQ(open_fd_count(), fds_before);
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
+}
+
+// --- containment: a worker under tau-worker-supervisor ----------------------------------------
+
+// What process `pid` runs (its command line, arguments separated by spaces), or "" when there is
+// no such process or it is a zombie (it has ended; only its parent has yet to reap it).
+std::string running_command(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid);
+  std::ifstream stat(dir + "/stat");
+  std::string line;
+  if (!std::getline(stat, line))
+    return "";
+  const auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || line.substr(close_paren + 2, 1) == "Z")
+    return "";
+  std::ifstream cmdline(dir + "/cmdline", std::ios::binary);
+  std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  std::replace(command.begin(), command.end(), '\0', ' ');
+  while (!command.empty() && command.back() == ' ')
+    command.pop_back();
+  return command;
+}
+
+// The daemons these tests start sleep this long: a number no other process here uses, so a reused
+// pid is not mistaken for one of them.
+constexpr std::string_view kDaemon = "sleep 613";
+
+// Whether `pid` is one of the daemons, up and running in its own session (after setsid's exec);
+// or, with `started` false, whether it is one at all, even before that.
+bool runs_daemon(pid_t pid, bool started) {
+  const std::string command = running_command(pid);
+  return started ? command == kDaemon : contains(command, kDaemon);
+}
+
+// Waits until `pid` runs the daemon, started, or until it no longer runs it at all; the deadline
+// only bounds a hang.
+bool wait_for_daemon(pid_t pid, bool running) {
+  const auto deadline = Clock::now() + kDeadline;
+  while (runs_daemon(pid, running) != running) {
+    if (Clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(10ms);  // polling a process we cannot wait for
+  }
+  return true;
+}
+
+// A worker script line that double-forks the daemon into a session of its own (its parent exits
+// at once, so it is re-parented) and prints "daemon:<pid>".
+const std::string kStartDaemon =
+    "sh -c 'setsid " + std::string(kDaemon) + " </dev/null & echo \"daemon:$!\"'\n";
+
+pid_t daemon_pid(const Lines& lines) {
+  for (const auto& line : lines) {
+    if (line.rfind("daemon:", 0) == 0)
+      return std::stoi(line.substr(7));
+  }
+  ADD_FAILURE() << "the worker did not report its daemon";
+  return -1;
+}
+
+class ContainmentTest : public WorkerProcessTest {
+ protected:
+  static WorkerOptions supervised(WorkerOptions options = {}) {
+    options.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
+    return options;
+  }
+
+  // The daemon must be gone; if it is not, it is stopped here so that it does not outlive the test.
+  static void expect_gone(pid_t daemon) {
+    ASSERT_GT(daemon, 0);
+    const bool gone = wait_for_daemon(daemon, false);
+    EXPECT_TRUE(gone) << "the worker's daemon " << daemon << " survived";
+    if (!gone)
+      ::kill(daemon, SIGKILL);
+  }
+};
+
+TEST_F(ContainmentTest, TerminateStopsADaemonInASessionOfItsOwn) {
+  WorkerOptions options = supervised();
+  options.kill_grace = 10s;
+  auto [worker, recorder] = run(kStartDaemon + "echo ready\nexec sleep 1000", options);
+  ASSERT_TRUE(recorder->wait_for_stdout_line("ready"));
+  const pid_t daemon = daemon_pid(recorder->stdout_lines());
+  ASSERT_TRUE(wait_for_daemon(daemon, true));
+  worker->terminate();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->signaled);
+  EXPECT_EQ(status->value, SIGTERM);  // the worker's own end, not the supervisor's
+  expect_gone(daemon);
+}
+
+TEST_F(ContainmentTest, AWorkerIgnoringSigtermIsKilledWithItsTreeAfterTheGrace) {
+  WorkerOptions options = supervised();
+  options.kill_grace = 200ms;
+  auto [worker, recorder] =
+      run("trap '' TERM\n" + kStartDaemon + "echo ready\nexec sleep 1000", options);
+  ASSERT_TRUE(recorder->wait_for_stdout_line("ready"));
+  const pid_t daemon = daemon_pid(recorder->stdout_lines());
+  ASSERT_TRUE(wait_for_daemon(daemon, true));
+  const auto started = Clock::now();
+  worker->terminate();
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->signaled);
+  EXPECT_EQ(status->value, SIGKILL);
+  EXPECT_GE(recorder->exited_at() - started, options.kill_grace);
+  expect_gone(daemon);
+}
+
+TEST_F(ContainmentTest, ADaemonIsStoppedWhenTheWorkerExitsOnItsOwn) {
+  auto [worker, recorder] = run(kStartDaemon + "exit 3", supervised());
+  const auto status = recorder->wait_for_exit();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->describe(), "exit code 3");
+  expect_gone(daemon_pid(recorder->stdout_lines()));
+}
+
+TEST_F(ContainmentTest, DestroyingAWorkerThatWasNeverStartedStopsItsTree) {
+  const std::string pid_file = dir_ + "/daemon.pid";
+  auto worker = WorkerProcess::spawn(
+      asio::make_strand(io_),
+      WorkerCommand{script("tree.sh", "sh -c 'setsid " + std::string(kDaemon) +
+                                          " </dev/null >/dev/null 2>&1 & echo $! >daemon.tmp'\n"
+                                          "mv daemon.tmp daemon.pid\nexec sleep 1000"),
+                    {},
+                    {}},
+      dir_, {}, supervised(), std::make_shared<Recorder>());
+  const auto deadline = Clock::now() + kDeadline;
+  while (!fs::exists(pid_file) && Clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // polling a file the worker writes
+  std::ifstream in(pid_file);
+  pid_t daemon = -1;
+  ASSERT_TRUE(in >> daemon) << "the worker did not write its daemon's pid";
+  ASSERT_TRUE(wait_for_daemon(daemon, true));
+  const pid_t supervisor = worker->pid();
+  worker.reset();
+  EXPECT_EQ(running_command(supervisor), "");
+  expect_gone(daemon);
+}
+
+TEST_F(ContainmentTest, TheExitStatusIsTheWorkersExactly) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"exit 0", "exit code 0"},
+      {"echo bye\nexit 3", "exit code 3"},
+      {"kill -9 $$", "killed by signal 9 (Killed)"},
+      {"kill -TERM $$", "killed by signal 15 (Terminated)"},
+      // The signal the supervisor itself obeys, when it is the worker's own end.
+      {"kill -USR1 $$", "killed by signal 10 (User defined signal 1)"},
+  };
+  for (const auto& [body, expected] : cases) {
+    auto [worker, recorder] = run(body, supervised());
+    const auto status = recorder->wait_for_exit();
+    ASSERT_TRUE(status.has_value()) << body;
+    EXPECT_EQ(status->describe(), expected) << body;
+  }
+}
+
+TEST_F(ContainmentTest, TheTreeIsStoppedWhenTheSupervisorsParentIsKilled) {
+  // The gateway's part is played by a shell that runs the supervisor as its child; the test
+  // kills that shell with SIGKILL, as a crash of the gateway would end.
+  const std::string tree =
+      script("tree.sh", "echo $$ >worker.pid\nsh -c 'setsid " + std::string(kDaemon) +
+                            " </dev/null >/dev/null 2>&1 & echo $! >daemon.tmp'\n"
+                            "mv daemon.tmp daemon.pid\nexec sleep 1000");
+  const std::string parent =
+      script("parent.sh", "\"$1\" --parent=$$ -- \"$2\" tree </dev/null\necho unreachable");
+  std::vector<std::string> args{"sh", parent, TAU_WORKER_SUPERVISOR_BINARY, tree};
+  std::vector<char*> argv;
+  for (auto& arg : args)
+    argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_addchdir_np(&actions, dir_.c_str());
+  // Not the test's own output: whatever might outlive the test must not hold it open.
+  ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  ::posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t shell = -1;
+  const int spawned = ::posix_spawn(&shell, "/bin/sh", &actions, nullptr, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ASSERT_EQ(spawned, 0) << std::strerror(spawned);
+
+  const auto deadline = Clock::now() + kDeadline;
+  while (!fs::exists(dir_ + "/daemon.pid") && Clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // polling a file the worker writes
+  pid_t daemon = -1;
+  pid_t worker = -1;
+  std::ifstream(dir_ + "/daemon.pid") >> daemon;
+  std::ifstream(dir_ + "/worker.pid") >> worker;
+  const bool started = daemon > 0 && worker > 0 && wait_for_daemon(daemon, true);
+  ::kill(shell, SIGKILL);
+  ASSERT_EQ(::waitpid(shell, nullptr, 0), shell);
+  ASSERT_TRUE(started) << "the worker did not start its daemon";
+  expect_gone(daemon);
+  const auto until = Clock::now() + kDeadline;
+  while (running_command(worker) == "sleep 1000" && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_NE(running_command(worker), "sleep 1000") << "the worker survived";
+  if (running_command(worker) == "sleep 1000")
+    ::kill(worker, SIGKILL);
+}
+
+TEST_F(ContainmentTest, ResourceLimitsAreSetBeforeTheWorkerStarts) {
+  rlimit processes{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NPROC, &processes), 0);
+  const std::uint64_t max_processes = std::min<std::uint64_t>(processes.rlim_max, 4000);
+  for (bool with_supervisor : {false, true}) {
+    WorkerOptions options = with_supervisor ? supervised() : WorkerOptions{};
+    options.rlimits.address_space_bytes = 768ULL * 1024 * 1024;
+    options.rlimits.open_files = 64;
+    options.rlimits.processes = max_processes;
+    // Soft and hard limit of each, in the order /proc lists them.
+    auto [worker, recorder] =
+        run("awk '/^Max processes/ {print $3, $4} /^Max open files/ {print $4, $5}"
+            " /^Max address space/ {print $4, $5}' /proc/$$/limits",
+            options);
+    const auto status = recorder->wait_for_exit();
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(status->success()) << status->describe();
+    const std::string processes_limit = std::to_string(max_processes);
+    EXPECT_EQ(recorder->stdout_lines(),
+              (Lines{processes_limit + " " + processes_limit, "64 64", "805306368 805306368"}))
+        << (with_supervisor ? "supervised" : "unsupervised");
+  }
+}
+
+TEST_F(ContainmentTest, AMissingSupervisorIsASpawnError) {
+  const std::size_t fds_before = open_fd_count();
+  WorkerOptions options;
+  options.supervisor_path = dir_ + "/no-such-supervisor";
+  const WorkerCommand command{script("fine.sh", "echo hi"), {}, {}};
+  try {
+    WorkerProcess::spawn(asio::make_strand(io_), command, dir_, {}, options,
+                         std::make_shared<Recorder>());
+    ADD_FAILURE() << "spawn did not throw";
+  } catch (const SpawnError& error) {
+    EXPECT_TRUE(contains(error.what(), "'" + command.command + "'")) << error.what();
+    EXPECT_TRUE(contains(error.what(), "no-such-supervisor")) << error.what();
+    EXPECT_TRUE(contains(error.what(), "No such file or directory")) << error.what();
+  }
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+  EXPECT_EQ(open_fd_count(), fds_before);
+}
+
+TEST_F(ContainmentTest, DefaultSupervisorPathIsBesideTheRunningExecutable) {
+  const fs::path self = fs::read_symlink("/proc/self/exe");
+  EXPECT_EQ(default_supervisor_path(), (self.parent_path() / "tau-worker-supervisor").string());
 }
 
 }  // namespace
