@@ -149,7 +149,13 @@ TEST(Workers, OutputBecomesEventsAndFollowUpsReachStdinInOrder) {
   EXPECT_EQ(stderr_lines, std::vector<std::string>{"to stderr"});
   EXPECT_TRUE(std::filesystem::is_directory(directory));
 
-  const auto status = w.worker_status();
+  // The worker leaves the running count just after its session's end is recorded.
+  json::value status = w.worker_status();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (status.at("running").as_int64() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    status = w.worker_status();
+  }
   EXPECT_EQ(status.at("args"), json::parse(R"(["two words","$HOME"])"));
   EXPECT_EQ(status.at("running").as_int64(), 0);
   EXPECT_EQ(status.at("exited").as_int64(), 1);
