@@ -100,6 +100,9 @@ struct WorkerSettings {
   std::string workspace_root;  // parse_config's default: <state-dir>/workspaces
   std::int64_t kill_grace_ms = 5000;
   std::uint64_t max_line_bytes = 65536;
+  // tau-worker-supervisor, which runs each worker and ends its whole process tree; empty: the
+  // one beside the running binary (worker::default_supervisor_path()).
+  std::string supervisor_path;
   bool enabled() const { return !command.empty(); }
 };
 

@@ -176,7 +176,9 @@ void WorkerSupervisor::start(const core::SessionSnapshot& session) {
     options.max_line_bytes = config_.worker.max_line_bytes;
     // The worker's whole process tree ends with its session and with the gateway, and the
     // gateway's secrets stay out of its environment (TAU_GATEWAY_* are never passed on).
-    options.supervisor_path = worker::default_supervisor_path();
+    options.supervisor_path = config_.worker.supervisor_path.empty()
+                                  ? worker::default_supervisor_path()
+                                  : config_.worker.supervisor_path;
     options.withheld_values = {config_.auth.token, config_.auth.password,
                                config_.store.redis.password};
     const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},

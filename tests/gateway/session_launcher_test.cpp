@@ -57,6 +57,7 @@ GatewayConfig worker_config(const std::string& command, const std::string& works
   config.worker.command = command;
   config.worker.workspace_root = workspace_root;
   config.worker.kill_grace_ms = 500;
+  config.worker.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
   return config;
 }
 

@@ -212,6 +212,7 @@ gateway::GatewayConfig make_config(const std::string& worker_command,
   config.worker.command = worker_command;
   config.worker.workspace_root = workspace_root;
   config.worker.kill_grace_ms = 500;
+  config.worker.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
   return config;
 }
 
