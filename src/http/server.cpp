@@ -57,14 +57,16 @@ using RequestParser = beast_http::request_parser<beast_http::string_body>;
 // parser needs more bytes, every byte it holds back is part of the header section or of a chunk
 // line or the trailer (chunk data is consumed as it arrives), where RFC 9112 allows no bare LF:
 // such a request is refused at once instead. The first byte held back follows a consumed line
-// (or chunk data), so a LF there is bare too.
-bool holds_bare_lf(const beast::flat_buffer& buffer) {
+// (or chunk data), so a LF there is bare too. `checked`: how many leading bytes an earlier call
+// found clean (so a header that trickles in is scanned once, not once per read); updated.
+bool holds_bare_lf(const beast::flat_buffer& buffer, std::size_t& checked) {
   const auto* bytes = static_cast<const char*>(buffer.data().data());
   const std::size_t size = buffer.size();
-  for (std::size_t i = 0; i < size; ++i) {
+  for (std::size_t i = checked; i < size; ++i) {
     if (bytes[i] == '\n' && (i == 0 || bytes[i - 1] != '\r'))
       return true;
   }
+  checked = size;
   return false;
 }
 
@@ -76,12 +78,14 @@ asio::awaitable<beast::error_code> read_parsed(beast::tcp_stream& stream,
                                                beast::flat_buffer& buffer, RequestParser& parser,
                                                Done done) {
   beast::error_code ec;
+  std::size_t checked = 0;  // for holds_bare_lf
   while (!done(parser)) {
     if (buffer.size() > 0) {
       const std::size_t used = parser.put(buffer.data(), ec);
       buffer.consume(used);
+      checked = used < checked ? checked - used : 0;
       if (ec == beast_http::error::need_more) {
-        if (holds_bare_lf(buffer))
+        if (holds_bare_lf(buffer, checked))
           co_return beast_http::error::bad_line_ending;
         ec = {};
       } else if (ec) {
