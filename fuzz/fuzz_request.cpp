@@ -31,6 +31,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/parse.hpp>
@@ -262,6 +263,24 @@ bool breaks_framing(const beast_http::request_header<>& header) {
   return !(codings.size() == 1 && codings[0] == "chunked");
 }
 
+// A body Beast parses (by Content-Length or chunks) and throws away, so that an input announcing
+// a huge length costs nothing.
+struct DiscardedBody {
+  struct value_type {};
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(beast_http::header<isRequest, Fields>&, value_type&) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class Buffers>
+    std::size_t put(const Buffers& buffers, beast::error_code& ec) {
+      ec = {};
+      return beast::buffer_bytes(buffers);
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+  };
+};
+
 // The requests of the input, in order, as far as Beast's parser reads them: a gateway answers
 // at most these, one answer each.
 std::vector<InputRequest> input_requests(std::string_view input, std::size_t max_header_bytes) {
@@ -271,7 +290,7 @@ std::vector<InputRequest> input_requests(std::string_view input, std::size_t max
       input.remove_prefix(2);
     if (input.empty())
       break;
-    beast_http::request_parser<beast_http::string_body> parser;
+    beast_http::request_parser<DiscardedBody> parser;
     parser.header_limit(static_cast<std::uint32_t>(max_header_bytes));
     parser.body_limit(boost::none);
     beast::error_code ec;
