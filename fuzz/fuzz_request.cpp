@@ -222,7 +222,7 @@ Conversation run_conversation(std::string_view input) {
 
 // A request of the input as Beast's parser reads it, and what RFC 9112 says of its header.
 struct InputRequest {
-  bool head = false;            // a HEAD (also when its header then failed to parse)
+  bool head = false;            // a HEAD (also when its header is refused)
   bool breaks_framing = false;  // must be refused with 400 or 501, and end the connection
 };
 
@@ -290,6 +290,7 @@ std::vector<InputRequest> input_requests(std::string_view input, std::size_t max
       input.remove_prefix(2);
     if (input.empty())
       break;
+    const std::string_view request_start = input;
     beast_http::request_parser<DiscardedBody> parser;
     parser.header_limit(static_cast<std::uint32_t>(max_header_bytes));
     parser.body_limit(boost::none);
@@ -301,7 +302,10 @@ std::vector<InputRequest> input_requests(std::string_view input, std::size_t max
         break;
     }
     InputRequest request;
-    request.head = parser.get().method() == beast_http::verb::head;
+    // A request line Beast did not get to parse (the server may stop earlier, on a bare LF,
+    // than Beast here) is a HEAD when it begins as one.
+    request.head = parser.get().target().empty() ? request_start.starts_with("HEAD ")
+                                                 : parser.get().method() == beast_http::verb::head;
     if (!parser.is_header_done()) {
       requests.push_back(request);  // refused, or never complete: the last one either way
       break;

@@ -138,6 +138,17 @@ asio::awaitable<beast::error_code> skip_empty_lines(beast::tcp_stream& stream,
   }
 }
 
+// Whether a request asks for HEAD, so that no answer to it may have a body: as Beast parsed its
+// request line or, when it is refused before Beast parsed that line (Beast waits for the whole
+// header once the first bytes did not hold the line, and a bare LF or the header limit can stop
+// it first), as the line begins. Beast never leaves a parsed request's target empty.
+bool asks_for_head(const RequestParser& parser, const beast::flat_buffer& buffer) {
+  if (!parser.get().target().empty())
+    return parser.get().method() == beast_http::verb::head;
+  const std::string_view pending(static_cast<const char*>(buffer.data().data()), buffer.size());
+  return pending.starts_with("HEAD ");
+}
+
 bool is_chunked(beast::string_view coding) {
   return beast::iequals(coding, "chunked");
 }
@@ -382,8 +393,7 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       ec = co_await read_parsed(stream, buffer, parser, [](const RequestParser& parser) {
         return parser.is_header_done();
       });
-      // Whether the request line, if it was read, asked for HEAD: then no answer has a body.
-      const bool head = parser.get().method() == beast_http::verb::head;
+      const bool head = asks_for_head(parser, buffer);
       if (ec == beast_http::error::header_limit) {
         co_await refuse(stream, 11, head, 431, "header_too_large",
                         "request header is larger than " +

@@ -372,6 +372,26 @@ TEST_F(HttpFramingTest, HeadWhereGetIsNotAllowedIs405WithoutABody) {
   EXPECT_EQ(delete_sessions.header("allow"), "POST, GET, HEAD");
 }
 
+TEST_F(HttpFramingTest, RefusalsOfAHeadHaveNoBodyEvenBeforeItsLineIsParsed) {
+  // Found by fuzz_request: Beast had not parsed this request line when the header was refused
+  // (here: longer than --max-header-bytes), yet the answer to a HEAD must not have a body.
+  const std::string long_line =
+      "HEAD /healthz?" + std::string(20000, 'q') + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  const Answers too_large = parse_answers(raw_exchange(gateway.port(), long_line), {"HEAD"});
+  ASSERT_EQ(too_large.answers.size(), 1u) << too_large.rest;
+  EXPECT_EQ(too_large.answers[0].status, 431u);
+  EXPECT_TRUE(too_large.rest.empty()) << too_large.rest;
+  // And once it was parsed: a bare LF in a header line, and a refused Transfer-Encoding.
+  for (const std::string& bytes :
+       {std::string("HEAD /healthz HTTP/1.1\r\nHost: x\nX: y\n\n"),
+        request("HEAD", "/healthz", "Transfer-Encoding: identity\r\n")}) {
+    const Answers answers = parse_answers(raw_exchange(gateway.port(), bytes), {"HEAD"});
+    ASSERT_EQ(answers.answers.size(), 1u) << answers.rest;
+    EXPECT_GE(answers.answers[0].status, 400u);
+    EXPECT_TRUE(answers.rest.empty()) << answers.rest;
+  }
+}
+
 TEST_F(HttpFramingTest, TheLargestCursorReplaysNothingAndSignalsNoGap) {
   const std::string session = open_session(client, "max-cursor");
   for (int i = 0; i < 3; ++i) {
