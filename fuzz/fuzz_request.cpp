@@ -14,9 +14,15 @@
 //  - what it sent is a sequence of complete HTTP responses (only a cut-off event stream may end
 //    early), each with a status from 100 to 599 and never 500 (a handler threw something
 //    unexpected); a JSON response is valid JSON, an error (>= 400) is the documented envelope;
-//  - every kHealthEvery inputs, a fresh connection still gets 200 from GET /healthz.
+//  - every kHealthEvery inputs, a fresh connection still gets 200 from GET /healthz;
+//  - the answers follow the requests as Beast's parser reads the input (empty lines before a
+//    request skipped): the answer to a HEAD has no body (it is read as such, so body bytes would
+//    break the answers after it), and a request that breaks RFC 9112's header rules (HTTP/1.1
+//    without Host, two Hosts, a Transfer-Encoding other than exactly `chunked`) is answered
+//    400 or 501 and nothing after it is answered.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,9 +31,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/parse.hpp>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -36,6 +44,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
@@ -211,15 +220,128 @@ Conversation run_conversation(std::string_view input) {
   return result;
 }
 
+// A request of the input as Beast's parser reads it, and what RFC 9112 says of its header.
+struct InputRequest {
+  bool head = false;            // a HEAD (also when its header is refused)
+  bool breaks_framing = false;  // must be refused with 400 or 501, and end the connection
+};
+
+bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// The rules, stated apart from the server's code: exactly one Host in HTTP/1.1, never two, and
+// no Transfer-Encoding but `chunked` alone (empty list elements aside, as RFC 9110 section 5.6.1
+// allows).
+bool breaks_framing(const beast_http::request_header<>& header) {
+  const std::size_t hosts = header.count(beast_http::field::host);
+  if (hosts > 1 || (hosts == 0 && header.version() >= 11))
+    return true;
+  const auto [first, last] = header.equal_range(beast_http::field::transfer_encoding);
+  if (first == last)
+    return false;
+  std::vector<std::string> codings;
+  for (auto field = first; field != last; ++field) {
+    const std::string value(field->value());
+    std::size_t start = 0;
+    while (start <= value.size()) {
+      const std::size_t comma = std::min(value.find(',', start), value.size());
+      std::size_t begin = start, end = comma;
+      while (begin < end && is_ows(value[begin]))
+        ++begin;
+      while (end > begin && is_ows(value[end - 1]))
+        --end;
+      if (end > begin) {
+        std::string coding = value.substr(begin, end - begin);
+        for (char& c : coding)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        codings.push_back(std::move(coding));
+      }
+      start = comma + 1;
+    }
+  }
+  return !(codings.size() == 1 && codings[0] == "chunked");
+}
+
+// A body Beast parses (by Content-Length or chunks) and throws away, so that an input announcing
+// a huge length costs nothing.
+struct DiscardedBody {
+  struct value_type {};
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(beast_http::header<isRequest, Fields>&, value_type&) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class Buffers>
+    std::size_t put(const Buffers& buffers, beast::error_code& ec) {
+      ec = {};
+      return beast::buffer_bytes(buffers);
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+  };
+};
+
+// The requests of the input, in order, as far as Beast's parser reads them: a gateway answers
+// at most these, one answer each.
+std::vector<InputRequest> input_requests(std::string_view input, std::size_t max_header_bytes) {
+  std::vector<InputRequest> requests;
+  while (true) {
+    while (input.starts_with("\r\n"))
+      input.remove_prefix(2);
+    if (input.empty())
+      break;
+    const std::string_view request_start = input;
+    beast_http::request_parser<DiscardedBody> parser;
+    parser.header_limit(static_cast<std::uint32_t>(max_header_bytes));
+    parser.body_limit(boost::none);
+    beast::error_code ec;
+    while (!parser.is_header_done() && !input.empty()) {
+      const std::size_t used = parser.put(asio::buffer(input.data(), input.size()), ec);
+      input.remove_prefix(used);
+      if (ec && (ec != beast_http::error::need_more || used == 0))
+        break;
+    }
+    InputRequest request;
+    // A request line Beast did not get to parse (the server may stop earlier, on a bare LF,
+    // than Beast here) is a HEAD when it begins as one.
+    request.head = parser.get().target().empty() ? request_start.starts_with("HEAD ")
+                                                 : parser.get().method() == beast_http::verb::head;
+    if (!parser.is_header_done()) {
+      requests.push_back(request);  // refused, or never complete: the last one either way
+      break;
+    }
+    request.breaks_framing = breaks_framing(parser.get().base());
+    requests.push_back(request);
+    if (request.breaks_framing)
+      break;
+    parser.eager(true);
+    while (!parser.is_done() && !input.empty()) {
+      const std::size_t used = parser.put(asio::buffer(input.data(), input.size()), ec);
+      input.remove_prefix(used);
+      if (ec && (ec != beast_http::error::need_more || used == 0))
+        break;
+    }
+    if (!parser.is_done())
+      break;
+  }
+  return requests;
+}
+
 // Splits the answer into responses; fails on anything a conforming client could not read.
-unsigned check_answer(std::string_view input, const Conversation& conversation) {
+unsigned check_answer(std::string_view input, const Conversation& conversation,
+                      const std::vector<InputRequest>& requests) {
   std::string_view rest = conversation.answer;
   unsigned responses = 0;
   while (!rest.empty()) {
+    if (responses > 0 && responses <= requests.size() && requests[responses - 1].breaks_framing)
+      fail("an answer after a request that breaks HTTP/1.1's framing", input, conversation.answer);
     beast_http::response_parser<beast_http::string_body> parser;
     parser.eager(true);
     parser.body_limit(boost::none);
     parser.header_limit(64 * 1024);
+    const bool head = responses < requests.size() && requests[responses].head;
+    if (head)
+      parser.skip(true);
     beast::error_code ec;
     while (!parser.is_done() && !rest.empty()) {
       const std::size_t used = parser.put(asio::buffer(rest.data(), rest.size()), ec);
@@ -243,6 +365,7 @@ unsigned check_answer(std::string_view input, const Conversation& conversation) 
         fail("the gateway's answer ends inside a response", input, conversation.answer);
       return responses + 1;
     }
+    const bool breaks = responses < requests.size() && requests[responses].breaks_framing;
     ++responses;
     const auto& response = parser.get();
     const unsigned status = response.result_int();
@@ -250,6 +373,10 @@ unsigned check_answer(std::string_view input, const Conversation& conversation) 
       fail("a status outside 100-599", input, conversation.answer);
     if (status == 500)
       fail("500: a handler threw something it should not have", input, conversation.answer);
+    if (breaks && status != 400 && status != 501)
+      fail("a request that breaks HTTP/1.1's framing was not refused", input, conversation.answer);
+    if (head)
+      continue;  // no body to check
     if (response[beast_http::field::content_type] == "application/json") {
       beast::error_code json_error;
       const json::value body = json::parse(response.body(), json_error);
@@ -304,7 +431,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
   if (conversation.timed_out)
     fail("the gateway did not close the connection within the deadline", input,
          conversation.answer);
-  const unsigned responses = check_answer(input, conversation);
+  const unsigned responses = check_answer(
+      input, conversation, input_requests(input, harness->gateway->config.max_header_bytes));
   if (harness->print_answers) {
     std::fprintf(stderr, "--- %u responses, %zu bytes:\n", responses, conversation.answer.size());
     std::fwrite(conversation.answer.data(), 1, conversation.answer.size(), stderr);

@@ -93,6 +93,29 @@ requests = {
     "invalid-target": "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n",
     "dot-segments": request("GET", "/./healthz") + request("GET", f"{API}/sessions/%2e%2e/stream"),
     "not-http": "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    # RFC 9112's header rules: each is refused and ends the connection, so the request hidden in
+    # its body (or after it) is never answered.
+    "te-identity-smuggle": f"POST {API}/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    "Transfer-Encoding: identity\r\n\r\n" + opened("smuggled"),
+    "te-chunked-not-last": f"POST {API}/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    "Transfer-Encoding: chunked, identity\r\n\r\n" + opened("smuggled"),
+    "te-gzip-chunked": f"POST {API}/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    'Transfer-Encoding: gzip, chunked\r\n\r\n17\r\n{"workspace_id":"demo"}\r\n0\r\n\r\n',
+    "missing-host": "GET /healthz HTTP/1.1\r\n\r\n" + request("GET", "/readyz"),
+    "two-hosts": "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + request("GET", "/readyz"),
+    "bare-lf-chunk": f"POST {API}/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    'Transfer-Encoding: chunked\r\n\r\n17\n{"workspace_id":"demo"}\n0\n\n',
+    "leading-empty-lines": "\r\n\r\n" + opened() + "\r\n" + request("GET", "/healthz"),
+    "head": opened()
+    + request("HEAD", "/healthz")
+    + request("HEAD", "/dashboard")
+    + request("HEAD", f"{API}/sessions/{SID}")
+    + request("HEAD", f"{API}/sessions/{SID}/stream")
+    + request("HEAD", f"{API}/sessions/{SID}/close")
+    + request("GET", "/healthz"),
+    "max-cursor": opened()
+    + request("POST", f"{API}/sessions/{SID}/progress", {"message": "one"})
+    + request("GET", f"{API}/sessions/{SID}/stream?after_sequence_id=18446744073709551615"),
 }
 for name, data in requests.items():
     write("fuzz_request", name, data)

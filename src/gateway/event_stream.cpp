@@ -31,6 +31,12 @@ constexpr std::int64_t kMinWriteTimeoutMs = 1000;
 // Events written per batch while catching up, to bound the size of one write.
 constexpr std::size_t kBatchEvents = 256;
 
+// Any cursor is valid: one past the newest event, up to the largest 64-bit one, means "after
+// everything". The session service is handed at most this one (10^13 events, which no session
+// comes near; with a larger one the Redis script's `after + 1`, a Lua number, is no longer
+// printed as an integer), and the stream drops whatever it returns at or before the real cursor.
+constexpr std::uint64_t kLargestServiceCursor = 10'000'000'000'000;
+
 http::SseFrame frame(std::optional<std::string> id, std::string event, std::string data) {
   http::SseFrame result;
   result.id = std::move(id);
@@ -69,15 +75,19 @@ std::string final_frames(const core::SessionSnapshot& session) {
 std::string opening_frames(const bridge::Replay& replay, std::optional<std::uint64_t> cursor,
                            std::int64_t retry_ms) {
   std::string frames = snapshot_frame(replay.session, cursor, retry_ms);
+  // Events were lost when the first one kept comes after the one following the cursor (written
+  // so that no cursor, however large, wraps around).
   if (cursor && replay.first_retained_sequence_id > 0 &&
-      *cursor + 1 < replay.first_retained_sequence_id) {
+      *cursor < replay.first_retained_sequence_id - 1) {
     json::object gap{{"requested_after_sequence_id", *cursor},
                      {"first_available_sequence_id", replay.first_retained_sequence_id}};
     frames +=
         http::serialize_sse(frame(std::nullopt, "external_coding_agent.gap", json::serialize(gap)));
   }
-  for (const auto& retained : replay.events)
-    frames += retained->encoded;
+  for (const auto& retained : replay.events) {
+    if (!cursor || retained->event.sequence_id > *cursor)
+      frames += retained->encoded;
+  }
   return frames;
 }
 
@@ -267,11 +277,14 @@ struct StreamOpening {
 // given, its registration in the same step, so nothing falls in between.
 bridge::FollowStart read_opening(bridge::SessionService& pool, const StreamRequest& request,
                                  const std::shared_ptr<StreamFollower>& follower) {
+  std::optional<std::uint64_t> cursor = request.cursor;
+  if (cursor)
+    cursor = std::min(*cursor, kLargestServiceCursor);
   bridge::FollowStart start;
   if (follower)
-    start = pool.follow(request.session_id, request.cursor, request.limit, follower);
+    start = pool.follow(request.session_id, cursor, request.limit, follower);
   else
-    start.replay = pool.replay(request.session_id, request.cursor, request.limit);
+    start.replay = pool.replay(request.session_id, cursor, request.limit);
   return start;
 }
 
@@ -322,6 +335,13 @@ asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
 asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionService& pool,
                                          const StreamRequest& request,
                                          const StreamSettings& settings, BlockingCalls& blocking) {
+  if (exchange.is_head()) {
+    // The header a GET would get, and nothing else: the session must exist (404 otherwise),
+    // but nothing is replayed or followed.
+    co_await blocking.run([&] { return pool.get(request.session_id); });
+    co_await start_event_stream(exchange, request.follow, settings);
+    co_return;
+  }
   StreamOpening opening = co_await open_stream(exchange, pool, request, settings, blocking);
   co_await start_event_stream(exchange, request.follow, settings);
   co_await exchange.write_stream(std::move(opening.frames));

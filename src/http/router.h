@@ -2,6 +2,7 @@
 
 #include <ostream>  // Boost 1.81 string_view.hpp uses std::ostream without including it
 
+#include <algorithm>
 #include <boost/beast/http/verb.hpp>
 #include <string>
 #include <string_view>
@@ -22,7 +23,10 @@ bool match_segments(const std::vector<std::string>& template_segments,
                     std::vector<std::string>& params);
 
 // Maps (method, path) to a value. Tells apart an unknown path from a known path with another
-// method, so the caller can answer 404 or 405 with an Allow header.
+// method, so the caller can answer 404 or 405 with an Allow header. Every GET route also answers
+// HEAD (RFC 9110 section 9.3.2): a HEAD request matches it, and its Allow lists HEAD after GET.
+// The route found for HEAD is the GET route itself; sending its answer without the body is the
+// server's job (http::Exchange).
 template <class Value>
 class Router {
  public:
@@ -48,20 +52,30 @@ class Router {
 
   Match match(verb method, const std::vector<std::string>& path_segments) const {
     Match result;
+    std::vector<verb> allowed;
+    auto allow = [&allowed](verb allowed_method) {
+      if (std::find(allowed.begin(), allowed.end(), allowed_method) == allowed.end())
+        allowed.push_back(allowed_method);
+    };
     for (const Route& route : routes_) {
       std::vector<std::string> params;
       if (!match_segments(route.segments, path_segments, params))
         continue;
-      if (route.method == method) {
+      if (route.method == method || (method == verb::head && route.method == verb::get)) {
         result.kind = Match::Kind::found;
         result.route = &route;
         result.params = std::move(params);
         return result;
       }
       result.kind = Match::Kind::method_not_allowed;
+      allow(route.method);
+      if (route.method == verb::get)
+        allow(verb::head);
+    }
+    for (const verb allowed_method : allowed) {
       if (!result.allow.empty())
         result.allow += ", ";
-      result.allow += std::string(boost::beast::http::to_string(route.method));
+      result.allow += std::string(boost::beast::http::to_string(allowed_method));
     }
     return result;
   }

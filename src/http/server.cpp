@@ -9,12 +9,16 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/url/parse.hpp>
 #include <ctime>
 #include <limits>
+#include <vector>
 
 namespace tau::http {
 
@@ -44,7 +48,162 @@ std::string_view http_date() {
 bool is_http_error(const beast::error_code& ec) {
   return ec.category() == beast_http::make_error_code(beast_http::error::bad_method).category();
 }
+
+using RequestParser = beast_http::request_parser<beast_http::string_body>;
+
+// Whether the bytes Beast's parser holds back while it waits for more contain a LF without the
+// CR before it. Beast looks for CRLF to end a header line or a chunk line and steps over a lone
+// LF, so a request whose lines end in LF alone would wait, unanswered, for a timeout. While the
+// parser needs more bytes, every byte it holds back is part of the header section or of a chunk
+// line or the trailer (chunk data is consumed as it arrives), where RFC 9112 allows no bare LF:
+// such a request is refused at once instead. The first byte held back follows a consumed line
+// (or chunk data), so a LF there is bare too. `checked`: how many leading bytes an earlier call
+// found clean (so a header that trickles in is scanned once, not once per read); updated.
+bool holds_bare_lf(const beast::flat_buffer& buffer, std::size_t& checked) {
+  const auto* bytes = static_cast<const char*>(buffer.data().data());
+  const std::size_t size = buffer.size();
+  for (std::size_t i = checked; i < size; ++i) {
+    if (bytes[i] == '\n' && (i == 0 || bytes[i - 1] != '\r'))
+      return true;
+  }
+  checked = size;
+  return false;
+}
+
+// Feeds Beast's parser from `buffer`, reading more from `stream` while it needs more, until
+// `done(parser)`: what beast::http::async_read_header and async_read do (the same put() and
+// put_eof() calls), plus the bare-LF check above whenever the parser asks for more bytes.
+template <class Done>
+asio::awaitable<beast::error_code> read_parsed(beast::tcp_stream& stream,
+                                               beast::flat_buffer& buffer, RequestParser& parser,
+                                               Done done) {
+  beast::error_code ec;
+  std::size_t checked = 0;  // for holds_bare_lf
+  while (!done(parser)) {
+    if (buffer.size() > 0) {
+      const std::size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      checked = used < checked ? checked - used : 0;
+      if (ec == beast_http::error::need_more) {
+        if (holds_bare_lf(buffer, checked))
+          co_return beast_http::error::bad_line_ending;
+        ec = {};
+      } else if (ec) {
+        co_return ec;
+      } else if (used > 0 || done(parser)) {
+        continue;
+      }
+    }
+    const std::size_t size = beast::read_size(buffer, 65536);
+    if (size == 0)
+      co_return beast_http::error::buffer_overflow;
+    const std::size_t read = co_await stream.async_read_some(
+        buffer.prepare(size), asio::redirect_error(use_awaitable, ec));
+    buffer.commit(read);
+    if (ec == asio::error::eof) {
+      if (!parser.got_some())
+        co_return beast_http::error::end_of_stream;
+      ec = {};
+      parser.put_eof(ec);  // partial_message unless the message ends with the connection
+      co_return ec;
+    }
+    if (ec)
+      co_return ec;
+  }
+  co_return ec;
+}
+
+// RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF) before a request
+// line (some clients send one after a POST body). Beast's parser would take its CR for a bad
+// method, so empty lines are dropped from the buffer before the parser sees it, reading as long
+// as nothing else has arrived. Returns the read's error (the peer left, or the timer fired).
+asio::awaitable<beast::error_code> skip_empty_lines(beast::tcp_stream& stream,
+                                                    beast::flat_buffer& buffer) {
+  beast::error_code ec;
+  while (true) {
+    const auto* bytes = static_cast<const char*>(buffer.data().data());
+    std::size_t empty = 0;
+    while (empty + 1 < buffer.size() && bytes[empty] == '\r' && bytes[empty + 1] == '\n')
+      empty += 2;
+    buffer.consume(empty);
+    // Anything but nothing or a lone CR (which may begin one more empty line) is for the parser.
+    if (buffer.size() >= 2 ||
+        (buffer.size() == 1 && *static_cast<const char*>(buffer.data().data()) != '\r'))
+      co_return ec;
+    const std::size_t read = co_await stream.async_read_some(
+        buffer.prepare(beast::read_size(buffer, 65536)), asio::redirect_error(use_awaitable, ec));
+    buffer.commit(read);
+    if (ec)
+      co_return ec;
+  }
+}
+
+// Whether a request asks for HEAD, so that no answer to it may have a body: as Beast parsed its
+// request line or, when it is refused before Beast parsed that line (Beast waits for the whole
+// header once the first bytes did not hold the line, and a bare LF or the header limit can stop
+// it first), as the line begins. Beast never leaves a parsed request's target empty.
+bool asks_for_head(const RequestParser& parser, const beast::flat_buffer& buffer) {
+  if (!parser.get().target().empty())
+    return parser.get().method() == beast_http::verb::head;
+  const std::string_view pending(static_cast<const char*>(buffer.data().data()), buffer.size());
+  return pending.starts_with("HEAD ");
+}
+
+bool is_chunked(beast::string_view coding) {
+  return beast::iequals(coding, "chunked");
+}
+
+// A Host value is uri-host [ ":" port ] (RFC 9112 section 3.2), which is an authority without
+// userinfo. An empty one is allowed.
+bool is_valid_host(beast::string_view value) {
+  const auto authority = boost::urls::parse_authority(std::string_view(value.data(), value.size()));
+  return authority && !authority->has_userinfo();
+}
+
 }  // namespace
+
+std::optional<FramingRefusal> framing_refusal(const RequestHeader& header) {
+  // RFC 9112 section 3.2: exactly one Host in HTTP/1.1 (HTTP/1.0 may omit it), never two, and a
+  // valid one.
+  const std::size_t hosts = header.count(beast_http::field::host);
+  if (hosts > 1)
+    return FramingRefusal{400, "malformed_request", "the request has more than one Host header"};
+  if (hosts == 0 && header.version() >= 11)
+    return FramingRefusal{400, "malformed_request", "an HTTP/1.1 request must have a Host header"};
+  if (hosts == 1 && !is_valid_host(header[beast_http::field::host]))
+    return FramingRefusal{400, "malformed_request", "the Host header is not a valid host[:port]"};
+
+  // RFC 9112 section 6: the only transfer coding the gateway implements is chunked, so it must be
+  // the only one. Beast frames the body as chunked when chunked is the last coding of the last
+  // Transfer-Encoding line, and with no body otherwise (whose bytes would then be read as a
+  // second request): both are refused here, before anything reads the body.
+  std::vector<beast::string_view> codings;
+  bool well_formed = true;
+  const auto [first, last] = header.equal_range(beast_http::field::transfer_encoding);
+  if (first == last)
+    return std::nullopt;
+  for (auto field = first; field != last; ++field) {
+    const beast_http::opt_token_list list{field->value()};
+    well_formed = well_formed && beast_http::validate_list(list);
+    for (const auto coding : list)
+      codings.push_back(coding);
+  }
+  if (!well_formed || codings.empty()) {
+    return FramingRefusal{400, "malformed_request",
+                          "Transfer-Encoding is not a list of transfer coding names"};
+  }
+  const auto chunked = std::count_if(codings.begin(), codings.end(), is_chunked);
+  if (codings.size() == 1 && chunked == 1)
+    return std::nullopt;
+  if (chunked == 0 || (chunked == 1 && is_chunked(codings.back()))) {
+    // Section 6.1: a coding the server does not understand.
+    return FramingRefusal{501, "unsupported_transfer_coding",
+                          "the only transfer coding supported is chunked, alone"};
+  }
+  // Section 6.3: chunked not last (or twice) leaves the body's length unknown.
+  return FramingRefusal{400, "malformed_request",
+                        "chunked must be the last transfer coding, and appear once"};
+}
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                    beast_http::request_parser<beast_http::string_body>& parser,
@@ -54,6 +213,7 @@ Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
       parser_(parser),
       remote_(std::move(remote)),
       body_timeout_(body_timeout),
+      head_(parser.get().method() == beast_http::verb::head),
       keep_alive_(parser.get().keep_alive()) {}
 
 asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limit) {
@@ -63,10 +223,10 @@ asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limi
   }
   // A chunked body is checked against the limit as it arrives.
   parser_.body_limit(limit);
-  beast::error_code ec;
+  parser_.eager(true);
   stream_.expires_after(body_timeout_);
-  co_await beast_http::async_read(stream_, buffer_, parser_,
-                                  asio::redirect_error(use_awaitable, ec));
+  const beast::error_code ec = co_await read_parsed(
+      stream_, buffer_, parser_, [](const RequestParser& parser) { return parser.is_done(); });
   // Handling the request may take a while (e.g. waiting for the store); no timer may run then.
   stream_.expires_never();
   if (ec == beast_http::error::body_limit) {
@@ -101,7 +261,7 @@ asio::awaitable<void> Exchange::send(StringResponse response) {
   response.keep_alive(keep_alive_);
   response.prepare_payload();
   status_ = response.result_int();
-  body_bytes_ = response.body().size();
+  body_bytes_ = head_ ? 0 : response.body().size();
   stream_.expires_never();
   // Beast's own async_write walks the header field by field as many small buffers, each step
   // through layers of buffer views; for the small answers that are most of the traffic that
@@ -123,8 +283,9 @@ asio::awaitable<void> Exchange::send(StringResponse response) {
   }
   if (ec)
     throw beast::system_error(ec);
-  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
-                                                  asio::buffer(response.body())};
+  // A HEAD answer is the header alone, its Content-Length that of the body left out.
+  const std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(head), asio::buffer(response.body().data(), head_ ? 0 : response.body().size())};
   co_await asio::async_write(stream_, buffers, use_awaitable);
 }
 
@@ -146,13 +307,15 @@ asio::awaitable<void> Exchange::write_with_timeout(const auto& buffers) {
 }
 
 asio::awaitable<void> Exchange::write_stream(std::string data) {
-  if (data.empty())
-    co_return;  // an empty chunk would end the body
+  if (data.empty() || head_)
+    co_return;  // an empty chunk would end the body; a HEAD answer has none
   co_await write_with_timeout(beast_http::make_chunk(asio::buffer(data)));
   body_bytes_ += data.size();
 }
 
 asio::awaitable<void> Exchange::end_stream() {
+  if (head_)
+    co_return;
   co_await write_with_timeout(beast_http::make_chunk_last());
 }
 
@@ -213,26 +376,26 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   beast::flat_buffer buffer;
   try {
     for (bool first = true;; first = false) {
-      // Between requests a keep-alive connection may idle; once a request's first byte is in,
-      // its header must be complete within the header timeout. A new connection has no idle
-      // allowance: it was opened to send a request.
-      if (!first && buffer.size() == 0) {
-        stream.expires_after(options_.idle_timeout);
-        const std::size_t read = co_await stream.async_read_some(
-            buffer.prepare(1024), asio::redirect_error(use_awaitable, ec));
-        if (ec)
-          break;  // closed by the peer, or idle too long
-        buffer.commit(read);
-      }
-      beast_http::request_parser<beast_http::string_body> parser;
+      // Between requests a keep-alive connection may idle (empty lines, which RFC 9112 lets a
+      // client send before a request, included); once a request's first byte is in, its header
+      // must be complete within the header timeout. A new connection has no idle allowance: it
+      // was opened to send a request.
+      stream.expires_after(first ? options_.header_timeout : options_.idle_timeout);
+      ec = co_await skip_empty_lines(stream, buffer);
+      if (ec)
+        break;  // closed by the peer, or idle too long
+      RequestParser parser;
       // The body limit is applied by Exchange::read_body once the handler has chosen one.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-      stream.expires_after(options_.header_timeout);
-      co_await beast_http::async_read_header(stream, buffer, parser,
-                                             asio::redirect_error(use_awaitable, ec));
+      if (!first)
+        stream.expires_after(options_.header_timeout);
+      ec = co_await read_parsed(stream, buffer, parser, [](const RequestParser& parser) {
+        return parser.is_header_done();
+      });
+      const bool head = asks_for_head(parser, buffer);
       if (ec == beast_http::error::header_limit) {
-        co_await refuse(stream, 11, 431, "header_too_large",
+        co_await refuse(stream, 11, head, 431, "header_too_large",
                         "request header is larger than " +
                             std::to_string(options_.max_header_bytes) + " bytes");
         break;
@@ -240,20 +403,29 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       if (is_http_error(ec) && ec != beast_http::error::end_of_stream &&
           ec != beast_http::error::partial_message) {
         // Bytes that are not an HTTP/1.1 request header (duplicate Content-Length, a bad
-        // method or version, a bare CR): say so, then close, since the framing is lost.
-        co_await refuse(stream, 11, 400, "malformed_request",
+        // method or version, a bare CR or LF): say so, then close, since the framing is lost.
+        co_await refuse(stream, 11, head, 400, "malformed_request",
                         "the request header is not valid HTTP/1.1: " + ec.message());
         break;
       }
       if (ec)
         break;  // closed by the peer or timed out: no one to answer
+      const unsigned version = parser.get().version();
+      if (const auto refusal = framing_refusal(parser.get())) {
+        co_await refuse(stream, version, head, refusal->status, refusal->code, refusal->message);
+        break;
+      }
       if (parser.get().target().size() > options_.max_target_bytes) {
-        co_await refuse(stream, parser.get().version(), 414, "target_too_long",
+        co_await refuse(stream, version, head, 414, "target_too_long",
                         "request target is longer than " +
                             std::to_string(options_.max_target_bytes) + " bytes");
         break;
       }
       Exchange exchange(stream, buffer, parser, remote, options_.body_timeout);
+      // RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding has faulty framing
+      // (HTTP/1.0 has none); it is answered, and the connection closes after.
+      if (version < 11 && parser.get().count(beast_http::field::transfer_encoding) > 0)
+        exchange.close_after();
       co_await handler_(exchange);
       if (!exchange.responded() || !exchange.keep_alive())
         break;
@@ -286,8 +458,9 @@ asio::awaitable<void> Server::linger(beast::tcp_stream& stream) {
   }
 }
 
-asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, unsigned status,
-                                     std::string_view code, std::string_view message) {
+asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, bool head,
+                                     unsigned status, std::string_view code,
+                                     std::string_view message) {
   StringResponse response = options_.refusal
                                 ? options_.refusal(status, code, message)
                                 : StringResponse{static_cast<beast_http::status>(status), 11};
@@ -299,7 +472,14 @@ asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version
   // A client that does not read its answer must not hold the connection either.
   stream.expires_after(options_.header_timeout);
   beast::error_code ignored;
-  co_await beast_http::async_write(stream, response, asio::redirect_error(use_awaitable, ignored));
+  beast_http::response_serializer<beast_http::string_body> serializer{response};
+  if (head) {
+    co_await beast_http::async_write_header(stream, serializer,
+                                            asio::redirect_error(use_awaitable, ignored));
+  } else {
+    co_await beast_http::async_write(stream, serializer,
+                                     asio::redirect_error(use_awaitable, ignored));
+  }
 }
 
 }  // namespace tau::http

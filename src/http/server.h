@@ -32,6 +32,18 @@ class BadRequest : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Why the server refuses a request whose header Beast parsed, before any handler sees it: the
+// rules of RFC 9112 that Beast's parser leaves to its user. A missing (HTTP/1.1), repeated or
+// invalid Host, or a Transfer-Encoding other than exactly `chunked`, is refused with 400
+// `malformed_request`, or 501 `unsupported_transfer_coding` when chunked is absent or preceded
+// by a coding the server does not implement; the connection closes after the answer.
+struct FramingRefusal {
+  unsigned status;
+  std::string_view code;
+  std::string_view message;
+};
+std::optional<FramingRefusal> framing_refusal(const RequestHeader& header);
+
 // One request/response exchange on a connection. The handler sees the header first and decides
 // (route, auth, limits) before the body is read, so an unauthorized client cannot make the server
 // read a large body. A handler sends exactly one response: a whole one, or a chunked stream.
@@ -42,6 +54,10 @@ class Exchange {
            boost::asio::ip::tcp::endpoint remote, std::chrono::milliseconds body_timeout);
 
   const RequestHeader& header() const { return parser_.get().base(); }
+  // A HEAD request: its answer is the header a GET would get (Content-Length included), without
+  // the body. send() and start_stream() leave the body out, and write_stream() and end_stream()
+  // write nothing.
+  bool is_head() const { return head_; }
   const boost::asio::ip::tcp::endpoint& remote() const { return remote_; }
 
   // Reads the body. Nullopt when it is larger than `limit` bytes; the body is then not read and
@@ -85,6 +101,7 @@ class Exchange {
   boost::asio::ip::tcp::endpoint remote_;
   std::chrono::milliseconds body_timeout_;
   std::chrono::milliseconds write_timeout_{0};  // 0: none
+  bool head_ = false;
   bool responded_ = false;
   bool keep_alive_ = true;
   unsigned status_ = 0;
@@ -93,7 +110,8 @@ class Exchange {
 
 using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;
 
-// Builds the answer to a request the server refuses before any handler sees it (431, 414).
+// Builds the answer to a request the server refuses before any handler sees it (431, 414, 400,
+// 501).
 using RefusalBuilder =
     std::function<StringResponse(unsigned status, std::string_view code, std::string_view message)>;
 
@@ -135,8 +153,9 @@ class Server {
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
   // Ends a connection politely: see the definition.
   boost::asio::awaitable<void> linger(boost::beast::tcp_stream& stream);
-  // Answers a request refused before its handler and closes the connection after.
-  boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version,
+  // Answers a request refused before its handler and closes the connection after. `head`: the
+  // request is a HEAD, so the answer has no body.
+  boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version, bool head,
                                       unsigned status, std::string_view code,
                                       std::string_view message);
 

@@ -38,10 +38,10 @@ TEST_F(ErrorsTest, UnknownPathsAre404AndWrongMethodsAre405WithAllow) {
 
   const auto wrong_method = client.post("/gateway/status", "{}");
   expect_error(wrong_method, 405, "method_not_allowed", "POST status");
-  EXPECT_EQ(wrong_method.header("allow"), "GET");
+  EXPECT_EQ(wrong_method.header("allow"), "GET, HEAD");
   const auto delete_session = client.request("DELETE", session_path(id), std::nullopt);
   expect_error(delete_session, 405, "method_not_allowed", "DELETE session");
-  EXPECT_EQ(delete_session.header("allow"), "GET");
+  EXPECT_EQ(delete_session.header("allow"), "GET, HEAD");
   EXPECT_EQ(client.get(session_path(id, "/close")).header("allow"), "POST");
 }
 

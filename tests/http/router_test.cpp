@@ -172,7 +172,7 @@ TEST(RouterTest, KnownPathWithOtherMethodIsMethodNotAllowedWithAllow) {
   const auto status = match_target(router, verb::post, "/gateway/status");
   EXPECT_EQ(status.kind, Kind::method_not_allowed);
   EXPECT_EQ(status.route, nullptr);
-  EXPECT_EQ(status.allow, "GET");
+  EXPECT_EQ(status.allow, "GET, HEAD");
 
   const auto close =
       match_target(router, verb::get, "/gateway/external-coding-agent/sessions/s1/close");
@@ -182,7 +182,7 @@ TEST(RouterTest, KnownPathWithOtherMethodIsMethodNotAllowedWithAllow) {
   const auto detail =
       match_target(router, verb::delete_, "/gateway/external-coding-agent/sessions/s1");
   EXPECT_EQ(detail.kind, Kind::method_not_allowed);
-  EXPECT_EQ(detail.allow, "GET");
+  EXPECT_EQ(detail.allow, "GET, HEAD");
 }
 
 TEST(RouterTest, AllowListsEveryMethodOfThePathInRegistrationOrder) {
@@ -195,13 +195,60 @@ TEST(RouterTest, AllowListsEveryMethodOfThePathInRegistrationOrder) {
   const auto match = router.match(verb::patch, {"items", "7"});
 
   EXPECT_EQ(match.kind, Kind::method_not_allowed);
-  EXPECT_EQ(match.allow, "GET, PUT, DELETE");
+  EXPECT_EQ(match.allow, "GET, HEAD, PUT, DELETE");
   EXPECT_TRUE(match.params.empty());
 
   const auto put = router.match(verb::put, {"items", "7"});
   ASSERT_EQ(put.kind, Kind::found);
   EXPECT_EQ(put.route->value, "put");
   EXPECT_EQ(put.params, Segments{"7"});
+}
+
+TEST(RouterTest, HeadMatchesEveryGetRouteWithItsParams) {
+  const TestRouter router = api_router();
+
+  const auto status = match_target(router, verb::head, "/gateway/status");
+  ASSERT_EQ(status.kind, Kind::found);
+  EXPECT_EQ(status.route->value, "status");
+  EXPECT_EQ(status.route->method, verb::get);  // the GET route itself answers
+
+  const auto detail =
+      match_target(router, verb::head, "/gateway/external-coding-agent/sessions/s1");
+  ASSERT_EQ(detail.kind, Kind::found);
+  EXPECT_EQ(detail.route->value, "detail");
+  EXPECT_EQ(detail.params, Segments{"s1"});
+
+  const auto stream =
+      match_target(router, verb::head, "/gateway/external-coding-agent/sessions/s1/stream");
+  ASSERT_EQ(stream.kind, Kind::found);
+  EXPECT_EQ(stream.route->value, "stream");
+}
+
+TEST(RouterTest, HeadIsNotAllowedWhereGetIsNot) {
+  const TestRouter router = api_router();
+
+  const auto close =
+      match_target(router, verb::head, "/gateway/external-coding-agent/sessions/s1/close");
+  EXPECT_EQ(close.kind, Kind::method_not_allowed);
+  EXPECT_EQ(close.route, nullptr);
+  EXPECT_EQ(close.allow, "POST");
+  EXPECT_EQ(match_target(router, verb::head, "/nope").kind, Kind::not_found);
+  // Only HEAD follows GET: no other method reaches a GET route.
+  EXPECT_EQ(match_target(router, verb::options, "/gateway/status").kind, Kind::method_not_allowed);
+}
+
+TEST(RouterTest, AllowListsHeadOnceAndTheFirstFittingRouteAnswersHead) {
+  TestRouter router;
+  router.add(verb::post, "/items", "create");
+  router.add(verb::get, "/items", "list");
+  router.add(verb::head, "/items", "explicit head");
+  router.add(verb::head, "/probe", "probe");
+
+  EXPECT_EQ(router.match(verb::delete_, {"items"}).allow, "POST, GET, HEAD");
+  EXPECT_EQ(router.match(verb::get, {"probe"}).allow, "HEAD");
+  // The first route that fits wins: here the GET route registered before the HEAD one.
+  EXPECT_EQ(router.match(verb::head, {"items"}).route->value, "list");
+  EXPECT_EQ(router.match(verb::head, {"probe"}).route->value, "probe");
 }
 
 TEST(RouterTest, MethodMatchingRouteIsFoundEvenAfterOthersMatchedThePath) {
