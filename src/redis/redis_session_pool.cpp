@@ -1,7 +1,5 @@
 #include "redis/redis_session_pool.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
 #include <limits>
