@@ -347,7 +347,7 @@ INSTANTIATE_TEST_SUITE_P(Pools, SessionServiceEndingContract,
                                             ::testing::Values(Ending::closed, Ending::timed_out,
                                                               Ending::completed, Ending::failed)),
                          [](const auto& info) {
-                           return kind_name(std::get<0>(info.param)) +
+                           return kind_name(std::get<0>(info.param)) + "_" +
                                   ending_name(std::get<1>(info.param));
                          });
 
