@@ -213,3 +213,20 @@ sse = {
 }
 for name, data in sse.items():
     write("fuzz_sse", name, data)
+
+# --- fuzz_feed_message: payloads on the Redis feed channel -------------------------------------
+# As src/redis/gateway.lua's `publish` writes them with cjson: numbers may come as doubles and an
+# empty event is `{}`.
+
+feed = {
+    "progress": b'["eca_1","ws-1","running",1764240000000,1764240000500,0,'
+                b'[1,"progress","hi",1764240000500]]',
+    "followup-escapes": b'["eca_1","ws \\"quoted\\"","running",1764240000000,1764240000500,1,'
+                        b'[2,"followup","line\\nbreak \\u00e9 \\\\",1764240000500]]',
+    "state-only": b'["eca_1","ws-1","closed",1764240000000,1764240000500,0,{}]',
+    "doubles": b'["eca_1","ws-1","timed_out",1.76424e+12,1.7642400005e+12,2.0,[3.0,"t","m",1e3]]',
+    "escaped-id": b'["eca_\\"x\\\\y","w","failed",1,2,0,[]]',
+    "not-a-message": b'["eca_1","ws-1","sleeping",1,2,0,[1,"t"]]',
+}
+for name, data in feed.items():
+    write("fuzz_feed_message", name, data)

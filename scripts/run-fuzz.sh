@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-30}}
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
-targets=${FUZZ_TARGETS:-fuzz_request fuzz_json_body fuzz_query fuzz_sse}
+targets=${FUZZ_TARGETS:-fuzz_request fuzz_json_body fuzz_query fuzz_sse fuzz_feed_message}
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "run-fuzz: seconds must be a positive integer, not '$seconds'" >&2
   exit 2

@@ -30,23 +30,16 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
   std::lock_guard lock(mutex_);
   std::vector<Session*> lost_workers;
   for (auto& stored : stored_sessions) {
-    Session session;
-    session.snapshot = stored.record.snapshot;
-    session.has_worker = stored.record.has_worker;
-    session.ended_unix_ms = stored.record.ended_unix_ms;
-    session.last_sequence_id = stored.record.last_sequence_id;
+    Session& restored = insert_locked(std::move(stored.record.snapshot));
+    restored.has_worker = stored.record.has_worker;
+    restored.ended_unix_ms = stored.record.ended_unix_ms;
     for (auto& event : stored.events)
-      session.events.push_back(retain(session, std::move(event)));
-    session.followups.assign(std::make_move_iterator(stored.followups.begin()),
-                             std::make_move_iterator(stored.followups.end()));
+      restored.events.append(std::move(event));
+    restored.events.advance_to(stored.record.last_sequence_id);
+    restored.followups.assign(std::make_move_iterator(stored.followups.begin()),
+                              std::make_move_iterator(stored.followups.end()));
     // Everything loaded is durable by definition.
-    session.released_sequence_id = session.last_sequence_id;
-    session.released_encoded_bytes = session.encoded_bytes_total;
-    session.end_released = core::is_terminal(session.snapshot.status);
-    const std::string id = session.snapshot.session_id;
-    auto [inserted, _] = sessions_.emplace(id, std::move(session));
-    Session& restored = inserted->second;
-    ++counters_.sessions_by_status[core::status_index(restored.snapshot.status)];
+    restored.released = everything(restored.events, core::is_terminal(restored.snapshot.status));
     if (restored.snapshot.status == core::SessionStatus::running) {
       start_running_locked(restored);
       if (restored.has_worker)
@@ -82,19 +75,27 @@ OpenResult SessionPool::open(std::string_view workspace_id, bool with_worker) {
   while (sessions_.contains(session_id))
     session_id = id_generator_();
 
-  Session session;
-  session.snapshot.session_id = session_id;
-  session.snapshot.workspace_id = std::string(workspace);
-  session.snapshot.status = core::SessionStatus::running;
-  session.snapshot.started_unix_ms = now;
-  session.snapshot.last_activity_unix_ms = now;
+  core::SessionSnapshot snapshot;
+  snapshot.session_id = std::move(session_id);
+  snapshot.workspace_id = std::string(workspace);
+  snapshot.status = core::SessionStatus::running;
+  snapshot.started_unix_ms = now;
+  snapshot.last_activity_unix_ms = now;
+  Session& session = insert_locked(std::move(snapshot));
   session.has_worker = with_worker;
-  auto [inserted, _] = sessions_.emplace(session_id, std::move(session));
-  ++counters_.sessions_by_status[core::status_index(core::SessionStatus::running)];
-  start_running_locked(inserted->second);
-  const auto ticket = submit_locked(&inserted->second,
-                                    store::SaveSession{record_of(inserted->second)}, std::nullopt);
-  return OpenResult{snapshot_of(inserted->second), true, ticket};
+  start_running_locked(session);
+  const auto ticket = submit_locked(&session, store::SaveSession{record_of(session)}, std::nullopt);
+  return OpenResult{snapshot_of(session), true, ticket};
+}
+
+SessionPool::Session& SessionPool::insert_locked(core::SessionSnapshot snapshot) {
+  std::string id = snapshot.session_id;
+  auto [inserted, _] =
+      sessions_.try_emplace(std::move(id), limits_.max_events_per_session, &encoder_);
+  Session& session = inserted->second;
+  session.snapshot = std::move(snapshot);
+  ++counters_.sessions_by_status[core::status_index(session.snapshot.status)];
+  return session;
 }
 
 void SessionPool::discard(std::string_view session_id) {
@@ -178,9 +179,10 @@ FollowStart SessionPool::follow(std::string_view session_id,
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_locked(session_id);
-  FollowStart start{replay_locked(session, after_sequence_id, limit), session.released_sequence_id};
-  if (!session.end_released) {
-    session.followers.push_back(std::move(follower));
+  FollowStart start{replay_locked(session, after_sequence_id, limit),
+                    session.released.through_sequence_id};
+  if (!session.released.ended) {
+    session.followers.add(std::move(follower));
   }
   return start;
 }
@@ -189,14 +191,8 @@ FollowUpdate SessionPool::events_after(std::string_view session_id, std::uint64_
                                        std::size_t max_events) {
   std::lock_guard lock(mutex_);
   const Session& session = find_locked(session_id);
-  const Replay replay = replay_locked(session, after_sequence_id, max_events);
-  FollowUpdate update;
-  update.events = replay.events;
-  update.session = replay.session;
-  update.finished = session.end_released;
-  update.events_lost = after_sequence_id < replay.last_sequence_id &&
-                       after_sequence_id + 1 < replay.first_retained_sequence_id;
-  return update;
+  return follow_update(session.events, session.released, snapshot_of(session), after_sequence_id,
+                       max_events);
 }
 
 void SessionPool::unfollow(std::string_view session_id, const SessionFollower* follower) {
@@ -204,8 +200,7 @@ void SessionPool::unfollow(std::string_view session_id, const SessionFollower* f
   auto found = sessions_.find(std::string(session_id));
   if (found == sessions_.end())
     return;
-  std::erase_if(found->second.followers,
-                [follower](const auto& candidate) { return candidate.get() == follower; });
+  found->second.followers.remove(follower);
 }
 
 EndResult SessionPool::close(std::string_view session_id) {
@@ -246,7 +241,7 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     const Session& session = it->second;
     // Only once its end is durable: a follower may still be reading up to it otherwise.
-    if (session.end_released &&
+    if (session.released.ended &&
         now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
       submit_locked(nullptr, store::DeleteSession{it->first}, std::nullopt);
       --counters_.sessions_by_status[core::status_index(session.snapshot.status)];
@@ -320,34 +315,21 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
                                         std::string_view message, std::int64_t now,
                                         std::optional<std::string> queued_followup) {
   core::SessionEvent event;
-  event.sequence_id = ++session.last_sequence_id;
+  event.sequence_id = session.events.last_id() + 1;
   event.event_type = std::string(event_type);
   event.message = std::string(message);
   event.timestamp_unix_ms = now;
-  const core::SharedEvent retained = retain(session, event);
-  session.events.push_back(retained);
+  const core::SharedEvent retained = session.events.append(event);
   ++counters_.events_appended;
-  while (session.events.size() > limits_.max_events_per_session)
-    session.events.pop_front();
   set_activity_locked(session, now);
   const std::uint64_t oldest_retained =
-      session.events.empty() ? event.sequence_id + 1 : session.events.front()->event.sequence_id;
+      session.events.empty() ? event.sequence_id + 1 : session.events.first_id();
   const store::Ticket ticket = submit_locked(
       &session,
       store::AppendEvent{record_of(session), event, oldest_retained, std::move(queued_followup)},
       PendingRelease{0, session.snapshot.session_id, event.sequence_id,
                      retained->encoded_bytes_through, false});
   return AppendResult{std::move(event), snapshot_of(session), ticket};
-}
-
-core::SharedEvent SessionPool::retain(Session& session, core::SessionEvent event) const {
-  auto retained = std::make_shared<core::RetainedEvent>();
-  retained->event = std::move(event);
-  if (encoder_)
-    retained->encoded = encoder_(retained->event);
-  session.encoded_bytes_total += retained->encoded.size();
-  retained->encoded_bytes_through = session.encoded_bytes_total;
-  return retained;
 }
 
 store::Ticket SessionPool::end_locked(Session& session, core::SessionStatus terminal_status,
@@ -360,8 +342,8 @@ store::Ticket SessionPool::end_locked(Session& session, core::SessionStatus term
   if (end_listener_)
     end_listener_(snapshot_of(session));
   return submit_locked(&session, store::SaveSession{record_of(session)},
-                       PendingRelease{0, session.snapshot.session_id, session.last_sequence_id,
-                                      session.encoded_bytes_total, true});
+                       PendingRelease{0, session.snapshot.session_id, session.events.last_id(),
+                                      session.events.encoded_bytes_total(), true});
 }
 
 store::Ticket SessionPool::submit_locked(Session* session, store::StoreWrite write,
@@ -385,17 +367,17 @@ store::Ticket SessionPool::submit_locked(Session* session, store::StoreWrite wri
 }
 
 void SessionPool::release_locked(Session& session, const PendingRelease& release) {
-  session.released_sequence_id = std::max(session.released_sequence_id, release.sequence_id);
-  session.released_encoded_bytes = std::max(session.released_encoded_bytes, release.encoded_bytes);
+  VisiblePart& released = session.released;
+  released.through_sequence_id = std::max(released.through_sequence_id, release.sequence_id);
+  released.encoded_bytes = std::max(released.encoded_bytes, release.encoded_bytes);
   if (release.ends)
-    session.end_released = true;
+    released.ended = true;
 }
 
 void SessionPool::notify_followers_locked(Session& session) {
-  for (const auto& follower : session.followers)
-    follower->notify(session.released_encoded_bytes);
+  session.followers.notify_all(session.released.encoded_bytes);
   // An ended session never changes again: its followers were told once and are let go.
-  if (session.end_released)
+  if (session.released.ended)
     session.followers.clear();
 }
 
@@ -465,27 +447,8 @@ Replay SessionPool::replay_locked(const Session& session,
                                   std::optional<std::uint64_t> after_sequence_id,
                                   std::size_t limit) const {
   // Readers see the released (durable) part of the log only.
-  Replay replay;
-  replay.session = snapshot_of(session);
-  replay.last_sequence_id = session.released_sequence_id;
-  replay.encoded_bytes_total = session.released_encoded_bytes;
-  if (!session.events.empty()) {
-    replay.first_retained_sequence_id = session.events.front()->event.sequence_id;
-  }
-  // Retained ids are consecutive, so positions are found by arithmetic.
-  const std::uint64_t first_id = replay.first_retained_sequence_id;
-  const std::size_t visible =
-      first_id == 0 || session.released_sequence_id < first_id
-          ? 0
-          : static_cast<std::size_t>(session.released_sequence_id - first_id + 1);
-  const std::uint64_t after = after_sequence_id.value_or(0);
-  const std::uint64_t skip = after < first_id ? 0 : after - first_id + 1;
-  if (skip < visible) {
-    const auto first = session.events.begin() + static_cast<std::ptrdiff_t>(skip);
-    const auto count = std::min<std::size_t>(limit, visible - static_cast<std::size_t>(skip));
-    replay.events.assign(first, first + static_cast<std::ptrdiff_t>(count));
-  }
-  return replay;
+  return replay_of(session.events, session.released, snapshot_of(session), after_sequence_id,
+                   limit);
 }
 
 PoolCounters SessionPool::counters() {
@@ -494,13 +457,12 @@ PoolCounters SessionPool::counters() {
 }
 
 RuntimeInfo SessionPool::runtime_locked() const {
-  return RuntimeInfo{running_by_workspace_.size(), limits_.inactivity_timeout_ms,
-                     limits_.max_active_sessions, limits_.max_events_per_session};
+  return runtime_info(limits_, running_by_workspace_.size());
 }
 
 store::SessionRecord SessionPool::record_of(const Session& session) {
   return store::SessionRecord{session.snapshot, session.has_worker, session.ended_unix_ms,
-                              session.last_sequence_id};
+                              session.events.last_id()};
 }
 
 core::SessionSnapshot SessionPool::snapshot_of(const Session& session) {

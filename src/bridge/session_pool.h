@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bridge/event_window.h"
+#include "bridge/follower_set.h"
 #include "bridge/session_service.h"
 #include "core/session_types.h"
 #include "store/session_store.h"
@@ -87,20 +89,18 @@ class SessionPool final : public SessionService {
 
  private:
   struct Session {
+    Session(std::size_t max_events, const core::EventEncoder* encoder)
+        : events(max_events, encoder) {}
     core::SessionSnapshot snapshot;
     bool has_worker = false;
     std::int64_t ended_unix_ms = 0;
-    std::deque<core::SharedEvent> events;
+    EventWindow events;  // its last_id() is the session's newest event id
     std::deque<std::string> followups;
-    std::uint64_t last_sequence_id = 0;
-    std::uint64_t encoded_bytes_total = 0;
-    // What readers may see: events up to this id are durable, and so is the end when set.
-    std::uint64_t released_sequence_id = 0;
-    std::uint64_t released_encoded_bytes = 0;
-    bool end_released = false;
+    // What readers may see: the events and the end the store has made durable.
+    VisiblePart released;
     bool wake_pending = false;      // while a commit is being released
     store::Ticket last_ticket = 0;  // of the latest write about this session
-    std::vector<std::shared_ptr<SessionFollower>> followers;
+    FollowerSet followers;
   };
 
   // A change waiting for its ticket to become durable before readers may see it.
@@ -122,9 +122,9 @@ class SessionPool final : public SessionService {
   RuntimeInfo runtime_locked() const;
   Replay replay_locked(const Session& session, std::optional<std::uint64_t> after_sequence_id,
                        std::size_t limit) const;
+  Session& insert_locked(core::SessionSnapshot snapshot);
   static core::SessionSnapshot snapshot_of(const Session& session);
   static store::SessionRecord record_of(const Session& session);
-  core::SharedEvent retain(Session& session, core::SessionEvent event) const;
   // Submits `write` (about `session`, when it is not a delete); its effect on readers
   // (`release`) applies once it is durable.
   store::Ticket submit_locked(Session* session, store::StoreWrite write,

@@ -33,6 +33,12 @@ struct RuntimeInfo {
   std::size_t max_events_per_session = 0;
 };
 
+// What every pool reports of itself: its limits and how many sessions are running now.
+inline RuntimeInfo runtime_info(const PoolLimits& limits, std::size_t active_sessions) {
+  return RuntimeInfo{active_sessions, limits.inactivity_timeout_ms, limits.max_active_sessions,
+                     limits.max_events_per_session};
+}
+
 // What the pool has done since the process started, and how many sessions it holds in each
 // status now: for metrics.
 struct PoolCounters {

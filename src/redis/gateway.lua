@@ -98,6 +98,8 @@ if operation == 'open' then
   if redis.call('HLEN', P .. 'running') >= max_active then
     return {'error', 'limit'}
   end
+  -- An id a session has already is not handed out twice: the caller retries with another.
+  if exists(new_id) then return {'ok', 'taken'} end
   redis.call('HSET', skey(new_id), 'ws', ws, 'status', 'running', 'started', now,
              'activity', now, 'ended', 0, 'seq', 0)
   redis.call('HSET', P .. 'running', ws, new_id)
@@ -219,14 +221,17 @@ end
 
 if operation == 'replay' then
   -- ARGV: id, after, limit. Reply: snapshot, first retained id, newest id, events as
-  -- {seq, type, message, ts} after `after`, at most `limit`.
-  local id, after, limit = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+  -- {seq, type, message, ts} after `after`, at most `limit`. `after` stays text: it is any
+  -- unsigned 64-bit id, which a Lua number cannot hold exactly.
+  local id, after, limit = ARGV[5], ARGV[6], ARGV[7]
   reap_stale()
   if not exists(id) then return {'error', 'not_found'} end
   local first = redis.call('XRANGE', ekey(id), '-', '+', 'COUNT', 1)
   local first_id = 0
   if #first > 0 then first_id = tonumber(string.match(first[1][1], '^(%d+)')) end
-  local entries = redis.call('XRANGE', ekey(id), (after + 1) .. '-0', '+', 'COUNT', limit)
+  -- Entries after `after`-0 (an exclusive start): every entry's id is <sequence id>-0.
+  -- (COUNT 0 answers nil: no entries.)
+  local entries = redis.call('XRANGE', ekey(id), '(' .. after .. '-0', '+', 'COUNT', limit) or {}
   local events = {}
   for i, entry in ipairs(entries) do
     local fields = {}

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/errors.h"
+#include "redis/feed_message.h"
 
 namespace tau::assets {
 extern const std::string_view redis_gateway_lua;  // src/redis/gateway.lua
@@ -74,6 +75,43 @@ Reply RedisScript::run(std::string_view operation, std::string_view prefix,
     throw std::runtime_error("the gateway's Redis script failed: " + reply.text);
   }
   return reply;
+}
+
+const Reply& element(const Reply& reply, std::size_t index) {
+  if (reply.type != Reply::Type::array || index >= reply.elements.size())
+    throw std::runtime_error("unexpected reply from the Redis session script");
+  return reply.elements[index];
+}
+
+std::int64_t integer_of(const Reply& reply) {
+  if (reply.type == Reply::Type::integer)
+    return reply.integer;
+  if (reply.type == Reply::Type::nil)
+    return 0;
+  throw std::runtime_error("unexpected non-integer in a reply from the Redis session script");
+}
+
+core::SessionSnapshot snapshot_of(const Reply& reply) {
+  core::SessionSnapshot session;
+  session.session_id = element(reply, snapshot_field::session_id).text;
+  session.workspace_id = element(reply, snapshot_field::workspace_id).text;
+  const std::string& status_text = element(reply, snapshot_field::status).text;
+  const auto status = core::session_status_from_string(status_text);
+  if (!status)
+    throw std::runtime_error("unknown session status in Redis: " + status_text);
+  session.status = *status;
+  session.started_unix_ms = integer_of(element(reply, snapshot_field::started));
+  session.last_activity_unix_ms = integer_of(element(reply, snapshot_field::activity));
+  session.queued_followups =
+      static_cast<std::size_t>(integer_of(element(reply, snapshot_field::queued_followups)));
+  return session;
+}
+
+core::SessionEvent event_of(const Reply& reply) {
+  return core::SessionEvent{
+      static_cast<std::uint64_t>(integer_of(element(reply, event_field::sequence_id))),
+      element(reply, event_field::event_type).text, element(reply, event_field::message).text,
+      integer_of(element(reply, event_field::timestamp))};
 }
 
 }  // namespace tau::redis

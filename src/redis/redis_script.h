@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/session_types.h"
 #include "redis/redis_client.h"
 
 namespace tau::redis {
@@ -37,5 +38,14 @@ class RedisScript {
   std::mutex mutex_;  // guards sha_, reloaded after a Redis restart
   std::string sha_;
 };
+
+// Reading the script's replies (arrays whose first element is "ok"). Each throws
+// std::runtime_error when the reply is not shaped as the script answers.
+const Reply& element(const Reply& reply, std::size_t index);
+std::int64_t integer_of(const Reply& reply);  // nil reads as 0
+// A snapshot, laid out as feed_message.h's snapshot_field says.
+core::SessionSnapshot snapshot_of(const Reply& reply);
+// An event of a replay, laid out as feed_message.h's event_field says.
+core::SessionEvent event_of(const Reply& reply);
 
 }  // namespace tau::redis

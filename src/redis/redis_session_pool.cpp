@@ -1,10 +1,8 @@
 #include "redis/redis_session_pool.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
-#include <boost/json/parse.hpp>
 #include <chrono>
+#include <limits>
 
 #include "core/errors.h"
 #include "core/random_id.h"
@@ -15,45 +13,6 @@ using core::SessionSnapshot;
 using core::SessionStatus;
 
 namespace {
-
-const Reply& element(const Reply& reply, std::size_t index) {
-  if (reply.type != Reply::Type::array || index >= reply.elements.size())
-    throw std::runtime_error("unexpected reply from the Redis session script");
-  return reply.elements[index];
-}
-
-std::int64_t integer_of(const Reply& reply) {
-  if (reply.type == Reply::Type::integer)
-    return reply.integer;
-  if (reply.type == Reply::Type::nil)
-    return 0;
-  throw std::runtime_error("unexpected non-integer in a reply from the Redis session script");
-}
-
-SessionSnapshot snapshot_of(const Reply& reply) {
-  SessionSnapshot session;
-  session.session_id = element(reply, 0).text;
-  session.workspace_id = element(reply, 1).text;
-  const auto status = core::session_status_from_string(element(reply, 2).text);
-  if (!status)
-    throw std::runtime_error("unknown session status in Redis: " + element(reply, 2).text);
-  session.status = *status;
-  session.started_unix_ms = integer_of(element(reply, 3));
-  session.last_activity_unix_ms = integer_of(element(reply, 4));
-  session.queued_followups = static_cast<std::size_t>(integer_of(element(reply, 5)));
-  return session;
-}
-
-core::SessionEvent event_of(const Reply& reply) {
-  return core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 0))),
-                            element(reply, 1).text, element(reply, 2).text,
-                            integer_of(element(reply, 3))};
-}
-
-std::int64_t json_integer(const boost::json::value& value) {
-  // cjson writes numbers as doubles (integers below 2^53 exactly).
-  return value.is_int64() ? value.as_int64() : static_cast<std::int64_t>(value.to_number<double>());
-}
 
 RedisPoolSettings with_gateway_id(RedisPoolSettings settings) {
   if (settings.gateway_id.empty())
@@ -72,49 +31,19 @@ RedisSessionPool::RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoo
       clock_(std::move(clock)),
       encoder_(std::move(encoder)),
       id_generator_(id_generator ? std::move(id_generator) : IdGenerator(core::random_session_id)),
-      call_seconds_(metrics::Histogram::latency_seconds_bounds()) {
-  // Held before any session can name this gateway its owner.
-  renew_lease();
-  feed_thread_ = std::thread([this] { run_feed(); });
-  lease_thread_ = std::thread([this] { run_lease(); });
+      call_seconds_(metrics::Histogram::latency_seconds_bounds()),
+      feed_(script_->client(), prefix_ + "feed", limits_.max_events_per_session, &encoder_,
+            [this](std::string_view session_id, std::optional<std::uint64_t> after,
+                   std::size_t limit) { return replay(session_id, after, limit); }),
+      lease_(
+          [this](std::vector<std::string> arguments) {
+            return run("lease", std::move(arguments), true);
+          },
+          settings_.gateway_id, settings_.owner_lease_ms, limits_.max_events_per_session) {
+  feed_.start();
 }
 
-RedisSessionPool::~RedisSessionPool() {
-  {
-    std::lock_guard lock(feed_mutex_);
-    stopping_ = true;
-    if (feed_connection_)
-      feed_connection_->shut_down();
-  }
-  feed_retry_.notify_all();
-  feed_thread_.join();
-  lease_thread_.join();
-}
-
-void RedisSessionPool::renew_lease() {
-  const Reply reply = run("lease",
-                          {settings_.gateway_id, std::to_string(settings_.owner_lease_ms),
-                           std::to_string(limits_.max_events_per_session)},
-                          true);
-  for (const Reply& id : element(reply, 1).elements)
-    spdlog::warn("session {} failed: the gateway that ran its worker is gone", id.text);
-}
-
-void RedisSessionPool::run_lease() {
-  const auto every =
-      std::chrono::milliseconds(std::max<std::int64_t>(1, settings_.owner_lease_ms / 3));
-  std::unique_lock lock(feed_mutex_);
-  while (!feed_retry_.wait_for(lock, every, [this] { return stopping_.load(); })) {
-    lock.unlock();
-    try {
-      renew_lease();
-    } catch (const std::exception& error) {
-      spdlog::warn("redis: cannot renew the owner lease of {}: {}", settings_.gateway_id,
-                   error.what());
-    }
-    lock.lock();
-  }
-}
+RedisSessionPool::~RedisSessionPool() = default;
 
 Reply RedisSessionPool::run(const char* operation, std::vector<std::string> arguments, bool changes,
                             std::optional<std::int64_t> now) {
@@ -143,26 +72,25 @@ Reply RedisSessionPool::run(const char* operation, std::vector<std::string> argu
 
 bridge::OpenResult RedisSessionPool::open(std::string_view workspace_id, bool with_worker) {
   const std::string_view workspace = core::checked_workspace_id(workspace_id);
-  const Reply reply =
-      run("open",
-          {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions),
-           with_worker ? settings_.gateway_id : std::string()},
-          true);
+  Reply reply;
+  do {
+    // The script names a new session with the id given, unless a session has it already.
+    reply =
+        run("open",
+            {std::string(workspace), id_generator_(), std::to_string(limits_.max_active_sessions),
+             with_worker ? settings_.gateway_id : std::string()},
+            true);
+  } while (element(reply, 1).text == "taken");
   bridge::OpenResult result;
   result.created = element(reply, 1).text == "created";
   result.session = snapshot_of(element(reply, 2));
-  if (result.created && with_worker) {
-    std::lock_guard lock(owned_mutex_);
-    owned_.emplace(result.session.session_id, Owned{});
-  }
+  if (result.created && with_worker)
+    feed_.own(result.session.session_id);
   return result;
 }
 
 void RedisSessionPool::discard(std::string_view session_id) {
-  {
-    std::lock_guard lock(owned_mutex_);
-    owned_.erase(std::string(session_id));
-  }
+  feed_.disown(session_id);
   run("discard", {std::string(session_id)}, true);
 }
 
@@ -173,16 +101,17 @@ SessionSnapshot RedisSessionPool::get(std::string_view session_id) {
 bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
                                               std::string_view event_type, std::string_view message,
                                               bool require_running, bool queue) {
+  const std::int64_t now = clock_();
   const Reply reply = run("append",
                           {std::string(session_id), std::string(event_type), std::string(message),
                            std::to_string(limits_.max_events_per_session),
                            require_running ? "1" : "0", queue ? "1" : "0"},
-                          true);
+                          true, now);
   bridge::AppendResult result;
   result.session = snapshot_of(element(reply, 2));
+  // Stamped with the time the script was given (an ended session's activity stays as it was).
   result.event = core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
-                                    std::string(event_type), std::string(message),
-                                    result.session.last_activity_unix_ms};
+                                    std::string(event_type), std::string(message), now};
   ++events_appended_;
   if (queue)
     ++followups_queued_;
@@ -235,330 +164,66 @@ bridge::DrainResult RedisSessionPool::drain_followups(std::string_view session_i
 bridge::Replay RedisSessionPool::replay(std::string_view session_id,
                                         std::optional<std::uint64_t> after_sequence_id,
                                         std::size_t limit) {
-  const Reply reply = run("replay",
-                          {std::string(session_id), std::to_string(after_sequence_id.value_or(0)),
-                           std::to_string(limit)},
-                          false);
+  const std::uint64_t after = after_sequence_id.value_or(0);
+  // The script's COUNT takes a signed 64-bit count.
+  const std::size_t count = std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max());
+  const Reply reply =
+      run("replay", {std::string(session_id), std::to_string(after), std::to_string(count)}, false);
   bridge::Replay replay;
   replay.session = snapshot_of(element(reply, 1));
   replay.first_retained_sequence_id = static_cast<std::uint64_t>(integer_of(element(reply, 2)));
   replay.last_sequence_id = static_cast<std::uint64_t>(integer_of(element(reply, 3)));
-  for (const Reply& entry : element(reply, 4).elements) {
-    auto retained = std::make_shared<core::RetainedEvent>();
-    retained->event = event_of(entry);
-    if (encoder_)
-      retained->encoded = encoder_(retained->event);
-    replay.events.push_back(std::move(retained));
-  }
+  replay.events = retained_events(session_id, after, limit, element(reply, 4));
+  // The bytes of what this read holds (a Redis replay knows nothing of the events before it).
+  if (!replay.events.empty())
+    replay.encoded_bytes_total = replay.events.back()->encoded_bytes_through;
   return replay;
 }
 
-core::SharedEvent RedisSessionPool::retain(Watch& watch, core::SessionEvent event) const {
-  auto retained = std::make_shared<core::RetainedEvent>();
-  retained->event = std::move(event);
-  if (encoder_)
-    retained->encoded = encoder_(retained->event);
-  watch.encoded_bytes_total += retained->encoded.size();
-  retained->encoded_bytes_through = watch.encoded_bytes_total;
-  watch.events.push_back(retained);
-  watch.known_through = retained->event.sequence_id;
-  while (watch.events.size() > limits_.max_events_per_session)
-    watch.events.pop_front();
-  return retained;
+std::vector<core::SharedEvent> RedisSessionPool::retained_events(std::string_view session_id,
+                                                                 std::uint64_t after,
+                                                                 std::size_t limit,
+                                                                 const Reply& entries) {
+  const std::vector<core::SharedEvent> held = feed_.held_events(session_id, after, limit);
+  // Held events have consecutive ids; one with the same id and content is the same event.
+  const auto encoded_by_feed = [&held](const core::SessionEvent& event) {
+    std::optional<std::string> encoded;
+    if (held.empty() || event.sequence_id < held.front()->event.sequence_id)
+      return encoded;
+    const std::uint64_t index = event.sequence_id - held.front()->event.sequence_id;
+    if (index >= held.size())
+      return encoded;
+    const core::SessionEvent& known = held[index]->event;
+    if (known.event_type == event.event_type && known.message == event.message &&
+        known.timestamp_unix_ms == event.timestamp_unix_ms)
+      encoded = held[index]->encoded;
+    return encoded;
+  };
+  bridge::EventWindow window(entries.elements.size(), &encoder_);
+  for (const Reply& entry : entries.elements) {
+    core::SessionEvent event = event_of(entry);
+    std::optional<std::string> encoded = encoded_by_feed(event);
+    window.append(std::move(event), std::move(encoded));
+  }
+  return window.slice(0, entries.elements.size());
 }
 
 bridge::FollowStart RedisSessionPool::follow(std::string_view session_id,
                                              std::optional<std::uint64_t> after_sequence_id,
                                              std::size_t limit,
                                              std::shared_ptr<bridge::SessionFollower> follower) {
-  const std::string id(session_id);
-  const bridge::SessionFollower* follower_key = follower.get();
-  {
-    // Registered before the session is read, so a change made after the read reaches the
-    // watch through the feed (held back until the seed is in).
-    std::lock_guard lock(watches_mutex_);
-    if (!feed_connected_)
-      throw store_unavailable_error();
-    watches_[id].followers.push_back(std::move(follower));
-  }
-  try {
-    bridge::Replay stored = replay(id, std::nullopt, limits_.max_events_per_session);
-    std::lock_guard lock(watches_mutex_);
-    Watch& watch = watches_[id];
-    if (watch.lost)
-      throw store_unavailable_error();
-    if (!watch.seeded) {
-      for (const auto& event : stored.events)
-        retain(watch, event->event);
-      watch.known_through = stored.last_sequence_id;
-      watch.session = stored.session;
-      watch.seeded = true;
-      for (const auto& message : watch.early_messages)
-        apply_feed_message_locked(watch, boost::json::parse(message).as_array());
-      watch.early_messages.clear();
-    }
-    bridge::FollowStart start;
-    start.replay.session = watch.session;
-    start.replay.last_sequence_id = watch.known_through;
-    start.replay.encoded_bytes_total = watch.encoded_bytes_total;
-    if (!watch.events.empty())
-      start.replay.first_retained_sequence_id = watch.events.front()->event.sequence_id;
-    const std::uint64_t after = after_sequence_id.value_or(0);
-    for (const auto& event : watch.events) {
-      if (start.replay.events.size() == limit)
-        break;
-      if (event->event.sequence_id > after)
-        start.replay.events.push_back(event);
-    }
-    start.live_after_sequence_id = watch.known_through;
-    return start;
-  } catch (...) {
-    unfollow(id, follower_key);
-    throw;
-  }
+  return feed_.follow(session_id, after_sequence_id, limit, std::move(follower));
 }
 
 bridge::FollowUpdate RedisSessionPool::events_after(std::string_view session_id,
                                                     std::uint64_t after_sequence_id,
                                                     std::size_t max_events) {
-  bridge::FollowUpdate update;
-  std::lock_guard lock(watches_mutex_);
-  const auto found = watches_.find(std::string(session_id));
-  if (found == watches_.end() || found->second.lost || !found->second.seeded) {
-    update.feed_lost = true;
-    return update;
-  }
-  const Watch& watch = found->second;
-  update.session = watch.session;
-  const std::uint64_t first = watch.events.empty() ? 0 : watch.events.front()->event.sequence_id;
-  if (after_sequence_id < watch.known_through && after_sequence_id + 1 < first) {
-    update.events_lost = true;
-    return update;
-  }
-  if (first != 0 && after_sequence_id < watch.known_through) {
-    auto position =
-        watch.events.begin() + static_cast<std::ptrdiff_t>(after_sequence_id + 1 - first);
-    for (; position != watch.events.end() && update.events.size() < max_events; ++position)
-      update.events.push_back(*position);
-  }
-  const std::uint64_t given_through =
-      update.events.empty() ? after_sequence_id : update.events.back()->event.sequence_id;
-  update.finished = core::is_terminal(watch.session.status) && given_through >= watch.known_through;
-  return update;
+  return feed_.events_after(session_id, after_sequence_id, max_events);
 }
 
 void RedisSessionPool::unfollow(std::string_view session_id,
                                 const bridge::SessionFollower* follower) {
-  std::lock_guard lock(watches_mutex_);
-  const auto found = watches_.find(std::string(session_id));
-  if (found == watches_.end())
-    return;
-  std::erase_if(found->second.followers,
-                [follower](const auto& candidate) { return candidate.get() == follower; });
-  if (found->second.followers.empty())
-    watches_.erase(found);
-}
-
-void RedisSessionPool::apply_feed_message_locked(Watch& watch, const boost::json::array& message) {
-  // [session_id, workspace_id, status, started, activity, queued, event], where event is
-  // [sequence_id, type, message, timestamp] or empty (a change of state only).
-  const auto status = core::session_status_from_string(message.at(2).as_string());
-  if (status)
-    watch.session.status = *status;
-  watch.session.last_activity_unix_ms = json_integer(message.at(4));
-  watch.session.queued_followups = static_cast<std::size_t>(json_integer(message.at(5)));
-  const auto* event = message.at(6).if_array();
-  if (event == nullptr || event->size() != 4)
-    return;
-  const auto sequence_id = static_cast<std::uint64_t>(json_integer(event->at(0)));
-  if (sequence_id <= watch.known_through)
-    return;  // the seed already held it
-  if (sequence_id != watch.known_through + 1) {
-    watch.lost = true;  // a change went missing: its followers must resume from Redis
-    return;
-  }
-  retain(watch,
-         core::SessionEvent{sequence_id, std::string(event->at(1).as_string()),
-                            std::string(event->at(2).as_string()), json_integer(event->at(3))});
-}
-
-void RedisSessionPool::notify_locked(Watch& watch) {
-  for (const auto& follower : watch.followers)
-    follower->notify(watch.encoded_bytes_total);
-}
-
-void RedisSessionPool::run_feed() {
-  const std::string channel = prefix_ + "feed";
-  RedisClient& client = script_->client();
-  auto backoff = std::chrono::milliseconds(50);
-  while (!stopping_) {
-    try {
-      // No reply timeout: the feed waits for messages as long as none come.
-      auto connection = std::make_unique<RedisConnection>(
-          client.address(), client.options().connect_timeout, std::nullopt);
-      RedisConnection* feed = nullptr;
-      {
-        std::lock_guard lock(feed_mutex_);
-        if (stopping_)
-          return;
-        feed_connection_ = std::move(connection);
-        feed = feed_connection_.get();
-      }
-      const Reply subscribed = feed->command({"SUBSCRIBE", channel});
-      if (subscribed.is_error())
-        throw RedisUnavailable("SUBSCRIBE refused: " + subscribed.text);
-      {
-        std::lock_guard lock(watches_mutex_);
-        feed_connected_ = true;
-      }
-      spdlog::info("redis: live feed subscribed on {}", script_->client().address().describe());
-      backoff = std::chrono::milliseconds(50);
-      resync_owned();
-      while (true) {
-        const Reply pushed = feed->next_reply();
-        if (pushed.type == Reply::Type::array && pushed.elements.size() == 3 &&
-            pushed.elements[0].text == "message") {
-          handle_feed_message(pushed.elements[2].text);
-        }
-      }
-    } catch (const std::exception& error) {
-      if (!stopping_)
-        spdlog::warn("redis: live feed lost: {}", error.what());
-    }
-    {
-      std::lock_guard lock(feed_mutex_);
-      feed_connection_.reset();
-    }
-    lose_feed();
-    std::unique_lock lock(feed_mutex_);
-    feed_retry_.wait_for(lock, backoff, [this] { return stopping_.load(); });
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
-  }
-}
-
-void RedisSessionPool::handle_feed_message(const std::string& payload) {
-  // The session id is the array's first string: messages of sessions nobody here follows or
-  // owns are skipped without parsing the rest.
-  const auto id_end = payload.find('"', 2);
-  if (payload.size() < 3 || id_end == std::string::npos)
-    return;
-  const std::string session_id = payload.substr(2, id_end - 2);
-  OwnedWork work;
-  try {
-    std::optional<boost::json::array> message;
-    {
-      std::lock_guard lock(owned_mutex_);
-      if (owned_.contains(session_id)) {
-        message = boost::json::parse(payload).as_array();
-        route_to_owned(session_id, *message, work);
-      }
-    }
-    std::lock_guard lock(watches_mutex_);
-    if (const auto found = watches_.find(session_id); found != watches_.end()) {
-      Watch& watch = found->second;
-      if (!watch.seeded) {
-        watch.early_messages.push_back(payload);
-      } else {
-        try {
-          if (!message)
-            message = boost::json::parse(payload).as_array();
-          apply_feed_message_locked(watch, *message);
-        } catch (const std::exception& error) {
-          spdlog::error("redis: malformed feed message: {}", error.what());
-          watch.lost = true;
-        }
-        notify_locked(watch);
-      }
-    }
-  } catch (const std::exception& error) {
-    spdlog::error("redis: malformed feed message: {}", error.what());
-  }
-  run_owned_work(std::move(work));
-}
-
-void RedisSessionPool::route_to_owned(const std::string& session_id,
-                                      const boost::json::array& message, OwnedWork& work) {
-  auto found = owned_.find(session_id);
-  if (found == owned_.end())
-    return;
-  if (const auto* event = message.at(6).if_array(); event != nullptr && event->size() == 4) {
-    const auto sequence_id = static_cast<std::uint64_t>(json_integer(event->at(0)));
-    if (sequence_id > found->second.seen_through) {
-      found->second.seen_through = sequence_id;
-      if (event->at(1).as_string() == core::event_types::followup)
-        work.followups.emplace_back(session_id, std::string(event->at(2).as_string()));
-    }
-  }
-  const auto status = core::session_status_from_string(message.at(2).as_string());
-  if (status && core::is_terminal(*status)) {
-    core::SessionSnapshot session;
-    session.session_id = session_id;
-    session.workspace_id = std::string(message.at(1).as_string());
-    session.status = *status;
-    session.started_unix_ms = json_integer(message.at(3));
-    session.last_activity_unix_ms = json_integer(message.at(4));
-    session.queued_followups = static_cast<std::size_t>(json_integer(message.at(5)));
-    work.ended.push_back(std::move(session));
-    owned_.erase(found);
-  }
-}
-
-void RedisSessionPool::run_owned_work(OwnedWork work) {
-  if (work.followups.empty() && work.ended.empty())
-    return;
-  // Called under the lock, so that once a listener is replaced (e.g. cleared at shutdown) no
-  // call to the old one is still running.
-  std::lock_guard lock(listeners_mutex_);
-  for (const auto& [session_id, message] : work.followups) {
-    if (followup_listener_)
-      followup_listener_(session_id, message);
-  }
-  for (const auto& session : work.ended) {
-    if (end_listener_)
-      end_listener_(session);
-  }
-}
-
-void RedisSessionPool::resync_owned() {
-  std::vector<std::pair<std::string, std::uint64_t>> owned;
-  {
-    std::lock_guard lock(owned_mutex_);
-    for (const auto& [id, state] : owned_)
-      owned.emplace_back(id, state.seen_through);
-  }
-  for (const auto& [id, seen_through] : owned) {
-    // What the feed missed while it was down: follow-ups to hand over, or the session's end.
-    const bridge::Replay missed = replay(id, seen_through, limits_.max_events_per_session);
-    OwnedWork work;
-    {
-      std::lock_guard lock(owned_mutex_);
-      auto found = owned_.find(id);
-      if (found == owned_.end())
-        continue;
-      for (const auto& retained : missed.events) {
-        const core::SessionEvent& event = retained->event;
-        if (event.sequence_id <= found->second.seen_through)
-          continue;
-        found->second.seen_through = event.sequence_id;
-        if (event.event_type == core::event_types::followup)
-          work.followups.emplace_back(id, event.message);
-      }
-      if (core::is_terminal(missed.session.status)) {
-        work.ended.push_back(missed.session);
-        owned_.erase(found);
-      }
-    }
-    run_owned_work(std::move(work));
-  }
-}
-
-void RedisSessionPool::lose_feed() {
-  std::lock_guard lock(watches_mutex_);
-  feed_connected_ = false;
-  for (auto& [id, watch] : watches_) {
-    watch.lost = true;
-    notify_locked(watch);
-  }
+  feed_.unfollow(session_id, follower);
 }
 
 bridge::EndResult RedisSessionPool::end(std::string_view session_id, SessionStatus status) {
@@ -573,6 +238,9 @@ bridge::EndResult RedisSessionPool::close(std::string_view session_id) {
 
 bridge::EndResult RedisSessionPool::end_session(std::string_view session_id,
                                                 SessionStatus terminal_status) {
+  // Only a terminal status ends a session; any other changes nothing.
+  if (!core::is_terminal(terminal_status))
+    return bridge::EndResult{get(session_id), 0};
   return end(session_id, terminal_status);
 }
 
@@ -582,9 +250,8 @@ bridge::ReapResult RedisSessionPool::reap(std::int64_t now_unix_ms) {
   for (const Reply& snapshot : element(reply, 1).elements)
     result.reaped.push_back(snapshot_of(snapshot));
   sessions_reaped_ += result.reaped.size();
-  result.runtime = bridge::RuntimeInfo{static_cast<std::size_t>(integer_of(element(reply, 2))),
-                                       limits_.inactivity_timeout_ms, limits_.max_active_sessions,
-                                       limits_.max_events_per_session};
+  result.runtime =
+      bridge::runtime_info(limits_, static_cast<std::size_t>(integer_of(element(reply, 2))));
   return result;
 }
 
@@ -614,9 +281,7 @@ bridge::ListPage RedisSessionPool::list(const bridge::ListQuery& query) {
 
 bridge::RuntimeInfo RedisSessionPool::runtime() {
   const Reply reply = run("stats", {}, false);
-  return bridge::RuntimeInfo{static_cast<std::size_t>(integer_of(element(reply, 1))),
-                             limits_.inactivity_timeout_ms, limits_.max_active_sessions,
-                             limits_.max_events_per_session};
+  return bridge::runtime_info(limits_, static_cast<std::size_t>(integer_of(element(reply, 1))));
 }
 
 bridge::PoolCounters RedisSessionPool::counters() {
@@ -649,7 +314,7 @@ store::StoreInfo RedisSessionPool::store_info() {
 }
 
 bool RedisSessionPool::store_failed() const {
-  return !feed_connected_ || script_->client().unavailable();
+  return !feed_.connected() || script_->client().unavailable();
 }
 
 }  // namespace tau::redis

@@ -1,18 +1,18 @@
 #pragma once
 
 #include <atomic>
-#include <boost/json/array.hpp>
-#include <condition_variable>
-#include <deque>
+#include <cstdint>
+#include <functional>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "bridge/session_service.h"
+#include "redis/owner_lease.h"
 #include "redis/redis_client.h"
+#include "redis/redis_feed.h"
 #include "redis/redis_script.h"
 
 namespace tau::redis {
@@ -21,11 +21,10 @@ namespace tau::redis {
 // (src/redis/gateway.lua) run atomically in Redis, so racing opens of a workspace on
 // several gateways yield one session and the active-session limit holds across all of them.
 //
-// Live followers: every change is published on one channel; each gateway keeps one
-// subscription (a thread of its own) and fans the messages out to its local followers from an
-// in-memory window of each followed session's newest events, so `events_after` never waits on
-// the network. If the subscription breaks, every follower is told (`feed_lost`) and its stream
-// ends; the client resumes from its last id once Redis is back.
+// Live followers are served by the feed (redis_feed.h), which keeps a window of each followed
+// session's newest events, so `events_after` never waits on the network; if the feed breaks,
+// every follower is told (`feed_lost`) and its stream ends. The owner lease (owner_lease.h)
+// fails the sessions of a gateway that went away.
 //
 // Calls block on the network (`calls_block()`): never make them from an I/O thread, except
 // `events_after` and `unfollow`. A call that cannot reach Redis throws
@@ -56,12 +55,10 @@ class RedisSessionPool final : public bridge::SessionService {
 
   // Told when a session whose worker runs here ends, on whichever gateway it ended.
   void set_end_listener(EndListener listener) override {
-    std::lock_guard lock(listeners_mutex_);
-    end_listener_ = std::move(listener);
+    feed_.set_end_listener(std::move(listener));
   }
   void set_followup_listener(FollowupListener listener) override {
-    std::lock_guard lock(listeners_mutex_);
-    followup_listener_ = std::move(listener);
+    feed_.set_followup_listener(std::move(listener));
   }
   bool routes_followups() const override { return true; }
   bridge::OpenResult open(std::string_view workspace_id, bool with_worker) override;
@@ -104,24 +101,9 @@ class RedisSessionPool final : public bridge::SessionService {
   bool calls_block() const override { return true; }
 
   // Whether the live feed's subscription is up (for tests and readiness).
-  bool feed_connected() const { return feed_connected_.load(); }
+  bool feed_connected() const { return feed_.connected(); }
 
  private:
-  // A followed session as this gateway knows it from the feed: its newest retained events and
-  // its latest state. Filled from Redis once, when its first follower arrives; kept up to date
-  // by the feed thread while anyone follows it.
-  struct Watch {
-    std::vector<std::shared_ptr<bridge::SessionFollower>> followers;
-    bool seeded = false;
-    bool lost = false;  // the feed broke or skipped a change: its followers must start over
-    std::deque<core::SharedEvent> events;  // consecutive ids, at most max_events_per_session
-    std::uint64_t known_through = 0;       // the newest sequence id applied
-    std::uint64_t encoded_bytes_total = 0;
-    core::SessionSnapshot session;
-    // Feed messages that arrived before the seed (applied after it, skipping what it held).
-    std::vector<std::string> early_messages;
-  };
-
   // Runs one operation of the script at `now` (the clock's time when absent). `changes`: it may
   // write, so it is timed and counted as a commit.
   Reply run(const char* operation, std::vector<std::string> arguments, bool changes,
@@ -129,29 +111,9 @@ class RedisSessionPool final : public bridge::SessionService {
   bridge::AppendResult append(std::string_view session_id, std::string_view event_type,
                               std::string_view message, bool require_running, bool queue);
   bridge::EndResult end(std::string_view session_id, core::SessionStatus status);
-  // A session whose worker runs in this process: what the feed has handed its worker so far.
-  struct Owned {
-    std::uint64_t seen_through = 0;  // the newest event id the feed reported
-  };
-  // What a feed message asks of this process once its locks are released.
-  struct OwnedWork {
-    std::vector<std::pair<std::string, std::string>> followups;  // (session id, message)
-    std::vector<core::SessionSnapshot> ended;
-  };
-
-  core::SharedEvent retain(Watch& watch, core::SessionEvent event) const;
-  void apply_feed_message_locked(Watch& watch, const boost::json::array& message);
-  void notify_locked(Watch& watch);
-  void handle_feed_message(const std::string& payload);
-  // After the feed (re)subscribes: hands owned sessions' workers what the feed missed meanwhile.
-  void resync_owned();
-  void route_to_owned(const std::string& session_id, const boost::json::array& message,
-                      OwnedWork& work);
-  void run_owned_work(OwnedWork work);
-  void run_feed();
-  void lose_feed();
-  void run_lease();
-  void renew_lease();
+  // The replay's events, encoded once: those the feed's watch holds keep their encoding.
+  std::vector<core::SharedEvent> retained_events(std::string_view session_id, std::uint64_t after,
+                                                 std::size_t limit, const Reply& entries);
 
   const std::shared_ptr<RedisScript> script_;
   const RedisPoolSettings settings_;
@@ -160,11 +122,6 @@ class RedisSessionPool final : public bridge::SessionService {
   const core::Clock clock_;
   const core::EventEncoder encoder_;
   const IdGenerator id_generator_;
-  // Set after the feed thread has started, and cleared before what they call is destroyed: they
-  // are set and called under this lock (listeners must not set listeners).
-  std::mutex listeners_mutex_;
-  EndListener end_listener_;
-  FollowupListener followup_listener_;
   metrics::Histogram call_seconds_;
   std::atomic<std::uint64_t> changes_{0};
 
@@ -173,19 +130,9 @@ class RedisSessionPool final : public bridge::SessionService {
   std::atomic<std::uint64_t> followups_drained_{0};
   std::atomic<std::uint64_t> sessions_reaped_{0};
 
-  std::mutex watches_mutex_;
-  std::unordered_map<std::string, Watch> watches_;
-
-  std::mutex owned_mutex_;
-  std::unordered_map<std::string, Owned> owned_;
-
-  std::atomic<bool> feed_connected_{false};
-  std::atomic<bool> stopping_{false};
-  std::mutex feed_mutex_;  // guards feed_connection_ for shut_down() from the destructor
-  std::condition_variable feed_retry_;
-  std::unique_ptr<RedisConnection> feed_connection_;
-  std::thread feed_thread_;
-  std::thread lease_thread_;
+  // Last: their threads call the members above, so they stop before those go.
+  RedisFeed feed_;
+  OwnerLease lease_;
 };
 
 }  // namespace tau::redis

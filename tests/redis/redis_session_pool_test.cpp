@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <thread>
 
+#include "bridge/recording_follower.h"
 #include "support/manual_clock.h"
 #include "support/redis_server.h"
 
@@ -39,10 +41,12 @@ class RedisSessionPoolTest : public ::testing::Test {
     return std::make_shared<RedisScript>(std::make_shared<RedisClient>(
         std::get<RedisAddress>(parse_redis_url(redis_.url())), options));
   }
-  std::unique_ptr<RedisSessionPool> make_pool(bridge::PoolLimits limits = {}) {
+  std::unique_ptr<RedisSessionPool> make_pool(bridge::PoolLimits limits = {},
+                                              core::EventEncoder encoder = encode,
+                                              RedisSessionPool::IdGenerator ids = nullptr) {
     return std::make_unique<RedisSessionPool>(
         make_script(), RedisPoolSettings{.prefix = prefix_, .owner_lease_ms = 1000}, limits,
-        clock_.as_clock(), encode);
+        clock_.as_clock(), std::move(encoder), std::move(ids));
   }
 
   // Waits until the pool's live feed is subscribed (it subscribes on its own thread).
@@ -69,40 +73,7 @@ class RedisSessionPoolTest : public ::testing::Test {
   std::string prefix_ = "tau:test:" + std::to_string(::getpid()) + ":";
 };
 
-// A follower that a test can wait on.
-class WaitingFollower : public bridge::SessionFollower {
- public:
-  void notify(std::uint64_t) override {
-    std::lock_guard lock(mutex_);
-    ++notifications_;
-    changed_.notify_all();
-  }
-  // Waits until `condition` holds, re-checking after every notification (and every 50 ms, in
-  // case one came before the check). The condition runs without this follower's lock held, as
-  // the pool calls notify() with its own lock held.
-  bool wait_until(const std::function<bool()>& condition) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (true) {
-      int seen = 0;
-      {
-        std::lock_guard lock(mutex_);
-        seen = notifications_;
-      }
-      if (condition())
-        return true;
-      if (std::chrono::steady_clock::now() >= deadline)
-        return false;
-      std::unique_lock lock(mutex_);
-      changed_.wait_for(lock, std::chrono::milliseconds(50),
-                        [&] { return notifications_ != seen; });
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  int notifications_ = 0;
-};
+using test::RecordingFollower;
 
 TEST(RedisUrl, ParsesHostPortPasswordAndDatabase) {
   auto parsed = parse_redis_url("redis://:s3cret@127.0.0.1:6380/2");
@@ -239,44 +210,13 @@ TEST_F(RedisSessionPoolTest, ReapTimesOutIdleSessionsAtTheInjectedTime) {
   EXPECT_EQ(a->get(busy).status, SessionStatus::timed_out);
 }
 
-TEST_F(RedisSessionPoolTest, ListsNewestActivityFirstInPagesWithFilters) {
-  auto a = make_pool();
-  std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) {
-    ids.push_back(a->open("ws-" + std::to_string(i), false).session.session_id);
-    clock_.advance(10);
-  }
-  a->close(ids[1]);  // its activity is now the newest
-  bridge::ListQuery query;
-  query.limit = 2;
-  auto page = a->list(query);
-  ASSERT_EQ(page.sessions.size(), 2u);
-  EXPECT_TRUE(page.more);
-  EXPECT_EQ(page.sessions[0].session_id, ids[1]);
-  EXPECT_EQ(page.sessions[1].session_id, ids[4]);
-  query.after = bridge::ListQuery::Position{page.sessions[1].last_activity_unix_ms,
-                                            page.sessions[1].session_id};
-  page = a->list(query);
-  ASSERT_EQ(page.sessions.size(), 2u);
-  EXPECT_EQ(page.sessions[0].session_id, ids[3]);
-  EXPECT_EQ(page.sessions[1].session_id, ids[2]);
-
-  bridge::ListQuery closed;
-  closed.status = SessionStatus::closed;
-  EXPECT_EQ(a->list(closed).sessions.size(), 1u);
-  bridge::ListQuery by_workspace;
-  by_workspace.workspace_id = "ws-3";
-  ASSERT_EQ(a->list(by_workspace).sessions.size(), 1u);
-  EXPECT_EQ(a->list(by_workspace).sessions[0].session_id, ids[3]);
-}
-
 TEST_F(RedisSessionPoolTest, AFollowerOnOnePoolReceivesWhatAnotherAppendsInOrder) {
   auto a = make_pool();
   auto b = make_pool();
   wait_for_feed(*b);
   const std::string id = a->open("ws", false).session.session_id;
   a->append_progress(id, "before");
-  auto follower = std::make_shared<WaitingFollower>();
+  auto follower = std::make_shared<RecordingFollower>();
   const auto start = b->follow(id, 0, 100, follower);
   ASSERT_EQ(start.replay.events.size(), 1u);
   EXPECT_EQ(start.live_after_sequence_id, 1u);
@@ -306,12 +246,101 @@ TEST_F(RedisSessionPoolTest, AFollowerOnOnePoolReceivesWhatAnotherAppendsInOrder
   b->unfollow(id, follower.get());
 }
 
+TEST_F(RedisSessionPoolTest, AReplayOfAFollowedSessionReusesTheEncodingsItsWindowHolds) {
+  auto encodings = std::make_shared<std::atomic<int>>(0);
+  auto pool = make_pool({}, [encodings](const core::SessionEvent& event) {
+    ++*encodings;
+    return encode(event);
+  });
+  wait_for_feed(*pool);
+  const std::string id = pool->open("ws", false).session.session_id;
+  pool->append_progress(id, "one");
+  pool->append_progress(id, "two");
+  // Not followed here: a replay encodes what it read.
+  EXPECT_EQ(pool->replay(id, std::nullopt, 10).events.size(), 2u);
+  EXPECT_EQ(encodings->load(), 2);
+  // Following reads (and encodes) them once more; the window keeps those encodings.
+  auto follower = std::make_shared<RecordingFollower>();
+  pool->follow(id, std::nullopt, 10, follower);
+  EXPECT_EQ(encodings->load(), 4);
+
+  const bridge::Replay replay = pool->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[1]->encoded, "2:two\n");
+  EXPECT_EQ(replay.events[1]->encoded_bytes_through, std::string("1:one\n2:two\n").size());
+  EXPECT_EQ(encodings->load(), 4) << "the replay encoded events its window held";
+
+  // A new event is encoded once, by the window, when the feed brings it.
+  pool->append_progress(id, "three");
+  ASSERT_TRUE(follower->wait_until([&] { return !pool->events_after(id, 2, 10).events.empty(); }));
+  EXPECT_EQ(encodings->load(), 5);
+  EXPECT_EQ(pool->replay(id, 1, 10).events.size(), 2u);
+  EXPECT_EQ(encodings->load(), 5);
+  pool->unfollow(id, follower.get());
+}
+
+TEST_F(RedisSessionPoolTest, SessionIdsThatNeedEscapingReachFollowersAndOwners) {
+  // The feed carries ids as JSON strings: this one is escaped there.
+  const std::string odd_id = "eca_\"quoted\\id\u00e9";
+  auto pool = make_pool({}, encode, [&] { return odd_id; });
+  std::mutex mutex;
+  std::vector<std::string> routed;
+  pool->set_followup_listener([&](const std::string& session_id, const std::string& message) {
+    std::lock_guard lock(mutex);
+    routed.push_back(session_id + "|" + message);
+  });
+  wait_for_feed(*pool);
+  ASSERT_EQ(pool->open("ws", true).session.session_id, odd_id);
+  auto follower = std::make_shared<RecordingFollower>();
+  pool->follow(odd_id, std::nullopt, 10, follower);
+
+  pool->append_followup(odd_id, "hello");
+
+  EXPECT_TRUE(follower->wait_until([&] {
+    std::lock_guard lock(mutex);
+    return pool->events_after(odd_id, 0, 10).events.size() == 1 && routed.size() == 1;
+  }));
+  EXPECT_EQ(routed, std::vector<std::string>{odd_id + "|hello"});
+  pool->unfollow(odd_id, follower.get());
+  pool->set_followup_listener(nullptr);
+}
+
+TEST_F(RedisSessionPoolTest, AMalformedOrSkippingFeedMessageLosesItsSessionsWatch) {
+  auto pool = make_pool();
+  wait_for_feed(*pool);
+  const std::string skipped = pool->open("a", false).session.session_id;
+  const std::string garbled = pool->open("b", false).session.session_id;
+  const std::string fine = pool->open("c", false).session.session_id;
+  std::vector<std::shared_ptr<RecordingFollower>> followers;
+  for (const std::string& id : {skipped, garbled, fine}) {
+    followers.push_back(std::make_shared<RecordingFollower>());
+    pool->follow(id, std::nullopt, 10, followers.back());
+  }
+
+  // An event whose id skips some: a change went missing. And a message that is not one.
+  redis_.cli({"PUBLISH", prefix_ + "feed",
+              "[\"" + skipped + "\",\"a\",\"running\",1,2,0,[7,\"progress\",\"m\",3]]"});
+  redis_.cli({"PUBLISH", prefix_ + "feed", "[\"" + garbled + "\",\"b\",\"sleeping\"]"});
+  pool->append_progress(fine, "still fine");
+
+  EXPECT_TRUE(
+      followers[0]->wait_until([&] { return pool->events_after(skipped, 0, 10).feed_lost; }));
+  EXPECT_TRUE(
+      followers[1]->wait_until([&] { return pool->events_after(garbled, 0, 10).feed_lost; }));
+  EXPECT_TRUE(
+      followers[2]->wait_until([&] { return pool->events_after(fine, 0, 10).events.size() == 1; }));
+  EXPECT_FALSE(pool->events_after(fine, 0, 10).feed_lost);
+  EXPECT_TRUE(pool->feed_connected());
+  for (std::size_t i = 0; i < followers.size(); ++i)
+    pool->unfollow(std::vector<std::string>{skipped, garbled, fine}[i], followers[i].get());
+}
+
 TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
   auto a = make_pool();
   wait_for_feed(*a);
   const std::string id = a->open("ws", false).session.session_id;
   a->append_progress(id, "kept");
-  auto follower = std::make_shared<WaitingFollower>();
+  auto follower = std::make_shared<RecordingFollower>();
   a->follow(id, std::nullopt, 100, follower);
 
   redis_.stop();

@@ -1,0 +1,99 @@
+#include "bridge/event_window.h"
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <utility>
+
+namespace tau::bridge {
+
+core::SharedEvent EventWindow::append(core::SessionEvent event,
+                                      std::optional<std::string> encoded) {
+  if (event.sequence_id <= last_id_)
+    throw std::logic_error("an event window takes events in increasing id order");
+  advance_to(event.sequence_id - 1);
+  auto retained = std::make_shared<core::RetainedEvent>();
+  retained->event = std::move(event);
+  if (encoded)
+    retained->encoded = std::move(*encoded);
+  else if (encoder_ != nullptr && *encoder_)
+    retained->encoded = (*encoder_)(retained->event);
+  encoded_bytes_total_ += retained->encoded.size();
+  retained->encoded_bytes_through = encoded_bytes_total_;
+  last_id_ = retained->event.sequence_id;
+  events_.push_back(retained);
+  while (events_.size() > max_events_)
+    events_.pop_front();
+  return retained;
+}
+
+void EventWindow::advance_to(std::uint64_t last_id) {
+  if (last_id <= last_id_)
+    return;
+  events_.clear();
+  last_id_ = last_id;
+}
+
+std::vector<core::SharedEvent> EventWindow::slice(std::uint64_t after, std::size_t limit,
+                                                  std::uint64_t through) const {
+  std::vector<core::SharedEvent> events;
+  if (events_.empty())
+    return events;
+  through = std::min(through, last_id_);
+  // Nothing after the cursor: this also covers the largest cursor, with no id after it.
+  if (after >= through)
+    return events;
+  const std::uint64_t first = first_id();
+  if (through < first)
+    return events;
+  // Positions by arithmetic: [start, end) within the retained events. `after < through`, so
+  // `after + 1` cannot wrap.
+  const std::uint64_t start = std::max(after + 1, first) - first;
+  const std::uint64_t end = through - first + 1;
+  const std::uint64_t count = std::min<std::uint64_t>(end - start, limit);
+  const auto from = events_.begin() + static_cast<std::ptrdiff_t>(start);
+  events.assign(from, from + static_cast<std::ptrdiff_t>(count));
+  return events;
+}
+
+core::SharedEvent EventWindow::find(std::uint64_t sequence_id) const {
+  if (events_.empty() || sequence_id < first_id() || sequence_id > last_id_)
+    return nullptr;
+  return events_[static_cast<std::size_t>(sequence_id - first_id())];
+}
+
+bool EventWindow::lost_after(std::uint64_t cursor, std::uint64_t through) const {
+  // Lost when an id in (cursor, through] is older than the oldest retained one, which is
+  // last_id_ - size() + 1: cursor + 1 < that, written without overflow.
+  return cursor < std::min(through, last_id_) && cursor < last_id_ - events_.size();
+}
+
+Replay replay_of(const EventWindow& window, const VisiblePart& visible,
+                 core::SessionSnapshot session, std::optional<std::uint64_t> after,
+                 std::size_t limit) {
+  Replay replay;
+  replay.session = std::move(session);
+  replay.events = window.slice(after.value_or(0), limit, visible.through_sequence_id);
+  replay.first_retained_sequence_id = window.first_id();
+  replay.last_sequence_id = visible.through_sequence_id;
+  replay.encoded_bytes_total = visible.encoded_bytes;
+  return replay;
+}
+
+FollowUpdate follow_update(const EventWindow& window, const VisiblePart& visible,
+                           core::SessionSnapshot session, std::uint64_t after,
+                           std::size_t max_events) {
+  FollowUpdate update;
+  update.session = std::move(session);
+  if (window.lost_after(after, visible.through_sequence_id)) {
+    update.events_lost = true;  // the follower must start over, with a gap
+    return update;
+  }
+  update.events = window.slice(after, max_events, visible.through_sequence_id);
+  const std::uint64_t given_through =
+      update.events.empty() ? after : update.events.back()->event.sequence_id;
+  update.finished = visible.ended && given_through >= visible.through_sequence_id;
+  return update;
+}
+
+}  // namespace tau::bridge
