@@ -3,19 +3,33 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-# Everything the build and the tests need, from Debian's packages.
-DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config \
+# What building and running need, from Debian's packages (`make deps`). The tests are built by
+# `make build` too, so GoogleTest is here; ccache is used by the build when present.
+DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config ccache \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
 	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
-	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev \
-	nodejs chromium prometheus \
-	wrk nginx-light redis-server redis-tools libhiredis-dev
+	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev libhiredis-dev
 
-.PHONY: deps configure build run test test-asan test-tsan bench bench-sse bench-append fuzz format clean
+# What only the tests run (`make test-deps`, through `make test`, `test-asan` and `test-tsan`):
+# Node.js and Chromium for the real-client tests (with the npm packages pinned in tests/clients),
+# promtool (prometheus) for the /metrics check, redis-server and redis-cli for the Redis tests.
+TEST_PACKAGES := nodejs chromium prometheus redis-server redis-tools
+
+# What only the benchmarks run (`make bench`, `bench-append`): wrk, nginx, redis-benchmark.
+BENCH_PACKAGES := wrk nginx-light redis-server redis-tools
+
+.PHONY: deps test-deps bench-deps configure build run test test-asan test-tsan bench bench-sse \
+	bench-append fuzz format clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
+
+test-deps: deps
+	@scripts/install-deps.sh $(TEST_PACKAGES)
 	@scripts/install-node-deps.sh tests/clients
+
+bench-deps: deps
+	@scripts/install-deps.sh $(BENCH_PACKAGES)
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTAU_WERROR=ON >/dev/null
@@ -26,7 +40,7 @@ build: configure
 run: deps build
 	@scripts/run.sh $(BUILD_DIR)/tau-gateway
 
-test: deps build
+test: test-deps build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 # The whole suite against sanitizer builds, each in its own build dir. Every report fails the
@@ -35,13 +49,13 @@ test: deps build
 # the normal build's job (-Werror there): g++ 12 warns falsely about instrumented coroutines.
 SANITIZER_CONFIG := -G Ninja -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTAU_WERROR=OFF -DTAU_TCMALLOC=OFF
 
-test-asan: deps
+test-asan: test-deps
 	@cmake -S . -B build-asan $(SANITIZER_CONFIG) -DTAU_SANITIZE=address >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-test-tsan: deps
+test-tsan: test-deps
 	@cmake -S . -B build-tsan $(SANITIZER_CONFIG) -DTAU_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j $(JOBS)
 	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -56,7 +70,7 @@ fuzz: deps
 # path per store, per session count and against Redis XADD, a 1,000-event replay, and 1-3
 # gateways sharing one Redis (append rate, cross-gateway delivery latency). Each
 # script replaces its own section of docs/benchmarks.md. Run it on an otherwise idle machine.
-bench: build
+bench: bench-deps build
 	@scripts/install-node-deps.sh bench/opencode --platform-binaries
 	@bench/run-rest.sh $(BUILD_DIR)
 	@bench/run-append.sh $(BUILD_DIR)
@@ -65,15 +79,15 @@ bench: build
 	@bench/run-redis.sh $(BUILD_DIR)
 
 # SSE fan-out benchmark against Nchan (not part of `make test`); writes docs/benchmarks.md.
-BENCH_PACKAGES := nginx-light libnginx-mod-nchan
+BENCH_SSE_PACKAGES := nginx-light libnginx-mod-nchan
 
-bench-sse: build
-	@scripts/install-deps.sh $(BENCH_PACKAGES)
+bench-sse: deps build
+	@scripts/install-deps.sh $(BENCH_SSE_PACKAGES)
 	@bench/run-sse.sh $(BUILD_DIR)
 
 # Append-path benchmark, per store (not part of `make test`); writes docs/benchmarks.md.
 # Environment: STORES, BENCH_REPEATS, CLIENTS, DURATION_S, WRITE_DOCS=0, ... (see the script).
-bench-append: build
+bench-append: bench-deps build
 	@bench/run-append.sh $(BUILD_DIR)
 	@bench/run-append-wrk.sh $(BUILD_DIR)
 

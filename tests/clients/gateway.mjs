@@ -1,6 +1,6 @@
 // Shared helpers of the real-client tests: start the real tau-gateway binary on a free loopback
 // port, speak its JSON API with Node's fetch, and load the pinned npm packages with a clear
-// message when `make deps` has not installed them.
+// message when `make test` (make test-deps) has not installed them.
 
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -28,7 +28,7 @@ export function gatewayBinary() {
 export async function importClientPackage(name) {
   if (!existsSync(join(here, 'node_modules', name, 'package.json'))) {
     throw new Error(
-      `npm package '${name}' is not installed in ${join(here, 'node_modules')}: run \`make deps\` ` +
+      `npm package '${name}' is not installed in ${join(here, 'node_modules')}: run \`make test-deps\` ` +
         '(it runs `npm ci` on tests/clients/package-lock.json)',
     );
   }

@@ -1,5 +1,7 @@
 // GET /metrics against the real binary: Prometheus' own checker accepts the output, the counters
 // follow what was done, and route labels are templates, never raw ids.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -71,6 +73,8 @@ std::pair<int, std::string> promtool_check(const std::string& metrics) {
 }
 
 TEST(Metrics, PromtoolAcceptsTheOutputAndCountersFollowTheRequests) {
+  ASSERT_EQ(::access(TAU_PROMTOOL, X_OK), 0)
+      << TAU_PROMTOOL << " is missing: `make test` installs it (Debian's prometheus package)";
   GatewayProcess gateway({"--auth-token", "secret"});
   HttpClient client(gateway.port(), "secret");
   const std::string session = open_session(client, "repo");

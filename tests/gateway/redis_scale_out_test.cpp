@@ -16,6 +16,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stop_token>
 #include <thread>
 
@@ -495,18 +496,30 @@ TEST(RedisScaleOut, SessionsOfADeadGatewayFailAfterItsLeaseAndReopenElsewhere) {
   RedisServer redis;
   TempDir scripts;
   const std::string sleeper = write_script(scripts, "sleep.sh", "exec sleep 1000\n");
-  auto gateways =
-      start_gateways(redis, 2, {"--worker-command", sleeper, "--owner-lease-ms", "600"});
+  constexpr std::int64_t kLeaseMs = 1000;
+  auto gateways = start_gateways(
+      redis, 2, {"--worker-command", sleeper, "--owner-lease-ms", std::to_string(kLeaseMs)});
   const HttpClient a(gateways[0]->port());
   const HttpClient b(gateways[1]->port());
   const std::string id = open_session(a, "orphan");
   ASSERT_FALSE(id.empty());
-  // While A lives, its lease holds: the session keeps running past several lease periods.
-  const auto running_until = Clock::now() + std::chrono::milliseconds(1500);
-  while (Clock::now() < running_until) {
-    ASSERT_EQ(session_of(b.get(session_path(id))).at("status"), "running");
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  // While A lives, its lease holds: the session keeps running while both gateways renew their
+  // leases for two lease periods (each renewal stores its time in the gateway's lease key, and
+  // fails the sessions of every gateway whose lease key has expired).
+  std::map<std::string, std::int64_t> renewed_at;  // lease key -> time of the first renewal seen
+  std::istringstream keys(redis.cli({"--scan", "--pattern", "*lease:*"}));
+  for (std::string key; std::getline(keys, key);)
+    renewed_at[key] = std::stoll(redis.cli({"GET", key}));
+  ASSERT_EQ(renewed_at.size(), 2u);
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& [key, first] : renewed_at) {
+      const std::string at = redis.cli({"GET", key});  // empty once expired
+      if (at.empty() || std::stoll(at) < first + 2 * kLeaseMs)
+        return false;
+    }
+    return true;
+  })) << "the leases were not renewed for two periods";
+  ASSERT_EQ(session_of(b.get(session_path(id))).at("status"), "running");
 
   gateways[0]->crash();
   ASSERT_TRUE(

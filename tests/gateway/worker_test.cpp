@@ -204,8 +204,9 @@ TEST(Workers, CloseAndReapStopAWorkerThatIgnoresSigterm) {
     const auto exit = w.wait_for_event(id, "subprocess.exit");
     const auto elapsed = std::chrono::steady_clock::now() - started;
     EXPECT_EQ(exit.at("message").as_string().rfind("killed by signal 9", 0), 0u) << exit;
+    // SIGKILL only once the grace has passed; how soon after it is not judged (wait_for_event's
+    // deadline only bounds a hang).
     EXPECT_GE(elapsed, 300ms) << how;
-    EXPECT_LT(elapsed, 300ms + 5s) << how;
     EXPECT_EQ(w.status_of(id), how == "close" ? "closed" : "timed_out");
   }
 }
