@@ -9,6 +9,7 @@
 #include "core/text.h"
 #include "store/memory_store.h"
 #include "support/manual_clock.h"
+#include "support/pool_fixtures.h"
 
 #include <atomic>
 #include <cstdint>
@@ -26,26 +27,12 @@ using namespace tau::core;  // the session vocabulary the pool speaks
 using test::ManualClock;
 
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
-constexpr std::int64_t kTimeoutMs = 1'000;
+constexpr std::int64_t kTimeoutMs = test::kPoolTimeoutMs;
 
-// Hands out "session-1", "session-2", ... and counts how often it was asked.
-class SequentialIds {
- public:
-  SessionPool::IdGenerator as_generator() const {
-    return [calls = calls_] { return "session-" + std::to_string(++*calls); };
-  }
-  int calls() const { return calls_->load(); }
+using test::SequentialIds;
 
- private:
-  std::shared_ptr<std::atomic<int>> calls_ = std::make_shared<std::atomic<int>>(0);
-};
-
-PoolLimits test_limits() {
-  PoolLimits limits;
-  limits.inactivity_timeout_ms = kTimeoutMs;
-  limits.max_active_sessions = 4;
-  limits.max_events_per_session = 100;
-  return limits;
+bridge::PoolLimits test_limits() {
+  return test::test_pool_limits();
 }
 
 // Runs `call` and returns the Error code it threw, or nullopt if it threw nothing.

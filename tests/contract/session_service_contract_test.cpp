@@ -46,6 +46,7 @@
 #include "bridge/session_service.h"
 #include "redis/redis_session_pool.h"
 #include "support/manual_clock.h"
+#include "support/pool_fixtures.h"
 #include "support/redis_server.h"
 
 namespace tau::bridge {
@@ -58,29 +59,15 @@ using IdGenerator = std::function<std::string()>;
 using Ids = std::vector<std::uint64_t>;
 
 constexpr std::int64_t kStartMs = 1'700'000'000'000;
-constexpr std::int64_t kTimeoutMs = 1'000;
+constexpr std::int64_t kTimeoutMs = test::kPoolTimeoutMs;
 constexpr std::uint64_t kMaxCursor = UINT64_MAX;
 
 enum class Kind { memory, redis };
 
-// Hands out "session-1", "session-2", ... and counts how often it was asked.
-class SequentialIds {
- public:
-  IdGenerator as_generator() const {
-    return [calls = calls_] { return "session-" + std::to_string(++*calls); };
-  }
-  int calls() const { return calls_->load(); }
+using test::SequentialIds;
 
- private:
-  std::shared_ptr<std::atomic<int>> calls_ = std::make_shared<std::atomic<int>>(0);
-};
-
-PoolLimits test_limits() {
-  PoolLimits limits;
-  limits.inactivity_timeout_ms = kTimeoutMs;
-  limits.max_active_sessions = 4;
-  limits.max_events_per_session = 100;
-  return limits;
+bridge::PoolLimits test_limits() {
+  return test::test_pool_limits();
 }
 
 std::string encode(const SessionEvent& event) {

@@ -15,6 +15,7 @@
 
 #include "support/gateway_process.h"
 #include "support/http_client.h"
+#include "support/process_probe.h"
 
 namespace tau::test {
 namespace {
@@ -342,25 +343,6 @@ TEST(Workers, ShutdownStopsWorkersBeforeTheGatewayExits) {
 }
 
 // --- issue 17: what a worker inherits, and what outlives it ------------------------------------
-
-// What process `pid` runs (its command line, arguments separated by spaces), or "" when there is
-// no such process or it is a zombie.
-std::string running_command(pid_t pid) {
-  const std::string dir = "/proc/" + std::to_string(pid);
-  std::ifstream stat(dir + "/stat");
-  std::string line;
-  if (!std::getline(stat, line))
-    return "";
-  const auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || line.substr(close_paren + 2, 1) == "Z")
-    return "";
-  std::ifstream cmdline(dir + "/cmdline", std::ios::binary);
-  std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  std::replace(command.begin(), command.end(), '\0', ' ');
-  while (!command.empty() && command.back() == ' ')
-    command.pop_back();
-  return command;
-}
 
 // Waits until `pid` runs `command` (`running`) or no longer does; the deadline only bounds a hang.
 bool wait_for_command(pid_t pid, const std::string& command, bool running) {

@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/process_probe.h"
+
 extern char** environ;
 
 namespace tau::worker {
@@ -920,24 +922,7 @@ TEST_F(WorkerProcessTest, NoDescriptorLeaksOverManyWorkers) {
 
 // --- containment: a worker under tau-worker-supervisor ----------------------------------------
 
-// What process `pid` runs (its command line, arguments separated by spaces), or "" when there is
-// no such process or it is a zombie (it has ended; only its parent has yet to reap it).
-std::string running_command(pid_t pid) {
-  const std::string dir = "/proc/" + std::to_string(pid);
-  std::ifstream stat(dir + "/stat");
-  std::string line;
-  if (!std::getline(stat, line))
-    return "";
-  const auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || line.substr(close_paren + 2, 1) == "Z")
-    return "";
-  std::ifstream cmdline(dir + "/cmdline", std::ios::binary);
-  std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  std::replace(command.begin(), command.end(), '\0', ' ');
-  while (!command.empty() && command.back() == ' ')
-    command.pop_back();
-  return command;
-}
+using test::running_command;
 
 // The daemons these tests start sleep this long: a number no other process here uses, so a reused
 // pid is not mistaken for one of them.
