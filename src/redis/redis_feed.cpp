@@ -33,6 +33,11 @@ void RedisFeed::start() {
   thread_ = std::thread([this] { run(); });
 }
 
+bool RedisFeed::wait_connected(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(watches_mutex_);
+  return connected_changed_.wait_for(lock, timeout, [this] { return connected_.load(); });
+}
+
 void RedisFeed::set_end_listener(bridge::SessionService::EndListener listener) {
   std::lock_guard lock(listeners_mutex_);
   end_listener_ = std::move(listener);
@@ -206,6 +211,7 @@ void RedisFeed::listen() {
     std::lock_guard lock(watches_mutex_);
     connected_ = true;
   }
+  connected_changed_.notify_all();
   spdlog::info("redis: live feed subscribed on {}", client_.address().describe());
   resync_owned();
   while (true) {

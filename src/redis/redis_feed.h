@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -52,6 +53,9 @@ class RedisFeed {
   void start();
   // Whether the subscription is up.
   bool connected() const { return connected_.load(); }
+  // Waits until the subscription is up, at most `timeout`; whether it is. Start-up waits here,
+  // so the first requests served (a stream, a readiness probe) do not race the first SUBSCRIBE.
+  bool wait_connected(std::chrono::milliseconds timeout);
 
   // Listeners for the sessions owned here: set and called under one lock, so once replaced no
   // call to the old one is still running. They must not set listeners.
@@ -129,6 +133,7 @@ class RedisFeed {
   // with every other watch when it turns false.
   std::atomic<bool> connected_{false};
   std::mutex watches_mutex_;
+  std::condition_variable connected_changed_;  // with watches_mutex_
   std::unordered_map<std::string, Watch> watches_;
 
   std::mutex owned_mutex_;

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <limits>
 
+#include <spdlog/spdlog.h>
+
 #include "core/errors.h"
 #include "core/random_id.h"
 
@@ -13,6 +15,8 @@ using core::SessionSnapshot;
 using core::SessionStatus;
 
 namespace {
+
+constexpr std::chrono::seconds kFeedStartupWait{10};
 
 RedisPoolSettings with_gateway_id(RedisPoolSettings settings) {
   if (settings.gateway_id.empty())
@@ -41,6 +45,10 @@ RedisSessionPool::RedisSessionPool(std::shared_ptr<RedisScript> script, RedisPoo
           },
           settings_.gateway_id, settings_.owner_lease_ms, limits_.max_events_per_session) {
   feed_.start();
+  // Bounded: if the feed is not up by then, the gateway still starts and /readyz says so until
+  // it is (the reconnect loop keeps trying).
+  if (!feed_.wait_connected(kFeedStartupWait))
+    spdlog::warn("redis: the live feed is not subscribed yet; not ready until it is");
 }
 
 RedisSessionPool::~RedisSessionPool() = default;

@@ -95,6 +95,15 @@ TEST(RedisUrl, ParsesHostPortPasswordAndDatabase) {
     EXPECT_TRUE(std::holds_alternative<std::string>(parse_redis_url(bad))) << bad;
 }
 
+TEST_F(RedisSessionPoolTest, ANewPoolIsSubscribedToTheLiveFeedBeforeItServesAnything) {
+  // A readiness probe or a stream right after start-up must not race the first SUBSCRIBE.
+  for (int i = 0; i < 5; ++i) {
+    const auto pool = make_pool();
+    EXPECT_TRUE(pool->feed_connected());
+    EXPECT_FALSE(pool->store_failed());
+  }
+}
+
 TEST_F(RedisSessionPoolTest, AnyPoolSeesTheSameSessionsAndEvents) {
   auto a = make_pool();
   auto b = make_pool();
@@ -213,7 +222,6 @@ TEST_F(RedisSessionPoolTest, ReapTimesOutIdleSessionsAtTheInjectedTime) {
 TEST_F(RedisSessionPoolTest, AFollowerOnOnePoolReceivesWhatAnotherAppendsInOrder) {
   auto a = make_pool();
   auto b = make_pool();
-  wait_for_feed(*b);
   const std::string id = a->open("ws", false).session.session_id;
   a->append_progress(id, "before");
   auto follower = std::make_shared<RecordingFollower>();
@@ -252,7 +260,6 @@ TEST_F(RedisSessionPoolTest, AReplayOfAFollowedSessionReusesTheEncodingsItsWindo
     ++*encodings;
     return encode(event);
   });
-  wait_for_feed(*pool);
   const std::string id = pool->open("ws", false).session.session_id;
   pool->append_progress(id, "one");
   pool->append_progress(id, "two");
@@ -289,7 +296,6 @@ TEST_F(RedisSessionPoolTest, SessionIdsThatNeedEscapingReachFollowersAndOwners) 
     std::lock_guard lock(mutex);
     routed.push_back(session_id + "|" + message);
   });
-  wait_for_feed(*pool);
   ASSERT_EQ(pool->open("ws", true).session.session_id, odd_id);
   auto follower = std::make_shared<RecordingFollower>();
   pool->follow(odd_id, std::nullopt, 10, follower);
@@ -307,7 +313,6 @@ TEST_F(RedisSessionPoolTest, SessionIdsThatNeedEscapingReachFollowersAndOwners) 
 
 TEST_F(RedisSessionPoolTest, AMalformedOrSkippingFeedMessageLosesItsSessionsWatch) {
   auto pool = make_pool();
-  wait_for_feed(*pool);
   const std::string skipped = pool->open("a", false).session.session_id;
   const std::string garbled = pool->open("b", false).session.session_id;
   const std::string fine = pool->open("c", false).session.session_id;
@@ -337,7 +342,6 @@ TEST_F(RedisSessionPoolTest, AMalformedOrSkippingFeedMessageLosesItsSessionsWatc
 
 TEST_F(RedisSessionPoolTest, RedisDownFailsFastEndsFollowersAndRecovers) {
   auto a = make_pool();
-  wait_for_feed(*a);
   const std::string id = a->open("ws", false).session.session_id;
   a->append_progress(id, "kept");
   auto follower = std::make_shared<RecordingFollower>();
