@@ -10,6 +10,8 @@
 #include <string_view>
 #include <thread>
 
+#include "http/browser_policy.h"
+
 namespace tau::gateway {
 
 namespace {
@@ -74,6 +76,8 @@ struct RawFlags {
   std::string log_level = "info";
   std::string log_format = "json";
   std::vector<std::string> worker_env;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> cors_origins;
 };
 
 using Problem = std::optional<std::string>;  // a one-line message naming the flag
@@ -97,6 +101,12 @@ void declare_listen_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
   add(app, "--threads", config.http.threads, "I/O threads (default: number of cores)")
       ->check(CLI::Range(1u, 1024u));
   add(app, "--state-dir", config.store.state_dir, "state directory, created if missing");
+  add(app, "--allowed-host", raw.allowed_hosts,
+      "a Host the gateway answers to besides the bind address (and localhost on loopback): "
+      "NAME or NAME:PORT (repeatable)");
+  add(app, "--cors-origin", raw.cors_origins,
+      "an origin (scheme://host[:port]) whose pages may call the API, answered with CORS "
+      "(repeatable)");
 }
 
 void declare_auth_flags(CLI::App& app, AuthSettings& auth, RawFlags& raw) {
@@ -255,6 +265,22 @@ Problem validate_bind(HttpSettings& http, const std::string& bind) {
   return std::nullopt;
 }
 
+Problem validate_browser(HttpSettings& http, const RawFlags& raw) {
+  for (const auto& value : raw.allowed_hosts) {
+    const auto host = http::normalize_allowed_host(value);
+    if (!host)
+      return "--allowed-host: '" + value + "' is not NAME, NAME:PORT, IPv4[:PORT] or [IPv6][:PORT]";
+    http.allowed_hosts.push_back(*host);
+  }
+  for (const auto& value : raw.cors_origins) {
+    const auto origin = http::normalize_origin(value);
+    if (!origin)
+      return "--cors-origin: '" + value + "' is not an origin such as https://app.example:8443";
+    http.cors_origins.push_back(*origin);
+  }
+  return std::nullopt;
+}
+
 // After validate_bind: localhost-dev mode depends on the bind address.
 Problem validate_auth(AuthSettings& auth, const RawFlags& raw, const HttpSettings& http) {
   auth.mode = *auth::auth_mode_from_string(raw.auth_mode);  // checked by --auth-mode's IsMember
@@ -290,6 +316,8 @@ Problem validate(GatewayConfig& config, const RawFlags& raw) {
   if (auto problem = validate_store(config.store, raw))
     return problem;
   if (auto problem = validate_bind(config.http, raw.bind))
+    return problem;
+  if (auto problem = validate_browser(config.http, raw))
     return problem;
   if (auto problem = validate_auth(config.auth, raw, config.http))
     return problem;

@@ -47,6 +47,10 @@ struct HttpSettings {
   std::int64_t idle_timeout_ms = 60000;
   std::uint64_t max_header_bytes = 16 * 1024;
   std::uint64_t max_target_bytes = 8 * 1024;
+  // Browser protections (http::BrowserPolicy), in canonical form: Host names answered besides
+  // the defaults, and origins answered with CORS.
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> cors_origins;
 };
 
 struct AuthSettings {

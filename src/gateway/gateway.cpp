@@ -191,6 +191,10 @@ Gateway::Gateway(GatewayConfig config)
   // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway. (No
   // worker starts before run().)
   ::signal(SIGPIPE, SIG_IGN);
+  // The allowed Host names carry the port actually bound (--bind may say 0).
+  auto policy = browser_policy(config_, server_->local_endpoint().port());
+  spdlog::info("browser protections: {}", policy.describe());
+  api_.set_browser_policy(std::move(policy));
 }
 
 Gateway::~Gateway() {

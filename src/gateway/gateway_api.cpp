@@ -65,6 +65,16 @@ http::ServerOptions server_options(const GatewayConfig& config) {
   return options;
 }
 
+http::BrowserPolicy browser_policy(const GatewayConfig& config, std::uint16_t listening_port) {
+  return http::BrowserPolicy::make(http::BrowserPolicyOptions{
+      .bind_host = config.http.bind_host,
+      .bind_port = listening_port,
+      .allowed_hosts = config.http.allowed_hosts,
+      .cors_origins = config.http.cors_origins,
+      .localhost_dev = config.auth.mode == auth::AuthMode::localhost_dev,
+  });
+}
+
 std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view text) {
   const auto dot = text.find('.');
   const auto activity =
@@ -202,8 +212,13 @@ asio::awaitable<void> GatewayApi::send_error(http::Exchange& exchange, const Api
 
 asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestContext& context) {
   // Tokens and rate limits shared through Redis are checked on the API's own threads.
-  const RouteSpec& spec =
-      admit_blocks_ ? *co_await blocking_.run([&] { return &admit(context); }) : admit(context);
+  const RouteSpec* admitted =
+      admit_blocks_ ? co_await blocking_.run([&] { return admit(context); }) : admit(context);
+  if (!admitted) {
+    co_await answer_preflight(context);
+    co_return;
+  }
+  const RouteSpec& spec = *admitted;
   context.body_rule = spec.body;
   if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
@@ -213,8 +228,9 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     co_await answer(spec, context);
 }
 
-const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
+const GatewayApi::RouteSpec* GatewayApi::admit(RequestContext& context) {
   const auto& header = context.exchange.header();
+  const http::OriginVerdict origin = admit_browser(context);
   auto target = http::parse_request_target(header.target());
   if (!target)
     throw ApiError(400, "invalid_target", "request target is not a valid path and query");
@@ -223,6 +239,11 @@ const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
   using Kind = decltype(match)::Kind;
   if (match.kind == Kind::not_found) {
     throw ApiError(404, "not_found", "no route for this path");
+  }
+  if (match.kind == Kind::method_not_allowed && origin == http::OriginVerdict::cors_allowed &&
+      http::is_cors_preflight(header)) {
+    context.preflight_methods = std::move(match.allow);
+    return nullptr;
   }
   if (match.kind == Kind::method_not_allowed) {
     throw ApiError(405, "method_not_allowed", "method not allowed here; allowed: " + match.allow)
@@ -239,7 +260,35 @@ const GatewayApi::RouteSpec& GatewayApi::admit(RequestContext& context) {
     throw ApiError(429, "rate_limited", "too many requests; retry later")
         .with_header("Retry-After", std::to_string(decision.retry_after_seconds));
   }
-  return spec;
+  // No body but JSON is read: a cross-site page can send text/plain or a form without asking.
+  if (const auto refusal = http::check_body_media_type(header))
+    throw ApiError(refusal->status, refusal->code, refusal->message);
+  return &spec;
+}
+
+http::OriginVerdict GatewayApi::admit_browser(RequestContext& context) const {
+  if (!browser_policy_)
+    throw ApiError(503, "not_ready", "the listener is not accepting connections");
+  const auto& header = context.exchange.header();
+  if (const auto refusal = browser_policy_->check_host(header))
+    throw ApiError(refusal->status, refusal->code, refusal->message);
+  http::OriginCheck origin = browser_policy_->check_origin(header);
+  if (origin.refusal)
+    throw ApiError(origin.refusal->status, origin.refusal->code, origin.refusal->message);
+  if (origin.verdict == http::OriginVerdict::cors_allowed) {
+    for (auto& [name, value] : http::cors_response_headers(origin.origin))
+      context.exchange.add_response_header(std::move(name), std::move(value));
+  }
+  return origin.verdict;
+}
+
+asio::awaitable<void> GatewayApi::answer_preflight(RequestContext& context) {
+  const auto origin = context.exchange.header()[beast_http::field::origin];
+  const http::PreflightAnswer preflight = http::cors_preflight_answer(
+      std::string_view(origin.data(), origin.size()), context.preflight_methods);
+  http::StringResponse response{static_cast<beast_http::status>(preflight.status), 11};
+  http::apply_headers(preflight.headers, response.base());
+  co_await context.exchange.send(std::move(response));
 }
 
 std::string GatewayApi::authorize(const RouteSpec& spec, RequestContext& context) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "gateway/status_page.h"
 #include "gateway/stream_counts.h"
 #include "gateway/worker_supervisor.h"
+#include "http/browser_policy.h"
 #include "http/router.h"
 #include "http/server.h"
 
@@ -36,6 +38,8 @@ http::StringResponse error_response(unsigned status, std::string_view code,
 
 // The HTTP server's limits and refusals as the configuration sets them.
 http::ServerOptions server_options(const GatewayConfig& config);
+// The browser protections as the configuration sets them, for the port actually listened on.
+http::BrowserPolicy browser_policy(const GatewayConfig& config, std::uint16_t listening_port);
 
 // A list cursor, "<last_activity_unix_ms>.<session_id>" as `next_cursor` writes it; nullopt when
 // the text does not have that shape.
@@ -62,6 +66,9 @@ class GatewayApi {
   std::vector<std::pair<std::string, std::string>> routes() const;
   // Whether the listener serves: /readyz answers 503 before and after (e.g. while stopping).
   void set_listening(bool listening) { listening_ = listening; }
+  // The Host, Origin and CORS rules, which name the port actually listened on: set once the
+  // socket is bound and before it serves. Until then every request is refused (503).
+  void set_browser_policy(http::BrowserPolicy policy) { browser_policy_ = std::move(policy); }
   // Where calls into the pool that may block are made (also for others, e.g. a periodic reap).
   // Join it before destroying the coroutines of requests still being answered.
   BlockingCalls& blocking_calls() { return blocking_; }
@@ -90,8 +97,14 @@ class GatewayApi {
 
   void add_routes();
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
-  // Parses the target, routes, authenticates and rate-limits; throws ApiError to refuse.
-  const RouteSpec& admit(RequestContext& context);
+  // Checks Host and Origin, parses the target, routes, authenticates, rate-limits and checks the
+  // body's media type; throws ApiError to refuse. Null for a CORS preflight, which
+  // answer_preflight answers.
+  const RouteSpec* admit(RequestContext& context);
+  // The browser protections (see http::BrowserPolicy): throws ApiError for a Host or an Origin
+  // refused; for a listed origin, the exchange's answer will carry the CORS headers.
+  http::OriginVerdict admit_browser(RequestContext& context) const;
+  boost::asio::awaitable<void> answer_preflight(RequestContext& context);
   // The key the rate limit counts the request under: its principal's, or its client address's
   // on a route that needs no credentials.
   std::string authorize(const RouteSpec& spec, RequestContext& context);
@@ -134,6 +147,7 @@ class GatewayApi {
   http::Router<RouteSpec> router_;
   std::unique_ptr<RequestMetrics> request_metrics_;  // one series per route of router_
   std::atomic<bool> listening_{false};
+  std::optional<http::BrowserPolicy> browser_policy_;
   const bool admit_blocks_;  // authorizing or rate limiting may wait on the network
   // Last, so that it is joined first: its calls use the members above.
   BlockingCalls blocking_;

@@ -27,6 +27,7 @@ struct RequestContext {
   std::optional<std::size_t> route_index;  // into the router's routes, once one matched
   std::string_view principal_kind = "anonymous";
   std::vector<std::string> params;              // path parameters, in template order
+  std::string preflight_methods;                // a CORS preflight's: the path's methods
   RequestBody body_rule = RequestBody::absent;  // the matched route's
   std::string body;                             // as read, unless the route takes none
   // The store ticket of what the handler changed: the answer waits until it is durable.

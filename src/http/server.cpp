@@ -252,6 +252,8 @@ void Exchange::prepare(beast_http::header<false>& response_header) {
   response_header.version(parser_.get().version());
   response_header.set(beast_http::field::server, "tau-gateway");
   response_header.set(beast_http::field::date, http_date());
+  for (const auto& [name, value] : response_headers_)
+    response_header.set(name, value);
   if (!keep_alive_)
     response_header.set(beast_http::field::connection, "close");
 }

@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tau::http {
 
@@ -83,6 +85,11 @@ class Exchange {
   boost::asio::any_io_executor executor() const { return stream_.get_executor(); }
   // Closes the connection once this exchange ends instead of keeping it alive.
   void close_after() { keep_alive_ = false; }
+  // A header the response carries whichever it is, success, error or stream (e.g. CORS headers
+  // for a listed origin); set before responding.
+  void add_response_header(std::string name, std::string value) {
+    response_headers_.emplace_back(std::move(name), std::move(value));
+  }
 
   bool responded() const { return responded_; }
   // The status sent (0 before a response) and the body bytes written so far, for logs and metrics.
@@ -106,6 +113,7 @@ class Exchange {
   bool keep_alive_ = true;
   unsigned status_ = 0;
   std::uint64_t body_bytes_ = 0;
+  std::vector<std::pair<std::string, std::string>> response_headers_;
 };
 
 using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;

@@ -72,7 +72,8 @@ class BadInputTest : public ::testing::Test {
   }
   std::string post_raw(const std::string& path, const std::string& headers,
                        const std::string& body) {
-    return "POST " + path + " HTTP/1.1\r\nHost: x\r\n" + headers + "\r\n" + body;
+    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + headers +
+           "\r\n" + body;
   }
 
   // max-input-chars 1000: bodies over 8000 bytes are refused.
@@ -234,7 +235,8 @@ TEST_F(BadInputTest, EncodedSlashesAndDotSegmentsNeverReachAnotherRoute) {
 }
 
 TEST_F(BadInputTest, Http10AndPipelinedRequestsAreServedInOrder) {
-  const RawAnswer old = parse_answer(raw_exchange(gateway.port(), "GET /healthz HTTP/1.0\r\n\r\n"));
+  const RawAnswer old =
+      parse_answer(raw_exchange(gateway.port(), "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(old.version, "HTTP/1.0");
   EXPECT_EQ(old.status, 200u);
 

@@ -121,7 +121,7 @@ TEST(ConnectionHygiene, ABodyThatDoesNotArriveInTimeIsCutOff) {
   RawConnection slow(gateway.port());
   slow.send(
       "POST /gateway/external-coding-agent/sessions HTTP/1.1\r\nHost: x\r\n"
-      "Content-Length: 100\r\n\r\n{\"workspace_id\":");
+      "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"workspace_id\":");
   bool closed = false;
   EXPECT_EQ(slow.read_until_closed(std::chrono::seconds(10), &closed), "");
   EXPECT_TRUE(closed);

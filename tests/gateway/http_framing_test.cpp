@@ -93,7 +93,10 @@ Answers parse_answers(const std::string& bytes, const std::vector<std::string>& 
 
 std::string request(const std::string& method, const std::string& target,
                     const std::string& headers = "", const std::string& body = "") {
-  return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + "\r\n" + body;
+  // Bodies are JSON, as the gateway requires; `x` is the Host the test gateways allow.
+  const std::string content_type = method == "POST" ? "Content-Type: application/json\r\n" : "";
+  return method + " " + target + " HTTP/1.1\r\nHost: x\r\n" + content_type + headers + "\r\n" +
+         body;
 }
 
 const std::string kLastHealthz = request("GET", "/healthz", "Connection: close\r\n");
@@ -186,8 +189,9 @@ TEST_F(HttpFramingTest, Http10WithATransferEncodingIsAnsweredThenClosed) {
   std::snprintf(size, sizeof size, "%zx", body.size());
   const std::string bytes =
       "POST " + kSessions +
-      " HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\n" +
-      body + "\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+      " HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n" +
+      size + "\r\n" + body + "\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nHost: x\r\n\r\n";
   const Answers answers = parse_answers(raw_exchange(gateway.port(), bytes), {"POST", "GET"});
   ASSERT_EQ(answers.answers.size(), 1u) << answers.rest;
   EXPECT_EQ(answers.answers[0].status, 200u) << answers.answers[0].body;
@@ -221,17 +225,25 @@ TEST_F(HttpFramingTest, Http11NeedsExactlyOneValidHost) {
       EXPECT_EQ(answers.answers[0].header("connection"), "close") << test_case.what;
     }
   }
-  const std::vector<Case> accepted = {
-      {"HTTP/1.0 without Host", "GET /healthz HTTP/1.0\r\n\r\n"},
-      {"host and port", health + "Host: 127.0.0.1:8787\r\nConnection: close\r\n\r\n"},
-      {"IPv6 literal", health + "Host: [::1]:8787\r\nConnection: close\r\n\r\n"},
-      {"name", health + "Host: localhost\r\nConnection: close\r\n\r\n"},
-      {"empty (RFC 9112 section 3.2)", health + "Host:\r\nConnection: close\r\n\r\n"},
+  // Well framed, these reach the gateway, which answers only Hosts it allows (the loopback names
+  // with the port it listens on, and `x` in these tests): the others get 421, not 400.
+  const std::string port = std::to_string(gateway.port());
+  const std::vector<std::pair<Case, unsigned>> framed = {
+      {{"HTTP/1.0 without Host", "GET /healthz HTTP/1.0\r\n\r\n"}, 421},
+      {{"host and port", health + "Host: 127.0.0.1:" + port + "\r\nConnection: close\r\n\r\n"},
+       200},
+      {{"IPv6 literal", health + "Host: [::1]:" + port + "\r\nConnection: close\r\n\r\n"}, 200},
+      {{"name", health + "Host: localhost:" + port + "\r\nConnection: close\r\n\r\n"}, 200},
+      {{"another port", health + "Host: 127.0.0.1:1\r\nConnection: close\r\n\r\n"}, 421},
+      {{"empty (RFC 9112 section 3.2)", health + "Host:\r\nConnection: close\r\n\r\n"}, 421},
   };
-  for (const Case& test_case : accepted) {
+  for (const auto& [test_case, status] : framed) {
     const Answers answers = parse_answers(raw_exchange(gateway.port(), test_case.bytes), {"GET"});
     ASSERT_EQ(answers.answers.size(), 1u) << test_case.what << "; left: " << answers.rest;
-    EXPECT_EQ(answers.answers[0].status, 200u) << test_case.what;
+    EXPECT_EQ(answers.answers[0].status, status) << test_case.what;
+    if (status == 421) {
+      EXPECT_EQ(answers.answers[0].error_code(), "host_not_allowed") << test_case.what;
+    }
   }
 }
 

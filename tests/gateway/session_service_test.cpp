@@ -239,6 +239,7 @@ class InProcessGateway {
         io_, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0),
         [this](http::Exchange& exchange) { return api_.handle(exchange); },
         gateway::server_options(config_));
+    api_.set_browser_policy(gateway::browser_policy(config_, port()));
     server_->start();
     api_.set_listening(true);
     for (int i = 0; i < 2; ++i)

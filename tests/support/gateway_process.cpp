@@ -135,6 +135,9 @@ std::string default_store_kind() {
 GatewayProcess::GatewayProcess(std::vector<std::string> args,
                                std::map<std::string, std::string> env) {
   args.insert(args.end(), {"--bind", "127.0.0.1:0"});
+  // Raw requests in the tests name their Host `x`; every other client sends 127.0.0.1:<port>,
+  // which the gateway allows by default.
+  args.insert(args.end(), {"--allowed-host", "x"});
   auto state_dir = std::find(args.begin(), args.end(), "--state-dir");
   if (state_dir == args.end()) {
     args.insert(args.end(), {"--state-dir", state_dir_.path()});

@@ -64,13 +64,15 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
   stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
 
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
-  request.set(http::field::host, "127.0.0.1");
+  request.set(http::field::host, "127.0.0.1:" + std::to_string(port_));
   if (!bearer_token_.empty())
     request.set(http::field::authorization, "Bearer " + bearer_token_);
   for (const auto& [name, value] : headers)
     request.set(name, value);
   if (body) {
-    request.set(http::field::content_type, "application/json");
+    // JSON unless the test names another type.
+    if (request.find(http::field::content_type) == request.end())
+      request.set(http::field::content_type, "application/json");
     request.body() = *body;
   }
   request.prepare_payload();
@@ -178,7 +180,7 @@ SseStream::SseStream(std::uint16_t port, const std::string& target, const Header
   c.stream.expires_after(std::chrono::seconds(20));
   c.stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   http::request<http::empty_body> request{http::verb::get, target, 11};
-  request.set(http::field::host, "127.0.0.1");
+  request.set(http::field::host, "127.0.0.1:" + std::to_string(port));
   request.set(http::field::accept, "text/event-stream");
   for (const auto& [name, value] : headers)
     request.set(name, value);
