@@ -127,7 +127,9 @@ test('the dashboard follows a session live and runs its actions', { timeout: 60_
   const refused = await page.evaluate(async (path) => {
     const { token } = JSON.parse(sessionStorage.getItem('tau-gateway.dashboard.credentials'));
     const response = await fetch(path, {
-      method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{"message":"x"}',
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: '{"message":"x"}',
     });
     return { status: response.status, body: await response.json() };
   }, `${SESSIONS_PATH}/eca_00000000000000000000000000000000/followups`);

@@ -325,7 +325,14 @@ function conformance(doc, checker, baseUrl) {
     const operation = doc.paths[template]?.[method.toLowerCase()];
     if (operation?.responses[status]) return deref(doc, operation.responses[status]);
     // Answers any request may get before it reaches an operation.
-    const general = { 400: 'InvalidTarget', 404: 'NotFound', 405: 'MethodNotAllowed' }[status];
+    const general = {
+      400: 'InvalidTarget',
+      403: 'OriginNotAllowed',
+      404: 'NotFound',
+      405: 'MethodNotAllowed',
+      415: 'UnsupportedMediaType',
+      421: 'HostNotAllowed',
+    }[status];
     assert.ok(operation || general, `${method} ${template} is not in the document`);
     assert.ok(general, `${method} ${template} answered ${status}, which it does not document`);
     return doc.components.responses[general];
@@ -542,10 +549,26 @@ test('what the gateway answers fits the document (token mode)', { timeout: 60_00
   const wrongMethod = await fetch(`${gateway.baseUrl}/healthz`, { method: 'DELETE' });
   assert.equal(wrongMethod.status, 405);
   await verify('DELETE', '/healthz', 405, wrongMethod);
-  const raw = await rawRequest(gateway.port, 'GET http://example.com/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const raw = await rawRequest(gateway.port, `GET http://example.com/healthz HTTP/1.1\r\nHost: 127.0.0.1:${gateway.port}\r\nConnection: close\r\n\r\n`);
   assert.match(raw, /^HTTP\/1\.1 400 /);
   const envelope = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
   checker.check(doc.components.responses.InvalidTarget.content['application/json'].schema, envelope, 'invalid_target');
+
+  // The browser protections answer before any route too (docs/browser-protections.md).
+  await call('POST', '/gateway/external-coding-agent/sessions', {
+    body: { workspace_id: 'from-a-page' },
+    headers: { Origin: 'https://evil.example' },
+    expect: 403,
+  });
+  await call('POST', '/gateway/external-coding-agent/sessions', {
+    body: { workspace_id: 'from-a-form' },
+    headers: { 'Content-Type': 'text/plain' },
+    expect: 415,
+  });
+  const rebound = await rawRequest(gateway.port, 'GET /gateway/status HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n');
+  assert.match(rebound, /^HTTP\/1\.1 421 /);
+  checker.check(doc.components.responses.HostNotAllowed.content['application/json'].schema,
+    JSON.parse(rebound.slice(rebound.indexOf('\r\n\r\n') + 4)), 'host_not_allowed');
 
   // Every operation was exercised with its 200 (the login in the password-session test below).
   for (const { path, method } of operations(doc)) {
