@@ -19,7 +19,9 @@
 //    request skipped): the answer to a HEAD has no body (it is read as such, so body bytes would
 //    break the answers after it), and a request that breaks RFC 9112's header rules (HTTP/1.1
 //    without Host, two Hosts, a Transfer-Encoding other than exactly `chunked`) is answered
-//    400 or 501 and nothing after it is answered.
+//    400 or 501 and nothing after it is answered;
+//  - a request a browser rule refuses (a foreign Host or Origin, a body that is not JSON; see
+//    browser_rule_broken) is never answered 2xx.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -82,12 +84,16 @@ gateway::GatewayConfig make_config() {
   config.http.idle_timeout_ms = 2000;
   config.http.max_header_bytes = 2048;  // reachable with fuzzed inputs: 431 and 414
   config.http.max_target_bytes = 512;
+  // Seeds name their Host 127.0.0.1 or x, with no port; one origin is answered with CORS, so
+  // preflights and the CORS headers are reachable too.
+  config.http.allowed_hosts = {"127.0.0.1", "x"};
+  config.http.cors_origins = {"http://app.example"};
   return config;
 }
 
 // One gateway, as main.cpp assembles it, minus the disk, the real clock and random ids.
 struct Gateway {
-  explicit Gateway(asio::io_context& io)
+  Gateway(asio::io_context& io, std::uint16_t port)
       : store(std::make_shared<store::MemoryStore>()),
         pool(
             bridge::PoolLimits{config.sessions.inactivity_timeout_ms, config.sessions.max_active,
@@ -110,6 +116,7 @@ struct Gateway {
         api(config, pool, authenticator, rate_limiter, workers) {
     pool.set_end_listener(
         [this](const core::SessionSnapshot& session) { workers.on_session_end(session); });
+    api.set_browser_policy(gateway::browser_policy(config, port));
     api.set_listening(true);
   }
 
@@ -224,6 +231,9 @@ Conversation run_conversation(std::string_view input) {
 struct InputRequest {
   bool head = false;            // a HEAD (also when its header is refused)
   bool breaks_framing = false;  // must be refused with 400 or 501, and end the connection
+  // Something a browser rule refuses (docs/browser-protections.md), so it is never answered 2xx:
+  // what it says, for the failure message.
+  std::string foreign;
 };
 
 bool is_ows(char c) {
@@ -261,6 +271,60 @@ bool breaks_framing(const beast_http::request_header<>& header) {
     }
   }
   return !(codings.size() == 1 && codings[0] == "chunked");
+}
+
+std::string lowercase(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower;
+}
+
+// The name in `host[:port]`, or the whole of a bracketed IPv6 literal.
+std::string host_name(std::string_view host) {
+  if (host.starts_with('['))
+    return std::string(host);
+  return lowercase(host.substr(0, host.find(':')));
+}
+
+// The browser rules for make_config's gateway, stated apart from src/http/browser_policy.cpp and
+// only where the answer is plain: a Host whose name is none the gateway answers to (its allowed
+// 127.0.0.1 and x, localhost; IPv6 literals are left alone), an Origin whose host is none of
+// those nor the listed app.example, or a body announced with a type other than JSON. Each
+// must never be answered 2xx.
+std::string browser_rule_broken(const beast_http::request_header<>& header) {
+  const auto is_known = [](const std::string& name) {
+    return name == "127.0.0.1" || name == "x" || name == "localhost" || name.starts_with('[');
+  };
+  if (header.count(beast_http::field::host) == 1) {
+    const std::string host(header[beast_http::field::host]);
+    if (!host.empty() && !is_known(host_name(host)))
+      return "a Host the gateway does not answer to";
+  }
+  const auto origins = header.count(beast_http::field::origin);
+  if (origins > 1)
+    return "two Origins";
+  if (origins == 1) {
+    const std::string origin = lowercase(std::string(header[beast_http::field::origin]));
+    const auto scheme_end = origin.find("://");
+    const std::string name =
+        scheme_end == std::string::npos ? origin : host_name(origin.substr(scheme_end + 3));
+    if (!is_known(name) && name != "app.example")
+      return "an Origin the gateway does not answer to";
+  }
+  const bool announces_body =
+      header.count(beast_http::field::transfer_encoding) > 0 ||
+      (header.count(beast_http::field::content_length) > 0 &&
+       header[beast_http::field::content_length] != "0");
+  if (announces_body) {
+    const auto types = header.count(beast_http::field::content_type);
+    if (types == 0)
+      return "a body without a Content-Type";
+    const std::string type = lowercase(std::string(header[beast_http::field::content_type]));
+    if (types == 1 && !type.starts_with("application/json"))
+      return "a body that is not JSON";
+  }
+  return "";
 }
 
 // A body Beast parses (by Content-Length or chunks) and throws away, so that an input announcing
@@ -311,6 +375,7 @@ std::vector<InputRequest> input_requests(std::string_view input, std::size_t max
       break;
     }
     request.breaks_framing = breaks_framing(parser.get().base());
+    request.foreign = browser_rule_broken(parser.get().base());
     requests.push_back(request);
     if (request.breaks_framing)
       break;
@@ -366,6 +431,7 @@ unsigned check_answer(std::string_view input, const Conversation& conversation,
       return responses + 1;
     }
     const bool breaks = responses < requests.size() && requests[responses].breaks_framing;
+    const std::string foreign = responses < requests.size() ? requests[responses].foreign : "";
     ++responses;
     const auto& response = parser.get();
     const unsigned status = response.result_int();
@@ -375,6 +441,9 @@ unsigned check_answer(std::string_view input, const Conversation& conversation,
       fail("500: a handler threw something it should not have", input, conversation.answer);
     if (breaks && status != 400 && status != 501)
       fail("a request that breaks HTTP/1.1's framing was not refused", input, conversation.answer);
+    if (!foreign.empty() && status >= 200 && status < 300)
+      fail("a request with " + foreign + " was answered " + std::to_string(status), input,
+           conversation.answer);
     if (head)
       continue;  // no body to check
     if (response[beast_http::field::content_type] == "application/json") {
@@ -424,7 +493,7 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(bytes), size);
-  harness->gateway = std::make_unique<Gateway>(harness->io);
+  harness->gateway = std::make_unique<Gateway>(harness->io, harness->endpoint.port());
   const Conversation conversation = run_conversation(input);
   if (!conversation.connected)
     fail("cannot connect to the gateway", input, "");

@@ -113,6 +113,23 @@ requests = {
     + request("HEAD", f"{API}/sessions/{SID}/stream")
     + request("HEAD", f"{API}/sessions/{SID}/close")
     + request("GET", "/healthz"),
+    # Browser protections: the fuzzed gateway allows the Hosts 127.0.0.1 and x and lists the
+    # origin http://app.example.
+    "cross-site-simple-post": f"POST {API}/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    'Origin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n\r\n'
+    '{"workspace_id":"demo"}' + request("GET", f"{API}/sessions"),
+    "form-post": f"POST {API}/reap HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 5\r\n\r\na=b&c"
+    + request("GET", "/healthz"),
+    "rebinding-host": "GET /gateway/status HTTP/1.1\r\nHost: evil.example:8787\r\n\r\n"
+    + request("GET", "/healthz"),
+    "cors-preflight": request(
+        "OPTIONS",
+        f"{API}/sessions",
+        headers=["Origin: http://app.example", "Access-Control-Request-Method: POST"],
+    )
+    + request("POST", f"{API}/sessions", {"workspace_id": "cors"}, headers=["Origin: http://app.example"]),
+    "same-origin": request("POST", f"{API}/sessions", {"workspace_id": "own"}, headers=["Origin: http://127.0.0.1"]),
     "max-cursor": opened()
     + request("POST", f"{API}/sessions/{SID}/progress", {"message": "one"})
     + request("GET", f"{API}/sessions/{SID}/stream?after_sequence_id=18446744073709551615"),
