@@ -312,10 +312,9 @@ std::string browser_rule_broken(const beast_http::request_header<>& header) {
     if (!is_known(name) && name != "app.example")
       return "an Origin the gateway does not answer to";
   }
-  const bool announces_body =
-      header.count(beast_http::field::transfer_encoding) > 0 ||
-      (header.count(beast_http::field::content_length) > 0 &&
-       header[beast_http::field::content_length] != "0");
+  const bool announces_body = header.count(beast_http::field::transfer_encoding) > 0 ||
+                              (header.count(beast_http::field::content_length) > 0 &&
+                               header[beast_http::field::content_length] != "0");
   if (announces_body) {
     const auto types = header.count(beast_http::field::content_type);
     if (types == 0)
