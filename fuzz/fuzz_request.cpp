@@ -500,7 +500,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     fail("the gateway did not close the connection within the deadline", input,
          conversation.answer);
   const unsigned responses = check_answer(
-      input, conversation, input_requests(input, harness->gateway->config.max_header_bytes));
+      input, conversation, input_requests(input, harness->gateway->config.http.max_header_bytes));
   if (harness->print_answers) {
     std::fprintf(stderr, "--- %u responses, %zu bytes:\n", responses, conversation.answer.size());
     std::fwrite(conversation.answer.data(), 1, conversation.answer.size(), stderr);
