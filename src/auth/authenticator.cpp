@@ -128,7 +128,8 @@ Authenticator::Authenticator(AuthConfig config, core::Clock clock,
                              std::shared_ptr<TokenRegistry> tokens)
     : config_(std::move(config)),
       clock_(clock ? std::move(clock) : core::Clock(core::system_clock_unix_ms)),
-      tokens_(tokens ? std::move(tokens) : std::make_shared<LocalTokenRegistry>()) {}
+      tokens_(tokens ? std::move(tokens) : std::make_shared<LocalTokenRegistry>()),
+      throttle_(config_.throttle) {}
 
 std::optional<std::string_view> Authenticator::bearer_token(std::string_view authorization) const {
   constexpr std::string_view kScheme = "bearer ";
@@ -196,7 +197,8 @@ std::variant<IssuedToken, AuthFailure> Authenticator::issue_session(std::string_
 
 AuthStats Authenticator::stats() {
   const auto counts = tokens_->counts(clock_());
-  return AuthStats{counts.live, counts.issued, auth_failures_.load()};
+  return AuthStats{counts.live, counts.issued, auth_failures_.load(), throttle_.delayed(),
+                   throttle_.refused()};
 }
 
 }  // namespace tau::auth

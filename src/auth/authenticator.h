@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "auth/attempt_throttle.h"
 #include "core/clock.h"
 #include "store/token_store.h"
 
@@ -26,6 +27,7 @@ struct AuthConfig {
   std::string token;     // token mode
   std::string password;  // password-session mode
   std::int64_t session_ttl_seconds = 3600;
+  ThrottleSettings throttle;  // how failed credentials slow the next attempts
 };
 
 // Who made a request, as far as limits are concerned. `key` identifies the principal for rate
@@ -49,6 +51,8 @@ struct AuthStats {
   std::uint64_t active_sessions = 0;  // live password-session tokens
   std::uint64_t total_sessions_issued = 0;
   std::uint64_t auth_failures = 0;
+  std::uint64_t attempts_delayed = 0;  // attempts that waited for their turn (AttemptThrottle)
+  std::uint64_t attempts_refused = 0;  // attempts refused 429: their turn was too far off
 };
 
 // Compares two secrets in time that depends only on their lengths' maximum, not on where
@@ -116,6 +120,11 @@ class Authenticator {
   std::variant<IssuedToken, AuthFailure> issue_session(std::string_view password);
 
   AuthStats stats();
+  // Where the gateway spaces out attempts after failed credentials, per client address and
+  // globally; it records the failures and successes it sees.
+  AttemptThrottle& throttle() { return throttle_; }
+  // Whether requests carry credentials to check (not in localhost-dev mode).
+  bool checks_credentials() const { return config_.mode != AuthMode::localhost_dev; }
   AuthMode mode() const { return config_.mode; }
   std::int64_t session_ttl_seconds() const { return config_.session_ttl_seconds; }
   // Whether authorizing may wait on the network (tokens shared through Redis).
@@ -130,6 +139,7 @@ class Authenticator {
   const core::Clock clock_;
   const std::shared_ptr<TokenRegistry> tokens_;
   std::atomic<std::uint64_t> auth_failures_{0};
+  AttemptThrottle throttle_;
 };
 
 }  // namespace tau::auth

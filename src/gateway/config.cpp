@@ -121,6 +121,12 @@ void declare_auth_flags(CLI::App& app, AuthSettings& auth, RawFlags& raw) {
   add(app, "--rate-limit-max-requests", auth.rate_limit_max_requests,
       "requests per principal per window")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  add(app, "--auth-failures-free", auth.failures_free_per_address,
+      "failed passwords or tokens per client address per window before attempts are slowed")
+      ->check(CLI::Range(0u, 1000000u));
+  add(app, "--auth-failures-free-global", auth.failures_free_global,
+      "failed passwords or tokens from all addresses per window before every attempt is slowed")
+      ->check(CLI::Range(0u, 1000000u));
 }
 
 void declare_session_flags(CLI::App& app, GatewayConfig& config) {
@@ -427,6 +433,8 @@ std::string describe(const GatewayConfig& config) {
   text += " session_ttl_seconds=" + std::to_string(auth.session_ttl_seconds);
   text += " rate_limit_window_seconds=" + std::to_string(auth.rate_limit_window_seconds);
   text += " rate_limit_max_requests=" + std::to_string(auth.rate_limit_max_requests);
+  text += " auth_failures_free=" + std::to_string(auth.failures_free_per_address);
+  text += " auth_failures_free_global=" + std::to_string(auth.failures_free_global);
   text += " max_input_chars=" + std::to_string(http.max_input_chars);
   text += " inactivity_timeout_ms=" + std::to_string(sessions.inactivity_timeout_ms);
   text += " max_active_sessions=" + std::to_string(sessions.max_active);

@@ -61,9 +61,19 @@ struct AuthSettings {
   std::int64_t rate_limit_window_seconds = 60;
   std::uint64_t rate_limit_max_requests = 120;
   bool metrics_public = false;  // GET /metrics without a bearer token
+  // Failed passwords or bearer tokens judged at once, per client address and from all together,
+  // within the rate-limit window; past them attempts are spaced out (auth::AttemptThrottle).
+  std::uint32_t failures_free_per_address = 5;
+  std::uint32_t failures_free_global = 50;
 
   // What the authenticator needs of this.
-  auth::AuthConfig authenticator() const { return {mode, token, password, session_ttl_seconds}; }
+  auth::AuthConfig authenticator() const {
+    auth::ThrottleSettings throttle;
+    throttle.window_ms = rate_limit_window_seconds * 1000;
+    throttle.free_failures_per_key = failures_free_per_address;
+    throttle.free_failures_global = failures_free_global;
+    return {mode, token, password, session_ttl_seconds, throttle};
+  }
 };
 
 struct SessionSettings {

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <optional>
 #include <tuple>
@@ -27,6 +29,19 @@ namespace {
 
 constexpr std::int64_t kMaxDrainLimit = 1000000;
 constexpr std::int64_t kDefaultDrainLimit = 64;
+
+// The key failed credentials are counted under, and the login route's rate limit: the client's
+// address.
+std::string address_key(const RequestContext& context) {
+  return "address:" + context.exchange.remote().address().to_string();
+}
+
+// The throttle's clock: steady, so a wall-clock jump neither frees nor stalls attempts.
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::optional<std::uint64_t> parse_cursor(std::string_view text) {
   auto cursor = http::parse_unsigned(text);
@@ -116,7 +131,11 @@ void GatewayApi::add_routes() {
   route(verb::post, paths::auth_session,
         {.json_handler = &GatewayApi::issue_auth_session,
          .authenticated = false,
-         .body = RequestBody::required});
+         .body = RequestBody::required,
+         // Failed passwords slow the next attempts instead (wait_for_turn): a request count
+         // would lock the right password out along with the guesses.
+         .rate_limited = false,
+         .checks_password = true});
   route(verb::get, paths::status, {.json_handler = &GatewayApi::status});
   // Probes, scrapes and static pages are never rate limited: a monitor must not be turned away.
   route(verb::get, paths::healthz,
@@ -211,14 +230,18 @@ asio::awaitable<void> GatewayApi::send_error(http::Exchange& exchange, const Api
 }
 
 asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestContext& context) {
-  // Tokens and rate limits shared through Redis are checked on the API's own threads.
-  const RouteSpec* admitted =
-      admit_blocks_ ? co_await blocking_.run([&] { return admit(context); }) : admit(context);
-  if (!admitted) {
+  const RouteSpec* routed = route(context);
+  if (!routed) {
     co_await answer_preflight(context);
     co_return;
   }
-  const RouteSpec& spec = *admitted;
+  const RouteSpec& spec = *routed;
+  co_await wait_for_turn(spec, context);
+  // Tokens and rate limits shared through Redis are checked on the API's own threads.
+  if (admit_blocks_)
+    co_await blocking_.run([&] { admit(spec, context); });
+  else
+    admit(spec, context);
   context.body_rule = spec.body;
   if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
@@ -228,7 +251,7 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     co_await answer(spec, context);
 }
 
-const GatewayApi::RouteSpec* GatewayApi::admit(RequestContext& context) {
+const GatewayApi::RouteSpec* GatewayApi::route(RequestContext& context) {
   const auto& header = context.exchange.header();
   const http::OriginVerdict origin = admit_browser(context);
   auto target = http::parse_request_target(header.target());
@@ -252,7 +275,31 @@ const GatewayApi::RouteSpec* GatewayApi::admit(RequestContext& context) {
   const RouteSpec& spec = match.route->value;
   context.params = std::move(match.params);
   context.route_index = static_cast<std::size_t>(match.route - router_.routes().data());
+  return &spec;
+}
 
+bool GatewayApi::checks_credentials(const RouteSpec& spec) const {
+  return authenticator_.checks_credentials() && (spec.authenticated || spec.checks_password);
+}
+
+asio::awaitable<void> GatewayApi::wait_for_turn(const RouteSpec& spec, RequestContext& context) {
+  if (!checks_credentials(spec))
+    co_return;
+  const auth::AttemptThrottle::Turn turn =
+      authenticator_.throttle().reserve(address_key(context), steady_now_ms());
+  if (turn.refused) {
+    throw ApiError(429, "rate_limited",
+                   "too many failed credentials from here or from everyone; retry later")
+        .with_header("Retry-After", std::to_string((turn.retry_after_ms + 999) / 1000));
+  }
+  if (turn.wait_ms > 0) {
+    asio::steady_timer timer(context.exchange.executor(), std::chrono::milliseconds(turn.wait_ms));
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+}
+
+void GatewayApi::admit(const RouteSpec& spec, RequestContext& context) {
+  const auto& header = context.exchange.header();
   const std::string principal_key = authorize(spec, context);
   if (const auto decision =
           spec.rate_limited ? rate_limiter_.check(principal_key) : auth::RateDecision{true, 0};
@@ -263,7 +310,6 @@ const GatewayApi::RouteSpec* GatewayApi::admit(RequestContext& context) {
   // No body but JSON is read: a cross-site page can send text/plain or a form without asking.
   if (const auto refusal = http::check_body_media_type(header))
     throw ApiError(refusal->status, refusal->code, refusal->message);
-  return &spec;
 }
 
 http::OriginVerdict GatewayApi::admit_browser(RequestContext& context) const {
@@ -294,7 +340,7 @@ asio::awaitable<void> GatewayApi::answer_preflight(RequestContext& context) {
 std::string GatewayApi::authorize(const RouteSpec& spec, RequestContext& context) {
   if (!spec.authenticated) {
     // The login endpoint has no principal yet; it is limited per client address.
-    return "address:" + context.exchange.remote().address().to_string();
+    return address_key(context);
   }
   std::string authorization_value(context.exchange.header()[beast_http::field::authorization]);
   // EventSource cannot set headers, so the stream also takes the token from its query.
@@ -303,8 +349,12 @@ std::string GatewayApi::authorize(const RouteSpec& spec, RequestContext& context
       authorization_value = "Bearer " + std::string(*token);
   }
   auto authorization = authenticator_.authorize(authorization_value);
-  if (auto* failure = std::get_if<auth::AuthFailure>(&authorization))
+  if (auto* failure = std::get_if<auth::AuthFailure>(&authorization)) {
+    // A request without credentials guesses nothing (a page before its login, a probe).
+    if (!authorization_value.empty())
+      authenticator_.throttle().record_failure(address_key(context), steady_now_ms());
     throw ApiError(401, std::string(auth::to_string(*failure)), "missing or invalid bearer token");
+  }
   const auto& principal = std::get<auth::Principal>(authorization);
   context.principal_kind = principal.kind;
   return principal.key;
@@ -413,8 +463,11 @@ json::object GatewayApi::issue_auth_session(RequestContext& context) {
   }
   const std::string_view password = required_string(context.json_body(), "password");
   auto issued = authenticator_.issue_session(password);
-  if (std::holds_alternative<auth::AuthFailure>(issued))
+  if (std::holds_alternative<auth::AuthFailure>(issued)) {
+    authenticator_.throttle().record_failure(address_key(context), steady_now_ms());
     throw ApiError(401, "invalid_credentials", "wrong password");
+  }
+  authenticator_.throttle().record_success(address_key(context));
   const auto& token = std::get<auth::IssuedToken>(issued);
   context.commit_ticket = token.commit_ticket;
   return json::object{

@@ -93,14 +93,21 @@ class GatewayApi {
     bool accepts_query_token = false;  // `access_token` in the query, for EventSource clients
     bool rate_limited = true;          // health probes are not: a monitor must never be turned away
     bool calls_pool = true;            // false: answered on the I/O thread even if calls block
+    bool checks_password = false;      // the login route: failed passwords are throttled
   };
 
   void add_routes();
   boost::asio::awaitable<void> dispatch(http::Exchange& exchange, RequestContext& context);
-  // Checks Host and Origin, parses the target, routes, authenticates, rate-limits and checks the
-  // body's media type; throws ApiError to refuse. Null for a CORS preflight, which
-  // answer_preflight answers.
-  const RouteSpec* admit(RequestContext& context);
+  // Checks Host and Origin, parses the target and routes; throws ApiError to refuse. Null for a
+  // CORS preflight, which answer_preflight answers.
+  const RouteSpec* route(RequestContext& context);
+  // Whether the route checks a password or a bearer token.
+  bool checks_credentials(const RouteSpec& spec) const;
+  // Waits for the request's turn when failed credentials from its address, or from everyone,
+  // slow attempts down (auth::AttemptThrottle); 429 when the turn is too far off.
+  boost::asio::awaitable<void> wait_for_turn(const RouteSpec& spec, RequestContext& context);
+  // Authenticates, rate-limits and checks the body's media type; throws ApiError to refuse.
+  void admit(const RouteSpec& spec, RequestContext& context);
   // The browser protections (see http::BrowserPolicy): throws ApiError for a Host or an Origin
   // refused; for a listed origin, the exchange's answer will carry the CORS headers.
   http::OriginVerdict admit_browser(RequestContext& context) const;

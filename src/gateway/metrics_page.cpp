@@ -56,9 +56,16 @@ void MetricsPage::write_pool_counters(metrics::Exposition& out, const bridge::Po
 }
 
 void MetricsPage::write_refusals(metrics::Exposition& out) const {
+  const auto auth = authenticator_.stats();
   counter(out, "tau_gateway_auth_failures_total",
           "Requests refused for missing or invalid credentials.",
-          static_cast<double>(authenticator_.stats().auth_failures));
+          static_cast<double>(auth.auth_failures));
+  counter(out, "tau_gateway_auth_attempts_delayed_total",
+          "Requests with credentials that waited their turn after failed credentials.",
+          static_cast<double>(auth.attempts_delayed));
+  counter(out, "tau_gateway_auth_attempts_refused_total",
+          "Requests with credentials refused 429 because their turn was too far off.",
+          static_cast<double>(auth.attempts_refused));
   counter(out, "tau_gateway_rate_limited_requests_total", "Requests refused with 429 rate_limited.",
           static_cast<double>(rate_limiter_.rejected_requests()));
 }

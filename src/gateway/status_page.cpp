@@ -49,6 +49,8 @@ json::object StatusPage::auth_json() const {
       {"active_sessions", stats.active_sessions},
       {"total_sessions_issued", stats.total_sessions_issued},
       {"auth_failures", stats.auth_failures},
+      {"auth_attempts_delayed", stats.attempts_delayed},
+      {"auth_attempts_refused", stats.attempts_refused},
       {"rate_limited_requests", rate_limiter_.rejected_requests()},
       {"rate_limit_window_seconds", rate_limiter_.window_seconds()},
       {"rate_limit_max_requests", rate_limiter_.max_requests()},

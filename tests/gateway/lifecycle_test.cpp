@@ -189,7 +189,8 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
   status_runtime.erase("store");
   const auto expected = json::parse(R"({
     "auth": {"mode": "localhost-dev", "active_sessions": 0, "total_sessions_issued": 0,
-             "auth_failures": 0, "rate_limited_requests": 0, "rate_limit_window_seconds": 30,
+             "auth_failures": 0, "auth_attempts_delayed": 0, "auth_attempts_refused": 0,
+             "rate_limited_requests": 0, "rate_limit_window_seconds": 30,
              "rate_limit_max_requests": 99, "session_ttl_seconds": 77},
     "gateway": {
       "status_endpoint": "/gateway/status",

@@ -80,9 +80,11 @@ void expect_every_private_route_refuses(std::uint16_t port, const std::string& s
   EXPECT_EQ(checked, 11) << what;
 }
 
+// The sweeps send dozens of wrong tokens on purpose: they are not slowed (AuthThrottle tests in
+// auth_test.cpp cover that).
 TEST(AuthSweep, TokenModeRefusesEveryPrivateRouteWithoutTheToken) {
-  GatewayProcess gateway(
-      {"--auth-token", "the-right-token", "--rate-limit-max-requests", "100000"});
+  GatewayProcess gateway({"--auth-token", "the-right-token", "--rate-limit-max-requests", "100000",
+                          "--auth-failures-free", "100000"});
   const std::string session = open_session(HttpClient(gateway.port(), "the-right-token"), "repo");
   expect_every_private_route_refuses(gateway.port(), session, std::nullopt, "no credentials");
   expect_every_private_route_refuses(gateway.port(), session, "the-wrong-token", "wrong token");
@@ -97,7 +99,8 @@ TEST(AuthSweep, TokenModeRefusesEveryPrivateRouteWithoutTheToken) {
 
 TEST(AuthSweep, PasswordSessionModeRefusesMissingWrongAndExpiredTokens) {
   GatewayProcess gateway({"--auth-mode", "password-session", "--auth-password", "pw",
-                          "--session-ttl-seconds", "1", "--rate-limit-max-requests", "100000"});
+                          "--session-ttl-seconds", "1", "--rate-limit-max-requests", "100000",
+                          "--auth-failures-free", "100000"});
   HttpClient anonymous(gateway.port());
   auto login = [&] {
     return std::string(anonymous.post("/gateway/auth/session", json_body({{"password", "pw"}}))

@@ -61,6 +61,10 @@ HttpResponse HttpClient::request(const std::string& method, const std::string& t
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.expires_after(std::chrono::seconds(30));
+  if (!source_address_.empty()) {
+    stream.socket().open(asio::ip::tcp::v4());
+    stream.socket().bind(asio::ip::tcp::endpoint(asio::ip::make_address(source_address_), 0));
+  }
   stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
 
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};

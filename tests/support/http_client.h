@@ -39,10 +39,18 @@ class HttpClient {
                     const Headers& headers = {}) const;
   HttpResponse request(const std::string& method, const std::string& target,
                        std::optional<std::string> body, const Headers& headers = {}) const;
+  // This client, connecting from another loopback address (any of 127.0.0.0/8), as another
+  // machine would appear.
+  HttpClient from_address(std::string source_address) const {
+    HttpClient client = *this;
+    client.source_address_ = std::move(source_address);
+    return client;
+  }
 
  private:
   std::uint16_t port_;
   std::string bearer_token_;
+  std::string source_address_;  // empty: the system's choice
 };
 
 // Writes raw bytes to the gateway and returns everything it answers until it closes the
