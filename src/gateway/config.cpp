@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "http/browser_policy.h"
+#include "http/query.h"
 
 namespace tau::gateway {
 
@@ -76,6 +77,7 @@ struct RawFlags {
   std::string log_level = "info";
   std::string log_format = "json";
   std::vector<std::string> worker_env;
+  std::vector<std::string> worker_rlimits;
   std::vector<std::string> allowed_hosts;
   std::vector<std::string> cors_origins;
 };
@@ -222,6 +224,31 @@ void declare_worker_flags(CLI::App& app, WorkerSettings& worker, RawFlags& raw) 
   add(app, "--worker-max-line-bytes", worker.max_line_bytes,
       "longer output lines are split into pieces of this size")
       ->check(CLI::Range(std::uint64_t{16}, std::uint64_t{1} << 30));
+  app.add_flag("--worker-env-clear", worker.clear_environment,
+               "start workers from an empty environment (plus PATH, HOME and LANG) instead of the "
+               "gateway's; TAU_GATEWAY_* and the gateway's secrets are withheld either way")
+      ->envname(env_name("--worker-env-clear"));
+  add(app, "--worker-rlimit", raw.worker_rlimits,
+      "NAME=VALUE, a limit set on each worker before it starts (repeatable): as=BYTES (address "
+      "space), nofile=COUNT (open files), nproc=COUNT (processes of the worker's user)");
+}
+
+// One --worker-rlimit value into `limits`; names as prlimit(1) spells them.
+Problem parse_worker_rlimit(std::string_view text, worker::ResourceLimits& limits) {
+  const auto equals = text.find('=');
+  const std::string_view name = text.substr(0, equals);
+  std::optional<std::uint64_t>* slot = name == "as"       ? &limits.address_space_bytes
+                                       : name == "nofile" ? &limits.open_files
+                                       : name == "nproc"  ? &limits.processes
+                                                          : nullptr;
+  if (equals == std::string_view::npos || !slot)
+    return "--worker-rlimit: '" + std::string(text) + "' is not as=, nofile= or nproc=VALUE";
+  const auto value = http::parse_unsigned(text.substr(equals + 1));
+  if (!value || *value == 0)
+    return "--worker-rlimit: " + std::string(name) + " needs a positive integer, not '" +
+           std::string(text.substr(equals + 1)) + "'";
+  *slot = *value;
+  return std::nullopt;
 }
 
 // --- validation: each step converts its group's raw text and checks it ----------------------
@@ -234,6 +261,10 @@ Problem validate_worker(WorkerSettings& worker, const RawFlags& raw, const std::
       return "--worker-env: each value must be KEY=VALUE with a non-empty KEY";
     }
     worker.env.emplace_back(pair.substr(0, equals), pair.substr(equals + 1));
+  }
+  for (const auto& limit : raw.worker_rlimits) {
+    if (auto problem = parse_worker_rlimit(limit, worker.rlimits))
+      return problem;
   }
   if (worker.workspace_root.empty())
     worker.workspace_root = state_dir + "/workspaces";
@@ -474,6 +505,14 @@ std::string describe(const GatewayConfig& config) {
   text += " workspace_root=" + worker.workspace_root;
   text += " worker_kill_grace_ms=" + std::to_string(worker.kill_grace_ms);
   text += " worker_max_line_bytes=" + std::to_string(worker.max_line_bytes);
+  text += std::string(" worker_env_clear=") + (worker.clear_environment ? "true" : "false");
+  text += " worker_rlimits=";
+  for (const auto& [name, limit] : {std::pair{"as", worker.rlimits.address_space_bytes},
+                                    std::pair{"nofile", worker.rlimits.open_files},
+                                    std::pair{"nproc", worker.rlimits.processes}}) {
+    if (limit)
+      text += std::string(name) + "=" + std::to_string(*limit) + ",";
+  }
   return text;
 }
 

@@ -13,6 +13,7 @@
 #include "gateway/logging.h"
 #include "redis/redis_client.h"
 #include "store/sqlite_store.h"
+#include "worker/resource_limits.h"
 
 namespace tau::gateway {
 
@@ -117,6 +118,9 @@ struct WorkerSettings {
   // tau-worker-supervisor, which runs each worker and ends its whole process tree; empty: the
   // one beside the running binary (worker::default_supervisor_path()).
   std::string supervisor_path;
+  // --worker-env-clear: start from an empty environment (plus PATH, HOME and LANG).
+  bool clear_environment = false;
+  worker::ResourceLimits rlimits;  // --worker-rlimit as=|nofile=|nproc=
   bool enabled() const { return !command.empty(); }
 };
 

@@ -7,22 +7,10 @@
 
 namespace tau::gateway {
 
-namespace {
-
-// Worker mode's stricter rule for workspace ids (the core only refuses empty ones).
-core::Error invalid_worker_workspace_id() {
-  return core::Error(
-      core::ErrorCode::invalid_workspace_id,
-      "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
-}
-
-}  // namespace
-
 LaunchResult SessionLauncher::launch(const LaunchRequest& request) {
   const bool with_worker = workers_.enabled();
-  if (with_worker &&
-      !WorkerSupervisor::is_valid_workspace_id(core::trim_ascii_whitespace(request.workspace_id)))
-    throw invalid_worker_workspace_id();
+  if (with_worker)
+    workers_.check_workspace(core::trim_ascii_whitespace(request.workspace_id));
   const bridge::OpenResult opened = pool_.open(request.workspace_id, with_worker);
   if (opened.created && with_worker)
     workers_.start(opened.session);

@@ -165,6 +165,23 @@ bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
   return true;
 }
 
+void WorkerSupervisor::check_workspace(std::string_view workspace_id) const {
+  if (!is_valid_workspace_id(workspace_id)) {
+    throw core::Error(
+        core::ErrorCode::invalid_workspace_id,
+        "with workers, workspace_id must match [A-Za-z0-9._-]{1,128} and not be . or ..");
+  }
+  std::error_code ignored;  // a directory that is missing is created by start()
+  const auto status = std::filesystem::symlink_status(
+      std::filesystem::path(config_.worker.workspace_root) / workspace_id, ignored);
+  if (std::filesystem::is_symlink(status)) {
+    throw core::Error(core::ErrorCode::invalid_workspace_id,
+                      "the directory of workspace '" + std::string(workspace_id) +
+                          "' is a symbolic link; workers only run in real directories under "
+                          "the workspace root");
+  }
+}
+
 void WorkerSupervisor::start(const core::SessionSnapshot& session) {
   const std::filesystem::path directory =
       std::filesystem::path(config_.worker.workspace_root) / session.workspace_id;
@@ -181,6 +198,8 @@ void WorkerSupervisor::start(const core::SessionSnapshot& session) {
                                   : config_.worker.supervisor_path;
     options.withheld_values = {config_.auth.token, config_.auth.password,
                                config_.store.redis.password};
+    options.clear_environment = config_.worker.clear_environment;
+    options.rlimits = config_.worker.rlimits;
     const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},
                                        {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
     auto process = worker::WorkerProcess::spawn(

@@ -31,6 +31,9 @@ class WorkerSupervisor {
   bool enabled() const { return enabled_; }
   // `[A-Za-z0-9._-]{1,128}`, not "." or "..": it names a directory under the workspace root.
   static bool is_valid_workspace_id(std::string_view workspace_id);
+  // Throws core::Error `invalid_workspace_id` unless the id is valid and its directory is not a
+  // symbolic link (which would run the agent outside the workspace root).
+  void check_workspace(std::string_view workspace_id) const;
   // Starts the worker of a session that open() has just created. When the worker cannot start,
   // the session is discarded and this throws core::Error `worker_failed`.
   void start(const core::SessionSnapshot& session);

@@ -299,7 +299,12 @@ SpawnPipes open_pipes(const WorkerCommand& command) {
     if (::setrlimit(resource, &limit) != 0)
       fail_in_child(status_fd);
   }
-  if (::chdir(plan.working_dir.c_str()) != 0)
+  // The working directory's last component is not followed: a workspace replaced by a symlink
+  // (by an agent, say) must not move its next worker out of the workspace root. (The descriptor
+  // is close-on-exec.)
+  const int working_dir_fd =
+      ::open(plan.working_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (working_dir_fd < 0 || ::fchdir(working_dir_fd) != 0)
     fail_in_child(status_fd);
   ::execve(plan.executable.c_str(), plan.argv.data(), plan.envp.data());
   fail_in_child(status_fd);

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "worker/resource_limits.h"
+
 namespace tau::worker {
 
 using EnvPairs = std::vector<std::pair<std::string, std::string>>;
@@ -25,15 +27,6 @@ struct WorkerCommand {
   std::string command;  // a path, or a name looked up in the gateway's PATH; no shell
   std::vector<std::string> args;
   EnvPairs env;  // added to (and overriding) the gateway's environment
-};
-
-// Limits set on the worker (soft and hard) before it is exec'd; unset ones are inherited.
-struct ResourceLimits {
-  std::optional<std::uint64_t> address_space_bytes;  // RLIMIT_AS
-  std::optional<std::uint64_t> open_files;           // RLIMIT_NOFILE
-  // RLIMIT_NPROC: counts every process of the worker's user, not only the worker's own, and
-  // does not bind root.
-  std::optional<std::uint64_t> processes;
 };
 
 struct WorkerOptions {
@@ -91,7 +84,8 @@ class SpawnError : public std::runtime_error {
 // happens (pidfd) and reaped.
 class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
  public:
-  // Starts the process in `working_dir`. Throws SpawnError naming the command and the OS error
+  // Starts the process in `working_dir`, which must not itself be a symbolic link (its parents
+  // may be). Throws SpawnError naming the command and the OS error
   // when it cannot be started (then no process is left behind). `strand` runs every callback;
   // none comes before start() is called, so the caller can first record the worker.
   static std::shared_ptr<WorkerProcess> spawn(boost::asio::any_io_executor strand,

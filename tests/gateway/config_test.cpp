@@ -312,6 +312,28 @@ TEST_F(ConfigTest, OutOfRangeOrMalformedNumbersAreErrors) {
   }
 }
 
+TEST_F(ConfigTest, WorkerEnvClearAndResourceLimits) {
+  const auto config =
+      parse_ok({"--auth-token", "tok", "--worker-env-clear", "--worker-rlimit", "as=1073741824",
+                "--worker-rlimit", "nofile=256", "--worker-rlimit", "nproc=64"});
+  ASSERT_TRUE(config);
+  EXPECT_TRUE(config->worker.clear_environment);
+  EXPECT_EQ(config->worker.rlimits.address_space_bytes, 1073741824u);
+  EXPECT_EQ(config->worker.rlimits.open_files, 256u);
+  EXPECT_EQ(config->worker.rlimits.processes, 64u);
+  EXPECT_NE(describe(*config).find("worker_rlimits=as=1073741824,nofile=256,nproc=64,"),
+            std::string::npos);
+  const auto defaults = parse_ok({"--auth-token", "tok"});
+  ASSERT_TRUE(defaults);
+  EXPECT_FALSE(defaults->worker.clear_environment);
+  EXPECT_FALSE(defaults->worker.rlimits.open_files);
+  for (const char* bad :
+       {"nofile", "nofile=", "nofile=0", "nofile=-1", "nofile=1k", "core=0", "=5", "AS=5"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--worker-rlimit", bad}, "--worker-rlimit"));
+  }
+}
+
 TEST_F(ConfigTest, UnknownAuthModeIsAnError) {
   EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--auth-mode", "none"}, "--auth-mode"));
   EXPECT_TRUE(refused_naming({"--auth-token", "tok", "--auth-mode", "Token"}, "--auth-mode"));

@@ -40,13 +40,14 @@ done
 
 class WorkerGateway {
  public:
-  explicit WorkerGateway(const std::string& script_body, std::vector<std::string> extra = {}) {
+  explicit WorkerGateway(const std::string& script_body, std::vector<std::string> extra = {},
+                         std::map<std::string, std::string> environment = {}) {
     std::vector<std::string> args = {
         "--auth-mode",      "localhost-dev",    "--rate-limit-max-requests",
         "100000000",        "--worker-command", write_script(scripts, "agent.sh", script_body),
         "--workspace-root", workspaces.path()};
     args.insert(args.end(), extra.begin(), extra.end());
-    gateway = std::make_unique<GatewayProcess>(args);
+    gateway = std::make_unique<GatewayProcess>(args, environment);
     client = std::make_unique<HttpClient>(gateway->port());
   }
 
@@ -330,6 +331,52 @@ TEST(Workers, WorkspaceIdsMustNameADirectoryInsideTheRoot) {
   EXPECT_EQ(w.client->post(kSessions, json_body({{"workspace_id", std::string(128, 'a')}})).status,
             200u);
   EXPECT_EQ(w.client->post(kSessions, json_body({{"workspace_id", "Repo-1.2_x"}})).status, 200u);
+}
+
+TEST(Workers, ASymlinkInTheWorkspaceRootIsRefusedAndNothingRunsWhereItPoints) {
+  const std::string agent = "echo started > started.txt\nwhile read -r line; do :; done\n";
+  WorkerGateway w(agent);
+  TempDir elsewhere;
+  std::filesystem::create_symlink(elsewhere.path(), w.workspaces.path() + "/evil");
+  std::filesystem::create_symlink(elsewhere.path() + "/missing", w.workspaces.path() + "/dangling");
+  for (const std::string workspace : {"evil", "dangling"}) {
+    const auto response = w.client->post(kSessions, json_body({{"workspace_id", workspace}}));
+    EXPECT_EQ(response.status, 400u) << workspace;
+    EXPECT_EQ(response.error_code(), "invalid_workspace_id") << workspace;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(elsewhere.path()));
+  EXPECT_EQ(w.client->get(kSessions).json().at("sessions").as_array().size(), 0u);
+  // A real directory beside them works.
+  const std::string id = w.open("real");
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!std::filesystem::exists(w.workspaces.path() + "/real/started.txt") &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(std::filesystem::exists(w.workspaces.path() + "/real/started.txt")) << id;
+}
+
+TEST(Workers, EnvClearAndResourceLimitsApplyToTheWorker) {
+  const std::string agent = "echo \"nofile:$(ulimit -n)\"\nexec /usr/bin/env\n";
+  WorkerGateway w(agent,
+                  {"--worker-env-clear", "--worker-env", "FROM_WORKER_ENV=given", "--worker-rlimit",
+                   "nofile=77", "--worker-rlimit", "as=4294967296"},
+                  {{"TAU_TEST_PLAIN", "plain"}, {"LANG", "C.UTF-8"}});
+  const std::string id = w.open();
+  w.wait_for_event(id, "subprocess.exit");
+  std::map<std::string, std::string> lines;
+  for (const auto& event : w.events(id)) {
+    if (event.at("event_type").as_string() != "subprocess.stdout")
+      continue;
+    const std::string message(event.at("message").as_string());
+    const auto separator = message.find_first_of("=:");
+    lines[message.substr(0, separator)] = message.substr(separator + 1);
+  }
+  EXPECT_EQ(lines["nofile"], "77");
+  EXPECT_EQ(lines.count("TAU_TEST_PLAIN"), 0u);  // the gateway's environment is not passed on
+  EXPECT_EQ(lines["LANG"], "C.UTF-8");           // ...but for PATH, HOME and LANG
+  EXPECT_FALSE(lines["PATH"].empty());
+  EXPECT_EQ(lines["FROM_WORKER_ENV"], "given");
+  EXPECT_EQ(lines["TAU_WORKSPACE_ID"], "ws");
 }
 
 TEST(Workers, ShutdownStopsWorkersBeforeTheGatewayExits) {

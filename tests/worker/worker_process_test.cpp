@@ -669,6 +669,15 @@ TEST_F(SpawnFailureTest, WorkingDirectoryIsAFile) {
   expect_spawn_error(WorkerCommand{script("fine.sh", "echo hi"), {}, {}}, "Not a directory", file);
 }
 
+TEST_F(SpawnFailureTest, WorkingDirectoryIsASymlink) {
+  // Even when the link was planted after the gateway checked the directory: the worker does not
+  // start where it points. (open(2) with O_DIRECTORY | O_NOFOLLOW says ENOTDIR for a link.)
+  std::filesystem::create_directory(dir_ + "/real");
+  std::filesystem::create_directory_symlink(dir_ + "/real", dir_ + "/link");
+  expect_spawn_error(WorkerCommand{script("fine.sh", "echo hi"), {}, {}}, "Not a directory",
+                     dir_ + "/link");
+}
+
 // --- stdin ----------------------------------------------------------------------------------
 
 TEST_F(WorkerProcessTest, WrittenLinesReachStdinAndComeBack) {
