@@ -21,9 +21,10 @@ core::SharedEvent EventWindow::append(core::SessionEvent event,
   encoded_bytes_total_ += retained->encoded.size();
   retained->encoded_bytes_through = encoded_bytes_total_;
   last_id_ = retained->event.sequence_id;
+  retained_bytes_ += memory_of(*retained);
   events_.push_back(retained);
   while (events_.size() > max_events_)
-    events_.pop_front();
+    pop_oldest();
   return retained;
 }
 
@@ -31,7 +32,25 @@ void EventWindow::advance_to(std::uint64_t last_id) {
   if (last_id <= last_id_)
     return;
   events_.clear();
+  retained_bytes_ = 0;
   last_id_ = last_id;
+}
+
+void EventWindow::let_go_through(std::uint64_t id) {
+  while (!events_.empty() && events_.front()->event.sequence_id <= id)
+    pop_oldest();
+}
+
+void EventWindow::pop_oldest() {
+  retained_bytes_ -= memory_of(*events_.front());
+  events_.pop_front();
+}
+
+std::uint64_t EventWindow::memory_of(const core::RetainedEvent& retained) {
+  // The event, its shared_ptr control block and the deque's slot, with allocator rounding.
+  constexpr std::uint64_t kPerEvent = 160;
+  return kPerEvent + retained.encoded.size() + retained.event.message.size() +
+         retained.event.event_type.size();
 }
 
 std::vector<core::SharedEvent> EventWindow::slice(std::uint64_t after, std::size_t limit,

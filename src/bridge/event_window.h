@@ -41,6 +41,8 @@ class EventWindow {
   // Records that the events up to `last_id` exist (when greater than last_id()): the retained
   // ones are let go, as they are no longer the newest.
   void advance_to(std::uint64_t last_id);
+  // Lets the retained events with ids up to `id` go (a store keeps them); ids keep counting.
+  void let_go_through(std::uint64_t id);
 
   // Retained events with after < id <= through, oldest first, at most `limit`.
   std::vector<core::SharedEvent> slice(std::uint64_t after, std::size_t limit,
@@ -63,6 +65,10 @@ class EventWindow {
   bool empty() const { return events_.empty(); }
   // Encoded bytes of every event appended to this window.
   std::uint64_t encoded_bytes_total() const { return encoded_bytes_total_; }
+  // About what the retained events take in memory: their text, their encoding and a fixed
+  // allowance per event for the structures around them.
+  std::uint64_t retained_bytes() const { return retained_bytes_; }
+  static std::uint64_t memory_of(const core::RetainedEvent& retained);
 
  private:
   std::size_t max_events_;
@@ -70,6 +76,9 @@ class EventWindow {
   std::deque<core::SharedEvent> events_;
   std::uint64_t last_id_ = 0;
   std::uint64_t encoded_bytes_total_ = 0;
+  std::uint64_t retained_bytes_ = 0;
+
+  void pop_oldest();
 };
 
 // What readers may see of a window. SessionPool shows only what its store has made durable

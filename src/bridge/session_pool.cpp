@@ -36,6 +36,15 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     for (auto& event : stored.events)
       restored.events.append(std::move(event));
     restored.events.advance_to(stored.record.last_sequence_id);
+    if (!restored.events.empty())
+      restored.first_retained_id = restored.events.first_id();
+    else if (!stored.events_loaded && stored.first_stored_sequence_id > 0)
+      restored.first_retained_id = stored.first_stored_sequence_id;  // on disk only
+    else
+      restored.first_retained_id = restored.events.last_id() + 1;
+    recount_locked(restored);
+    if (core::is_terminal(restored.snapshot.status) && !restored.events.empty())
+      ended_windows_.emplace(restored.ended_unix_ms, &restored);
     restored.followups.assign(std::make_move_iterator(stored.followups.begin()),
                               std::make_move_iterator(stored.followups.end()));
     // Everything loaded is durable by definition.
@@ -52,6 +61,7 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
                   "the gateway restarted; the session's worker process was lost", now);
     ticket = end_locked(*session, core::SessionStatus::failed, now);
   }
+  make_room_locked(0);
   return ticket;
 }
 
@@ -105,6 +115,7 @@ void SessionPool::discard(std::string_view session_id) {
     return;
   if (found->second.snapshot.status == core::SessionStatus::running)
     stop_running_locked(found->second);
+  forget_locked(found->second);
   submit_locked(nullptr, store::DeleteSession{found->first}, std::nullopt);
   --counters_.sessions_by_status[core::status_index(found->second.snapshot.status)];
   sessions_.erase(found);
@@ -114,7 +125,9 @@ AppendResult SessionPool::append_event(std::string_view session_id, std::string_
                                        std::string_view message) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
-  return append_locked(find_locked(session_id), event_type, message, now);
+  Session& session = find_locked(session_id);
+  reserve_locked(event_type, message);
+  return append_locked(session, event_type, message, now);
 }
 
 core::SessionSnapshot SessionPool::get(std::string_view session_id) {
@@ -129,7 +142,9 @@ AppendResult SessionPool::append_progress(std::string_view session_id, std::stri
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   reap_locked(now);
-  return append_locked(find_running_locked(session_id), core::event_types::progress, text, now);
+  Session& session = find_running_locked(session_id);
+  reserve_locked(core::event_types::progress, text);
+  return append_locked(session, core::event_types::progress, text, now);
 }
 
 AppendResult SessionPool::append_followup(std::string_view session_id, std::string_view message) {
@@ -138,6 +153,7 @@ AppendResult SessionPool::append_followup(std::string_view session_id, std::stri
   std::lock_guard lock(mutex_);
   reap_locked(now);
   Session& session = find_running_locked(session_id);
+  reserve_locked(core::event_types::followup, text);
   session.followups.emplace_back(text);
   ++counters_.followups_queued;
   return append_locked(session, core::event_types::followup, text, now, std::string(text));
@@ -167,23 +183,41 @@ DrainResult SessionPool::drain_followups(std::string_view session_id, std::size_
 Replay SessionPool::replay(std::string_view session_id,
                            std::optional<std::uint64_t> after_sequence_id, std::size_t limit) {
   const std::int64_t now = clock_();
-  std::lock_guard lock(mutex_);
-  reap_locked(now);
-  return replay_locked(find_locked(session_id), after_sequence_id, limit);
+  std::optional<StoredRead> stored;
+  Replay replay;
+  {
+    std::lock_guard lock(mutex_);
+    reap_locked(now);
+    const Session& session = find_locked(session_id);
+    stored = stored_read_locked(session, after_sequence_id.value_or(0));
+    replay = replay_locked(session, after_sequence_id, stored ? 0 : limit);
+  }
+  // Outside the lock: the store's read waits on the disk.
+  if (stored)
+    replay.events = read_stored(*stored, limit);
+  return replay;
 }
 
 FollowStart SessionPool::follow(std::string_view session_id,
                                 std::optional<std::uint64_t> after_sequence_id, std::size_t limit,
                                 std::shared_ptr<SessionFollower> follower) {
   const std::int64_t now = clock_();
-  std::lock_guard lock(mutex_);
-  reap_locked(now);
-  Session& session = find_locked(session_id);
-  FollowStart start{replay_locked(session, after_sequence_id, limit),
-                    session.released.through_sequence_id};
-  if (!session.released.ended) {
-    session.followers.add(std::move(follower));
+  std::optional<StoredRead> stored;
+  FollowStart start;
+  {
+    std::lock_guard lock(mutex_);
+    reap_locked(now);
+    Session& session = find_locked(session_id);
+    stored = stored_read_locked(session, after_sequence_id.value_or(0));
+    start = FollowStart{replay_locked(session, after_sequence_id, stored ? 0 : limit),
+                        session.released.through_sequence_id};
+    if (!session.released.ended)
+      session.followers.add(std::move(follower));
   }
+  // Outside the lock: the store's read waits on the disk. What is released meanwhile reaches
+  // the follower as live events.
+  if (stored)
+    start.replay.events = read_stored(*stored, limit);
   return start;
 }
 
@@ -191,6 +225,21 @@ FollowUpdate SessionPool::events_after(std::string_view session_id, std::uint64_
                                        std::size_t max_events) {
   std::lock_guard lock(mutex_);
   const Session& session = find_locked(session_id);
+  if (after_sequence_id < session.released.through_sequence_id &&
+      after_sequence_id + 1 < session.first_retained_id) {
+    // Dropped by retention (from the store too): the follower must start over, with a gap.
+    FollowUpdate update;
+    update.session = snapshot_of(session);
+    update.events_lost = true;
+    return update;
+  }
+  if (stored_read_locked(session, after_sequence_id)) {
+    // Never read here, on the follower's I/O thread: it reads them with replay() instead.
+    FollowUpdate update;
+    update.session = snapshot_of(session);
+    update.in_store = true;
+    return update;
+  }
   return follow_update(session.events, session.released, snapshot_of(session), after_sequence_id,
                        max_events);
 }
@@ -245,6 +294,7 @@ std::size_t SessionPool::purge_ended(std::int64_t now_unix_ms) {
         now_unix_ms - session.ended_unix_ms > limits_.session_retention_ms) {
       submit_locked(nullptr, store::DeleteSession{it->first}, std::nullopt);
       --counters_.sessions_by_status[core::status_index(session.snapshot.status)];
+      forget_locked(it->second);
       it = sessions_.erase(it);
       ++purged;
     } else {
@@ -321,9 +371,16 @@ AppendResult SessionPool::append_locked(Session& session, std::string_view event
   event.timestamp_unix_ms = now;
   const core::SharedEvent retained = session.events.append(event);
   ++counters_.events_appended;
+  // Retention, whether the older events are in the window or only in the store.
+  if (event.sequence_id >= limits_.max_events_per_session) {
+    session.first_retained_id =
+        std::max(session.first_retained_id, event.sequence_id + 1 - limits_.max_events_per_session);
+  }
+  recount_locked(session);
+  if (core::is_terminal(session.snapshot.status))
+    ended_windows_.emplace(session.ended_unix_ms, &session);
   set_activity_locked(session, now);
-  const std::uint64_t oldest_retained =
-      session.events.empty() ? event.sequence_id + 1 : session.events.first_id();
+  const std::uint64_t oldest_retained = session.first_retained_id;
   const store::Ticket ticket = submit_locked(
       &session,
       store::AppendEvent{record_of(session), event, oldest_retained, std::move(queued_followup)},
@@ -339,6 +396,8 @@ store::Ticket SessionPool::end_locked(Session& session, core::SessionStatus term
   session.snapshot.status = terminal_status;
   session.ended_unix_ms = now;
   stop_running_locked(session);
+  if (!session.events.empty())
+    ended_windows_.emplace(session.ended_unix_ms, &session);
   if (end_listener_)
     end_listener_(snapshot_of(session));
   return submit_locked(&session, store::SaveSession{record_of(session)},
@@ -447,13 +506,113 @@ Replay SessionPool::replay_locked(const Session& session,
                                   std::optional<std::uint64_t> after_sequence_id,
                                   std::size_t limit) const {
   // Readers see the released (durable) part of the log only.
-  return replay_of(session.events, session.released, snapshot_of(session), after_sequence_id,
-                   limit);
+  Replay replay =
+      replay_of(session.events, session.released, snapshot_of(session), after_sequence_id, limit);
+  replay.first_retained_sequence_id = first_retained_locked(session);
+  return replay;
+}
+
+std::uint64_t SessionPool::first_retained_locked(const Session& session) const {
+  return session.events.last_id() == 0 ? 0 : session.first_retained_id;
+}
+
+void SessionPool::recount_locked(Session& session) {
+  held_bytes_ = held_bytes_ - session.held_bytes + session.events.retained_bytes();
+  session.held_bytes = session.events.retained_bytes();
+}
+
+void SessionPool::forget_locked(Session& session) {
+  held_bytes_ -= session.held_bytes;
+  session.held_bytes = 0;
+  ended_windows_.erase({session.ended_unix_ms, &session});
+}
+
+void SessionPool::let_go_locked(Session& session, std::uint64_t through) {
+  const std::size_t before = session.events.size();
+  session.events.let_go_through(through);
+  counters_.events_let_go += before - session.events.size();
+  // Without a store to read them back from, they are gone: readers get a gap.
+  if (!store_->reads_events()) {
+    session.first_retained_id =
+        std::max(session.first_retained_id, std::min(through, session.events.last_id()) + 1);
+  }
+  recount_locked(session);
+}
+
+bool SessionPool::make_room_locked(std::uint64_t incoming) {
+  const auto fits = [&] { return held_bytes_ + incoming <= limits_.max_event_memory_bytes; };
+  for (auto it = ended_windows_.begin(); it != ended_windows_.end() && !fits();) {
+    Session& session = *it->second;
+    ++it;  // before the entry may go
+    // Only what is durable: what is not yet stays until it is.
+    let_go_locked(session, session.released.through_sequence_id);
+    if (session.events.empty())
+      ended_windows_.erase({session.ended_unix_ms, &session});
+  }
+  if (store_->reads_events()) {
+    for (const auto& [activity, session] : running_by_activity_) {
+      if (fits())
+        break;
+      let_go_locked(*session, session->released.through_sequence_id);
+    }
+  }
+  return fits();
+}
+
+void SessionPool::reserve_locked(std::string_view event_type, std::string_view message) {
+  // The encoding is not made yet: about the message again, JSON escaping aside.
+  core::RetainedEvent estimate;
+  estimate.event.event_type = std::string(event_type);
+  const std::uint64_t bytes = EventWindow::memory_of(estimate) + 2 * message.size() + 64;
+  if (!make_room_locked(bytes)) {
+    ++counters_.appends_refused_for_memory;
+    throw core::errors::event_memory_full(limits_.max_event_memory_bytes);
+  }
+}
+
+std::optional<SessionPool::StoredRead> SessionPool::stored_read_locked(const Session& session,
+                                                                       std::uint64_t after) const {
+  if (!store_->reads_events())
+    return std::nullopt;
+  const std::uint64_t through = session.released.through_sequence_id;
+  const std::uint64_t in_window =
+      session.events.empty() ? session.events.last_id() + 1 : session.events.first_id();
+  const std::uint64_t from = std::max(after, session.first_retained_id - 1);
+  // Nothing to read, or the window holds the next event.
+  if (from >= through || from + 1 >= in_window)
+    return std::nullopt;
+  return StoredRead{session.snapshot.session_id, from, through, session.released.encoded_bytes};
+}
+
+std::vector<core::SharedEvent> SessionPool::read_stored(const StoredRead& read,
+                                                        std::size_t limit) const {
+  std::vector<core::SessionEvent> events;
+  try {
+    events = store_->read_events(read.session_id, read.after, read.through, limit);
+  } catch (const store::StoreError& error) {
+    throw core::errors::store_unavailable(error.what());
+  }
+  std::vector<core::SharedEvent> shared;
+  shared.reserve(events.size());
+  for (auto& event : events) {
+    auto retained = std::make_shared<core::RetainedEvent>();
+    retained->event = std::move(event);
+    if (encoder_)
+      retained->encoded = encoder_(retained->event);
+    // An upper bound (the bytes of the events in between are not counted here): a follower's
+    // backlog is never overstated, so it is never cut off for it.
+    retained->encoded_bytes_through = read.encoded_bytes;
+    shared.push_back(std::move(retained));
+  }
+  return shared;
 }
 
 PoolCounters SessionPool::counters() {
   std::lock_guard lock(mutex_);
-  return counters_;
+  PoolCounters counters = counters_;
+  counters.event_memory_bytes = held_bytes_;
+  counters.event_memory_budget_bytes = limits_.max_event_memory_bytes;
+  return counters;
 }
 
 RuntimeInfo SessionPool::runtime_locked() const {

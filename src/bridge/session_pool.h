@@ -83,6 +83,7 @@ class SessionPool final : public SessionService {
   bool store_failed() const override { return store_->failed(); }
   const metrics::Histogram& commit_seconds() const override { return store_->commit_seconds(); }
   bool calls_block() const override { return false; }
+  bool reads_block() const override { return store_->reads_events(); }
   store::SessionStore& store() { return *store_; }
 
   static constexpr std::string_view kRestartEventType = "gateway.restart";
@@ -95,6 +96,10 @@ class SessionPool final : public SessionService {
     bool has_worker = false;
     std::int64_t ended_unix_ms = 0;
     EventWindow events;  // its last_id() is the session's newest event id
+    // The oldest event the session still has, in `events` or, once let go from memory, in the
+    // store: retention moves it forward. Above events.last_id() while it has none.
+    std::uint64_t first_retained_id = 1;
+    std::uint64_t held_bytes = 0;  // events.retained_bytes() as counted in held_bytes_
     std::deque<std::string> followups;
     // What readers may see: the events and the end the store has made durable.
     VisiblePart released;
@@ -112,7 +117,30 @@ class SessionPool final : public SessionService {
     bool ends = false;
   };
 
+  // What a read after a cursor needs: the window, or (once events were let go) the store.
+  struct StoredRead {
+    std::string session_id;
+    std::uint64_t after = 0;
+    std::uint64_t through = 0;
+    std::uint64_t encoded_bytes = 0;  // the session's total through `through`
+  };
+
   Session& find_locked(std::string_view session_id);
+  // Counts the session's window anew after it changed.
+  void recount_locked(Session& session);
+  // Lets events go from memory until `incoming` more bytes fit in the budget: first whole
+  // windows of ended sessions, longest ended first, then (with a store that reads them back)
+  // running sessions' durable events, least recently active first. Returns whether they fit.
+  bool make_room_locked(std::uint64_t incoming);
+  // Throws event_memory_full unless an event with this text fits (make_room_locked).
+  void reserve_locked(std::string_view event_type, std::string_view message);
+  // Lets the session's events up to `through` go from memory.
+  void let_go_locked(Session& session, std::uint64_t through);
+  void forget_locked(Session& session);  // before it is erased
+  // Set when a reader after `after` needs events the window let go of but the store keeps.
+  std::optional<StoredRead> stored_read_locked(const Session& session, std::uint64_t after) const;
+  std::vector<core::SharedEvent> read_stored(const StoredRead& read, std::size_t limit) const;
+  std::uint64_t first_retained_locked(const Session& session) const;
   Session& find_running_locked(std::string_view session_id);
   AppendResult append_locked(Session& session, std::string_view event_type,
                              std::string_view message, std::int64_t now,
@@ -152,6 +180,9 @@ class SessionPool final : public SessionService {
   // nodes of `sessions_`, whose addresses never change.)
   std::set<std::pair<std::int64_t, Session*>> running_by_activity_;
   std::deque<PendingRelease> pending_releases_;  // in ticket order
+  // Ended sessions whose windows hold events, by when they ended: the first to let go.
+  std::set<std::pair<std::int64_t, Session*>> ended_windows_;
+  std::uint64_t held_bytes_ = 0;  // every window's retained_bytes()
   PoolCounters counters_;
 };
 

@@ -24,6 +24,10 @@ struct PoolLimits {
   std::size_t max_events_per_session = 256;
   // Ended sessions are kept this long after they end, then deleted with their events.
   std::int64_t session_retention_ms = 168LL * 3600 * 1000;
+  // What the events held in memory may take, all sessions together (EventWindow::memory_of).
+  // Past it, windows are let go (their events stay in a store that reads them back) and, when
+  // nothing more can go, appends are refused with event_memory_full.
+  std::uint64_t max_event_memory_bytes = std::uint64_t{256} << 20;
 };
 
 struct RuntimeInfo {
@@ -48,6 +52,13 @@ struct PoolCounters {
   std::uint64_t followups_queued = 0;
   std::uint64_t followups_drained = 0;
   std::uint64_t sessions_reaped = 0;  // timed out for inactivity
+  // Events held in memory (EventWindow::memory_of), the budget for them, and what was done to
+  // keep within it: events let go from memory (still in the store, or dropped by a store that
+  // cannot read them back) and appends refused.
+  std::uint64_t event_memory_bytes = 0;
+  std::uint64_t event_memory_budget_bytes = 0;
+  std::uint64_t events_let_go = 0;
+  std::uint64_t appends_refused_for_memory = 0;
 };
 
 // Every call that changes something returns the store ticket of its last write: the change may
@@ -112,6 +123,9 @@ struct FollowUpdate {
   // The live feed broke (a shared store's connection was lost): nothing more will arrive on it,
   // so the stream ends and the client resumes from its last id.
   bool feed_lost = false;
+  // The events after the given id are no longer in memory but in the store: read them with
+  // replay(), which may wait on the disk (so not on an I/O thread: see reads_block()).
+  bool in_store = false;
 };
 
 // Which sessions `list` returns. Sessions are ordered newest activity first (ties: greater
@@ -239,6 +253,9 @@ class SessionService {
   // Whether calls other than `events_after` and `unfollow` may wait on the network: a caller on
   // an I/O thread then makes them from a thread of its own.
   virtual bool calls_block() const = 0;
+  // Whether `replay` and `follow` may wait on the disk (they read events the pool let go of
+  // back from its store): a caller on an I/O thread then makes them from a thread of its own.
+  virtual bool reads_block() const { return calls_block(); }
 };
 
 }  // namespace tau::bridge

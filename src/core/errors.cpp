@@ -16,6 +16,8 @@ std::string_view to_string(ErrorCode code) {
       return "external_coding_agent_session_limit_reached";
     case ErrorCode::store_unavailable:
       return "store_unavailable";
+    case ErrorCode::event_memory_full:
+      return "event_memory_full";
     // The Tau gateway's code for a runtime that failed under a request.
     case ErrorCode::worker_failed:
       return "gateway_runtime_error";
@@ -54,6 +56,13 @@ Error store_unavailable(std::string_view detail) {
 
 Error worker_failed(std::string_view what, std::string_view detail) {
   return Error(ErrorCode::worker_failed, std::string(what) + ": " + std::string(detail));
+}
+
+Error event_memory_full(std::uint64_t budget_bytes) {
+  return Error(ErrorCode::event_memory_full,
+               "the events held in memory reached the gateway's budget of " +
+                   std::to_string(budget_bytes) +
+                   " bytes (--max-event-memory-bytes) and none can be let go yet; retry later");
 }
 
 }  // namespace errors

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,6 +20,8 @@ enum class ErrorCode {
   store_unavailable,
   // The session's worker (agent process) could not be started or reached.
   worker_failed,
+  // The events held in memory reached the gateway's budget and none could be let go.
+  event_memory_full,
 };
 
 // The API's stable error code string for each error.
@@ -42,6 +45,7 @@ Error session_not_running(std::string_view status);
 Error session_limit_reached(std::size_t max_active_sessions);
 Error store_unavailable(std::string_view detail);
 Error worker_failed(std::string_view what, std::string_view detail);
+Error event_memory_full(std::uint64_t budget_bytes);
 }  // namespace errors
 
 }  // namespace tau::core

@@ -15,6 +15,7 @@ unsigned http_status_of(core::ErrorCode code) {
     case core::ErrorCode::worker_failed:
       return 502;
     case core::ErrorCode::store_unavailable:
+    case core::ErrorCode::event_memory_full:
       return 503;
   }
   return 500;

@@ -143,6 +143,10 @@ void declare_session_flags(CLI::App& app, GatewayConfig& config) {
   add(app, "--max-events-per-session", config.sessions.max_events,
       "events kept for replay per session")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 32));
+  add(app, "--max-event-memory-bytes", config.sessions.max_event_memory_bytes,
+      "what the events held in memory may take, all sessions together; past it, events the "
+      "store keeps are let go from memory, and appends are refused (503) when none can be")
+      ->check(CLI::Range(std::uint64_t{1} << 20, std::uint64_t{1} << 46));
 }
 
 void declare_sse_flags(CLI::App& app, SseSettings& sse) {
@@ -470,6 +474,7 @@ std::string describe(const GatewayConfig& config) {
   text += " inactivity_timeout_ms=" + std::to_string(sessions.inactivity_timeout_ms);
   text += " max_active_sessions=" + std::to_string(sessions.max_active);
   text += " max_events_per_session=" + std::to_string(sessions.max_events);
+  text += " max_event_memory_bytes=" + std::to_string(sessions.max_event_memory_bytes);
   text += " sse_retry_ms=" + std::to_string(sse.retry_ms);
   text += " sse_heartbeat_ms=" + std::to_string(sse.heartbeat_ms);
   text += " sse_max_buffered_bytes=" + std::to_string(sse.max_buffered_bytes);

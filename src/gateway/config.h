@@ -82,6 +82,7 @@ struct SessionSettings {
   std::uint64_t max_active = 16;
   std::uint64_t max_events = 256;  // events kept for replay per session
   std::int64_t retention_hours = 168;
+  std::uint64_t max_event_memory_bytes = std::uint64_t{256} << 20;
 };
 
 struct SseSettings {

@@ -198,7 +198,7 @@ class FollowRegistration {
 asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionService& pool,
                                   const StreamRequest& request, const StreamSettings& settings,
                                   const std::shared_ptr<StreamFollower>& follower_ptr,
-                                  std::uint64_t last_sent) {
+                                  std::uint64_t last_sent, BlockingCalls& blocking) {
   StreamFollower& follower = *follower_ptr;
   asio::co_spawn(exchange.socket().get_executor(),
                  watch_for_departure(exchange.socket(), follower_ptr), asio::detached);
@@ -210,8 +210,15 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionServi
     follower.rearm();
     if (follower.overflowed())
       co_return;  // cut off: it resumes from its last id
-    const bridge::FollowUpdate update =
-        pool.events_after(request.session_id, last_sent, kBatchEvents);
+    bridge::FollowUpdate update = pool.events_after(request.session_id, last_sent, kBatchEvents);
+    if (update.in_store) {
+      // Let go from memory: read back from the store, off this thread.
+      bridge::Replay stored = co_await blocking.run(
+          [&] { return pool.replay(request.session_id, last_sent, kBatchEvents); });
+      if (stored.events.empty())
+        co_return;  // gone meanwhile (purged): resuming says how
+      update.events = std::move(stored.events);
+    }
     if (update.events_lost)
       co_return;  // fell behind retention: resuming shows the gap
     if (!update.events.empty()) {
@@ -347,7 +354,7 @@ asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::Sessi
   co_await exchange.write_stream(std::move(opening.frames));
   if (request.follow) {
     co_await follow_live(exchange, pool, request, settings, opening.follower,
-                         opening.live_after_sequence_id);
+                         opening.live_after_sequence_id, blocking);
   } else {
     co_await exchange.end_stream();
   }

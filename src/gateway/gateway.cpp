@@ -65,7 +65,8 @@ asio::awaitable<void> reap_periodically(bridge::SessionService& pool, BlockingCa
 
 bridge::PoolLimits pool_limits(const SessionSettings& sessions) {
   return bridge::PoolLimits{sessions.inactivity_timeout_ms, sessions.max_active,
-                            sessions.max_events, sessions.retention_hours * 3600 * 1000};
+                            sessions.max_events, sessions.retention_hours * 3600 * 1000,
+                            sessions.max_event_memory_bytes};
 }
 
 // The local backend: loads what the store holds. Throws StoreError when it cannot be read.
@@ -82,7 +83,9 @@ SessionBackend open_local_backend(const GatewayConfig& config) {
     backend.local_store = sqlite;
     token_store = sqlite;
   }
-  store::StoredState stored = backend.local_store->load();
+  // Ended sessions' events stay on disk (a store that reads them back): only running sessions
+  // keep their events in memory.
+  store::StoredState stored = backend.local_store->load_sessions(store::LoadScope::running_events);
   const std::vector<store::StoredAuthSession> stored_tokens = token_store->load_tokens();
   auto pool = std::make_unique<bridge::SessionPool>(pool_limits(config.sessions),
                                                     core::system_clock_unix_ms, nullptr,
@@ -270,7 +273,7 @@ void Gateway::wind_down() {
   // supervisor they call is destroyed before the store.
   worker_hooks_.unhook();
   // Calls still being made for suspended requests finish before those requests are destroyed.
-  api_.blocking_calls().join();
+  api_.join_blocking_calls();
   // Suspended coroutines (connections, streams) refer to api_ and server_: destroy them now,
   // while those still exist, not in io_'s destructor after they are gone (a heap-use-after-free
   // AddressSanitizer found, fixed in 1fedada).

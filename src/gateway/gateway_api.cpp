@@ -116,7 +116,8 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       status_page_(pool, authenticator, rate_limiter, workers, streams_),
       metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
-      blocking_(pool.calls_block() || admit_blocks_) {
+      blocking_(pool.calls_block() || admit_blocks_),
+      store_reads_(!blocking_.hops() && pool.reads_block(), 2) {
   add_routes();
   std::vector<RequestMetrics::Route> series;
   for (const auto& [method, path] : routes())
@@ -636,7 +637,8 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
     }
   }
   StreamSlot open_slot(streams_.open);
-  co_await write_event_stream(context.exchange, pool_, request, stream_settings_, blocking_);
+  co_await write_event_stream(context.exchange, pool_, request, stream_settings_,
+                              blocking_.hops() ? blocking_ : store_reads_);
 }
 
 json::object GatewayApi::close_session(RequestContext& context) {

@@ -72,6 +72,11 @@ class GatewayApi {
   // Where calls into the pool that may block are made (also for others, e.g. a periodic reap).
   // Join it before destroying the coroutines of requests still being answered.
   BlockingCalls& blocking_calls() { return blocking_; }
+  // Joins the threads of blocking_calls() and those that read streams from the store.
+  void join_blocking_calls() {
+    blocking_.join();
+    store_reads_.join();
+  }
 
  private:
   // Most routes answer one JSON object; the stream route writes its response itself.
@@ -156,8 +161,10 @@ class GatewayApi {
   std::atomic<bool> listening_{false};
   std::optional<http::BrowserPolicy> browser_policy_;
   const bool admit_blocks_;  // authorizing or rate limiting may wait on the network
-  // Last, so that it is joined first: its calls use the members above.
+  // Last, so that they are joined first: their calls use the members above.
   BlockingCalls blocking_;
+  // Streams' reads of events the pool let go of from memory, when blocking_ does not hop.
+  BlockingCalls store_reads_;
 };
 
 }  // namespace tau::gateway

@@ -53,6 +53,18 @@ void MetricsPage::write_pool_counters(metrics::Exposition& out, const bridge::Po
           static_cast<double>(pool.followups_drained));
   counter(out, "tau_gateway_sessions_reaped_total", "Running sessions timed out for inactivity.",
           static_cast<double>(pool.sessions_reaped));
+  gauge(out, "tau_gateway_event_memory_bytes",
+        "What the events held in memory take, all sessions together.",
+        static_cast<double>(pool.event_memory_bytes));
+  gauge(out, "tau_gateway_event_memory_budget_bytes",
+        "What they may take (--max-event-memory-bytes).",
+        static_cast<double>(pool.event_memory_budget_bytes));
+  counter(out, "tau_gateway_events_let_go_total",
+          "Events let go from memory to keep within the budget (read back from the store).",
+          static_cast<double>(pool.events_let_go));
+  counter(out, "tau_gateway_appends_refused_for_memory_total",
+          "Appends refused 503 event_memory_full: nothing could be let go.",
+          static_cast<double>(pool.appends_refused_for_memory));
 }
 
 void MetricsPage::write_refusals(metrics::Exposition& out) const {

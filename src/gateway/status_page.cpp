@@ -39,6 +39,13 @@ json::object StatusPage::runtime_json(const bridge::RuntimeInfo& runtime) const 
   result["open_streams"] = streams_.open.load();
   result["worker"] = workers_.status_json();
   result["store"] = store_json();
+  const bridge::PoolCounters counters = pool_.counters();
+  result["event_memory"] = json::object{
+      {"held_bytes", counters.event_memory_bytes},
+      {"budget_bytes", counters.event_memory_budget_bytes},
+      {"events_let_go", counters.events_let_go},
+      {"appends_refused", counters.appends_refused_for_memory},
+  };
   return result;
 }
 

@@ -308,6 +308,8 @@ bridge::PoolCounters RedisSessionPool::counters() {
   counters.followups_queued = followups_queued_;
   counters.followups_drained = followups_drained_;
   counters.sessions_reaped = sessions_reaped_;
+  // The events live in Redis: none are held here against the budget.
+  counters.event_memory_budget_bytes = limits_.max_event_memory_bytes;
   return counters;
 }
 

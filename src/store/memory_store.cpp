@@ -2,7 +2,7 @@
 
 namespace tau::store {
 
-StoredState MemoryStore::load() {
+StoredState MemoryStore::load_sessions(LoadScope /*scope*/) {
   std::lock_guard lock(mutex_);
   StoredState state;
   state.sessions.reserve(sessions_.size());

@@ -15,7 +15,7 @@ namespace tau::store {
 // store is tested against.
 class MemoryStore final : public SessionStore, public TokenStore {
  public:
-  StoredState load() override;
+  StoredState load_sessions(LoadScope scope) override;
   Ticket submit(StoreWrite write) override;
   std::vector<StoredAuthSession> load_tokens() override;
   Ticket save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) override;

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -52,7 +54,16 @@ struct StoredSession {
   SessionRecord record;
   std::vector<core::SessionEvent> events;  // retained ones, oldest first
   std::vector<std::string> followups;      // queued ones, oldest first
+  // False when the store left this ended session's events on disk (LoadScope::running_events):
+  // `events` is empty and read_events() gives them; `first_stored_sequence_id` is the oldest
+  // one's id (0 when it has none).
+  bool events_loaded = true;
+  std::uint64_t first_stored_sequence_id = 0;
 };
+
+// What load() reads: every session's events, or only running sessions' (ended sessions' events
+// stay on disk, for a store that reads_events()).
+enum class LoadScope { all_events, running_events };
 
 // Every session the store holds, as loaded at start-up.
 struct StoredState {
@@ -84,7 +95,22 @@ class SessionStore {
   virtual ~SessionStore() = default;
 
   // Everything stored, for start-up. Called before any submit.
-  virtual StoredState load() = 0;
+  StoredState load() { return load_sessions(LoadScope::all_events); }
+  // The same, with ended sessions' events left on disk when `scope` says so and the store
+  // reads_events(); a store that cannot read events back loads them all.
+  virtual StoredState load_sessions(LoadScope scope) = 0;
+  // Whether read_events() reads events back from disk, so that a pool may let them go from
+  // memory.
+  virtual bool reads_events() const { return false; }
+  // A session's stored events with after < sequence_id <= through, oldest first, at most
+  // `limit`: what is committed (durable) of them. Waits on disk reads and on a commit in
+  // progress: not for I/O threads. Throws StoreError when the read fails.
+  virtual std::vector<core::SessionEvent> read_events(std::string_view /*session_id*/,
+                                                      std::uint64_t /*after*/,
+                                                      std::uint64_t /*through*/,
+                                                      std::size_t /*limit*/) {
+    return {};
+  }
   // Queues a write and returns its ticket (increasing from 1).
   virtual Ticket submit(StoreWrite write) = 0;
   // Every ticket up to this one is durable.

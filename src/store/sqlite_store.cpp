@@ -384,13 +384,45 @@ class SqliteStore::Impl {
     checkpointer_.join();
   }
 
-  StoredState load() {
+  StoredState load(LoadScope scope) {
     std::lock_guard db_lock(db_mutex_);
     try {
-      return read_state();
+      return read_state(scope);
     } catch (const SqliteError& error) {
       throw StoreError("cannot load database " + path_ + ": " + error.what());
     }
+  }
+
+  // Point reads by event_id, which the writer's index of each session's rows gives: the events
+  // table has no index by session (see the note on it).
+  std::vector<core::SessionEvent> read_events(std::string_view session_id, std::uint64_t after,
+                                              std::uint64_t through, std::size_t limit) {
+    std::vector<core::SessionEvent> events;
+    std::lock_guard db_lock(db_mutex_);
+    const auto found = event_rows_.find(std::string(session_id));
+    if (found == event_rows_.end())
+      return events;
+    const auto& rows = found->second;
+    auto row = std::partition_point(rows.begin(), rows.end(),
+                                    [&](const EventRow& r) { return r.sequence_id <= after; });
+    try {
+      for (; row != rows.end() && row->sequence_id <= through && events.size() < limit; ++row) {
+        Statement& read = statements_.read_event;
+        read.bind(1, row->event_id);
+        if (read.step()) {
+          core::SessionEvent event;
+          event.sequence_id = row->sequence_id;
+          event.event_type = read.text(0);
+          event.message = read.text(1);
+          event.timestamp_unix_ms = read.int64(2);
+          events.push_back(std::move(event));
+        }
+        read.reset();
+      }
+    } catch (const SqliteError& error) {
+      throw StoreError("cannot read events from database " + path_ + ": " + error.what());
+    }
+    return events;
   }
 
   std::vector<StoredAuthSession> load_tokens() {
@@ -486,6 +518,9 @@ class SqliteStore::Impl {
                        "INSERT INTO events (session_id, sequence_id, event_type, message,"
                        " timestamp_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)"),
           delete_event(db, "DELETE FROM events WHERE event_id = ?1"),
+          read_event(db,
+                     "SELECT event_type, message, timestamp_unix_ms FROM events"
+                     " WHERE event_id = ?1"),
           insert_followup(db, "INSERT INTO followups (session_id, message) VALUES (?1, ?2)"),
           drain_followups(db,
                           "DELETE FROM followups WHERE id IN (SELECT id FROM followups"
@@ -499,7 +534,8 @@ class SqliteStore::Impl {
           delete_auth(db, "DELETE FROM auth_sessions WHERE token_sha256 = ?1") {}
 
     Statement begin, commit;
-    Statement upsert_session, insert_event, delete_event, insert_followup, drain_followups;
+    Statement upsert_session, insert_event, delete_event, read_event, insert_followup,
+        drain_followups;
     Statement delete_session, delete_followups, save_auth, delete_auth;
   };
 
@@ -521,7 +557,7 @@ class SqliteStore::Impl {
     void save(const SessionRecord& record) { records[record.snapshot.session_id] = &record; }
   };
 
-  StoredState read_state() {
+  StoredState read_state(LoadScope scope) {
     sqlite3* db = db_.get();
     StoredState state;
     std::unordered_map<std::string, std::size_t> index;  // session id -> position in `state`
@@ -552,19 +588,17 @@ class SqliteStore::Impl {
     }
 
     // Rows of a session without a sessions row cannot be written by this store; skip them.
-    Statement events(db,
-                     "SELECT session_id, sequence_id, event_type, message, timestamp_unix_ms"
-                     " FROM events ORDER BY event_id");
-    while (events.step()) {
-      const auto found = index.find(events.text(0));
-      if (found == index.end())
-        continue;
-      core::SessionEvent event;
-      event.sequence_id = static_cast<std::uint64_t>(events.int64(1));
-      event.event_type = events.text(2);
-      event.message = events.text(3);
-      event.timestamp_unix_ms = events.int64(4);
-      state.sessions[found->second].events.push_back(std::move(event));
+    if (scope == LoadScope::all_events) {
+      Statement events(db,
+                       "SELECT session_id, sequence_id, event_type, message, timestamp_unix_ms"
+                       " FROM events ORDER BY event_id");
+      while (events.step()) {
+        const auto found = index.find(events.text(0));
+        if (found != index.end())
+          state.sessions[found->second].events.push_back(event_of(events, 1));
+      }
+    } else {
+      read_running_events(state, index);
     }
 
     Statement followups(db, "SELECT session_id, message FROM followups ORDER BY session_id, id");
@@ -574,6 +608,44 @@ class SqliteStore::Impl {
         state.sessions[found->second].followups.push_back(followups.text(1));
     }
     return state;
+  }
+
+  // One event from `row`'s columns from `first` on: sequence_id, event_type, message, timestamp.
+  static core::SessionEvent event_of(const Statement& row, int first) {
+    core::SessionEvent event;
+    event.sequence_id = static_cast<std::uint64_t>(row.int64(first));
+    event.event_type = row.text(first + 1);
+    event.message = row.text(first + 2);
+    event.timestamp_unix_ms = row.int64(first + 3);
+    return event;
+  }
+
+  // Running sessions' events only: ended sessions' stay on disk, noted by their oldest id. The
+  // messages are read by event_id, so an ended session's (overflow) pages are never read.
+  void read_running_events(StoredState& state,
+                           const std::unordered_map<std::string, std::size_t>& index) {
+    for (auto& session : state.sessions) {
+      if (session.record.snapshot.status != core::SessionStatus::running)
+        session.events_loaded = false;
+    }
+    Statement read(db_.get(),
+                   "SELECT sequence_id, event_type, message, timestamp_unix_ms FROM events"
+                   " WHERE event_id = ?1");
+    for (const auto& [session_id, rows] : event_rows_) {
+      const auto found = index.find(session_id);
+      if (found == index.end() || rows.empty())
+        continue;
+      StoredSession& session = state.sessions[found->second];
+      session.first_stored_sequence_id = rows.front().sequence_id;
+      if (!session.events_loaded)
+        continue;
+      for (const EventRow& row : rows) {
+        read.bind(1, row.event_id);
+        if (read.step())
+          session.events.push_back(event_of(read, 0));
+        read.reset();
+      }
+    }
   }
 
   void run_writer() {
@@ -844,8 +916,13 @@ class SqliteStore::Impl {
 SqliteStore::SqliteStore(std::string path, Durability durability)
     : impl_(std::make_unique<Impl>(std::move(path), durability)) {}
 SqliteStore::~SqliteStore() = default;
-StoredState SqliteStore::load() {
-  return impl_->load();
+StoredState SqliteStore::load_sessions(LoadScope scope) {
+  return impl_->load(scope);
+}
+std::vector<core::SessionEvent> SqliteStore::read_events(std::string_view session_id,
+                                                         std::uint64_t after, std::uint64_t through,
+                                                         std::size_t limit) {
+  return impl_->read_events(session_id, after, through, limit);
 }
 Ticket SqliteStore::submit(StoreWrite write) {
   return impl_->submit(std::visit([](auto&& concrete) { return JournalWrite(std::move(concrete)); },

@@ -30,7 +30,11 @@ class SqliteStore final : public SessionStore, public TokenStore {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  StoredState load() override;
+  // With LoadScope::running_events, ended sessions' events stay on disk (read_events()).
+  StoredState load_sessions(LoadScope scope) override;
+  bool reads_events() const override { return true; }
+  std::vector<core::SessionEvent> read_events(std::string_view session_id, std::uint64_t after,
+                                              std::uint64_t through, std::size_t limit) override;
   Ticket submit(StoreWrite write) override;
   std::vector<StoredAuthSession> load_tokens() override;
   Ticket save_token(const std::string& token_sha256, std::int64_t expires_unix_ms) override;

@@ -95,7 +95,9 @@ TEST(SessionTypesTest, ErrorCodesHaveStableApiNames) {
 // not committed yet.
 class HeldStore final : public store::SessionStore {
  public:
-  store::StoredState load() override { return inner_.load(); }
+  store::StoredState load_sessions(store::LoadScope scope) override {
+    return inner_.load_sessions(scope);
+  }
   store::Ticket submit(store::StoreWrite write) override { return inner_.submit(std::move(write)); }
   store::Ticket durable_ticket() const override { return durable_; }
   void when_durable(store::Ticket ticket, std::function<void(bool)> done) override {

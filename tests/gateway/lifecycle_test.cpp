@@ -147,6 +147,8 @@ TEST(Lifecycle, ReapTimesOutSessionsIdleLongerThanTheTimeout) {
   json::object runtime = reaped.json().at("runtime").as_object();
   EXPECT_EQ(runtime.at("store").at("kind").as_string(), default_store_kind());
   runtime.erase("store");  // its counters are the durability tests' business
+  EXPECT_EQ(runtime.at("event_memory").at("budget_bytes").as_int64(), 256 << 20);
+  runtime.erase("event_memory");  // and what memory holds, the event memory tests'
   EXPECT_EQ(runtime, json::parse(R"({"active_sessions":0,
       "inactivity_timeout_ms":600000,"max_active_sessions":16,"max_events_per_session":256,
       "open_streams":0,"worker":null})"));
@@ -211,7 +213,9 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
         "reap_endpoint": "/gateway/external-coding-agent/reap",
         "runtime": {"active_sessions": 1, "inactivity_timeout_ms": 1234,
                     "max_active_sessions": 5, "max_events_per_session": 7,
-                    "open_streams": 0, "worker": null}}}})");
+                    "open_streams": 0, "worker": null,
+                    "event_memory": {"held_bytes": 0, "budget_bytes": 268435456,
+                                     "events_let_go": 0, "appends_refused": 0}}}}})");
   EXPECT_EQ(body, expected) << status.body;
 }
 
