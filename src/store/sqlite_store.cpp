@@ -1049,7 +1049,7 @@ class SqliteStore::Impl {
       throw open_error(path_, error);
     }
     if (!stored.empty()) {
-      // Session ids are random and never reused, so nothing of theirs can be handed out again.
+      // The session pool's ids are random, so these sessions never come back to reuse an id.
       spdlog::info(
           "store: {} sessions recorded in {} are not in {} (deleted after the mark's last write, "
           "or lost with the write-ahead log's tail)",
