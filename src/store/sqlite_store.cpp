@@ -7,23 +7,28 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -339,6 +344,181 @@ std::uint64_t file_bytes(const std::string& path) {
   return error ? 0 : size;
 }
 
+// ----- The sequence mark ---------------------------------------------------------------------
+//
+// Sequence ids must never be handed out twice, but SQLite keeps the newest commits only in the
+// WAL, and a WAL that loses its tail (a power loss with synchronous=NORMAL, or a file truncated
+// or garbled on disk) silently starts the database with less history: the sessions' counters
+// go back and the next events reuse ids that clients may have seen. So the checkpointer also
+// keeps, beside the database, each session's highest committed sequence id as of its last
+// write (at most kMarkInterval old while writes go on, and exact after a clean shutdown), and
+// opening continues each session past it. Ids committed after the newest mark can still come
+// back after such damage; ids before it never do.
+
+// Written at most this often while commits go on (and after each checkpoint).
+constexpr std::chrono::milliseconds kMarkInterval{1000};
+
+constexpr std::string_view kMarkHeader = "tau-gateway sequence mark 1\n";
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+// Session id -> highest sequence id committed for it.
+using SequenceMarks = std::unordered_map<std::string, std::uint64_t, StringHash, std::equal_to<>>;
+
+std::string mark_path_of(const std::string& database_path) {
+  return database_path + ".seqmark";
+}
+
+// FNV-1a, 64 bits: catches a garbled mark (the file is replaced by rename, never torn).
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+// The header, one "<sequence id> <session id>" line per session, then "end <lines> <checksum>".
+std::string format_marks(const SequenceMarks& marks) {
+  std::string text(kMarkHeader);
+  std::size_t lines = 0;
+  for (const auto& [session_id, sequence_id] : marks) {
+    // Session ids are generated ("eca_" and hex); one with a line break cannot be written.
+    if (session_id.empty() || session_id.find_first_of("\r\n") != std::string::npos)
+      continue;
+    text += std::to_string(sequence_id);
+    text += ' ';
+    text += session_id;
+    text += '\n';
+    ++lines;
+  }
+  char trailer[64];
+  std::snprintf(trailer, sizeof trailer, "end %zu %016llx\n", lines,
+                static_cast<unsigned long long>(fnv1a(text)));
+  return text + trailer;
+}
+
+StoreError damaged_mark(const std::string& mark_path, const std::string& why) {
+  return StoreError("sequence mark " + mark_path + " is damaged (" + why +
+                    "): it keeps sequence ids from being handed out twice after a lost "
+                    "write-ahead log tail; refusing to start without it (move it aside to start "
+                    "anyway, accepting that ids lost with such a tail may be reused)");
+}
+
+// The marks in `mark_path`, or nothing if there is no such file. Throws StoreError if it is
+// unreadable or damaged.
+std::optional<SequenceMarks> read_marks(const std::string& mark_path) {
+  const int fd = ::open(mark_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return std::nullopt;
+    throw StoreError("cannot read sequence mark " + mark_path + ": " + std::strerror(errno));
+  }
+  std::string text;
+  char buffer[65536];
+  while (true) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      const int error = errno;
+      ::close(fd);
+      throw StoreError("cannot read sequence mark " + mark_path + ": " + std::strerror(error));
+    }
+    if (got == 0)
+      break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  ::close(fd);
+
+  if (!text.starts_with(kMarkHeader))
+    throw damaged_mark(mark_path, "no header");
+  if (text.empty() || text.back() != '\n')
+    throw damaged_mark(mark_path, "no trailer");
+  const std::size_t trailer_at = text.rfind('\n', text.size() - 2) + 1;
+  if (trailer_at < kMarkHeader.size())
+    throw damaged_mark(mark_path, "no trailer");
+  const std::string body = text.substr(0, trailer_at);
+  const std::string trailer = text.substr(trailer_at, text.size() - trailer_at - 1);
+  std::size_t expected_lines = 0;
+  unsigned long long checksum = 0;
+  int consumed = 0;
+  if (std::sscanf(trailer.c_str(), "end %zu %16llx%n", &expected_lines, &checksum, &consumed) !=
+          2 ||
+      static_cast<std::size_t>(consumed) != trailer.size()) {
+    throw damaged_mark(mark_path, "no trailer");
+  }
+  if (checksum != fnv1a(body))
+    throw damaged_mark(mark_path, "checksum mismatch");
+
+  SequenceMarks marks;
+  std::size_t at = kMarkHeader.size();
+  while (at < body.size()) {
+    const std::size_t end = body.find('\n', at);
+    const std::string_view line(body.data() + at, end - at);
+    at = end + 1;
+    const std::size_t space = line.find(' ');
+    std::uint64_t sequence_id = 0;
+    const auto parsed =
+        std::from_chars(line.data(), line.data() + std::min(space, line.size()), sequence_id);
+    if (space == std::string_view::npos || space + 1 == line.size() || parsed.ec != std::errc() ||
+        parsed.ptr != line.data() + space) {
+      throw damaged_mark(mark_path, "malformed line");
+    }
+    marks[std::string(line.substr(space + 1))] = sequence_id;
+  }
+  if (marks.size() != expected_lines)
+    throw damaged_mark(mark_path, "line count mismatch");
+  return marks;
+}
+
+// Replaces the mark file atomically and durably: a temporary file, fsynced, renamed over it,
+// then the directory fsynced. Returns an error message, empty on success.
+std::string write_marks(const std::string& mark_path, const SequenceMarks& marks) {
+  const std::string text = format_marks(marks);
+  const std::string temporary = mark_path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return "cannot create " + temporary + ": " + std::strerror(errno);
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t wrote = ::write(fd, text.data() + written, text.size() - written);
+    if (wrote < 0 && errno == EINTR)
+      continue;
+    if (wrote < 0) {
+      const int error = errno;
+      ::close(fd);
+      return "cannot write " + temporary + ": " + std::strerror(error);
+    }
+    written += static_cast<std::size_t>(wrote);
+  }
+  if (::fsync(fd) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return "cannot fsync " + temporary + ": " + std::strerror(error);
+  }
+  ::close(fd);
+  if (::rename(temporary.c_str(), mark_path.c_str()) != 0)
+    return "cannot rename " + temporary + ": " + std::strerror(errno);
+  std::string directory = std::filesystem::path(mark_path).parent_path().string();
+  if (directory.empty())
+    directory = ".";
+  const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0)
+    return "cannot open " + directory + ": " + std::strerror(errno);
+  const int rc = ::fsync(dir_fd);
+  const int error = errno;
+  ::close(dir_fd);
+  if (rc != 0)
+    return "cannot fsync " + directory + ": " + std::strerror(error);
+  return "";
+}
+
 }  // namespace
 
 std::string_view to_string(Durability durability) {
@@ -357,12 +537,16 @@ class SqliteStore::Impl {
  public:
   Impl(std::string path, Durability durability)
       : path_(std::move(path)),
+        mark_path_(mark_path_of(path_)),
         durability_(durability),
         file_lock_(path_),
+        // Before the database is touched, so that refusing a damaged mark leaves it as it was.
+        stored_marks_(read_marks(mark_path_)),
         db_(open_database(path_, durability)),
         checkpoint_db_(open_checkpoint_connection(path_, durability)),
         statements_(prepare(db_.get(), path_)) {
     index_event_rows();
+    apply_marks();
     sqlite3_wal_hook(db_.get(), &Impl::on_wal_grown, this);
     checkpointer_ = std::thread([this] { run_checkpointer(); });
     writer_ = std::thread([this] { run_writer(); });
@@ -553,8 +737,12 @@ class SqliteStore::Impl {
   struct Deferred {
     std::unordered_map<std::string_view, const SessionRecord*> records;
     std::unordered_map<std::string_view, std::uint64_t> retention;
+    std::unordered_set<std::string_view> deleted;  // and not written again after
 
-    void save(const SessionRecord& record) { records[record.snapshot.session_id] = &record; }
+    void save(const SessionRecord& record) {
+      records[record.snapshot.session_id] = &record;
+      deleted.erase(record.snapshot.session_id);
+    }
   };
 
   StoredState read_state(LoadScope scope) {
@@ -583,6 +771,9 @@ class SqliteStore::Impl {
       session.record.ended_unix_ms = sessions.int64(5);
       session.record.has_worker = sessions.int64(6) != 0;
       session.record.last_sequence_id = static_cast<std::uint64_t>(sessions.int64(7));
+      if (const auto floor = floors_.find(snapshot.session_id); floor != floors_.end()) {
+        session.record.last_sequence_id = std::max(session.record.last_sequence_id, floor->second);
+      }
       index.emplace(snapshot.session_id, state.sessions.size());
       state.sessions.push_back(std::move(session));
     }
@@ -721,6 +912,7 @@ class SqliteStore::Impl {
       for (const auto& [session_id, record] : deferred.records)
         upsert(*record);
       s.commit.run();
+      note_committed(deferred);
     } catch (...) {
       if (!sqlite3_get_autocommit(db_.get()))
         sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -766,6 +958,7 @@ class SqliteStore::Impl {
     // it writes after recreates it.
     deferred.records.erase(write.session_id);
     deferred.retention.erase(write.session_id);
+    deferred.deleted.insert(write.session_id);
     statements_.delete_session.bind(1, write.session_id).run();
     if (auto found = event_rows_.find(write.session_id); found != event_rows_.end()) {
       for (const EventRow& row : found->second)
@@ -815,23 +1008,133 @@ class SqliteStore::Impl {
   }
 
   // Copies the WAL back into the database while the writer goes on committing (a PASSIVE
-  // checkpoint never blocks it); once everything is copied, SQLite starts the WAL over.
+  // checkpoint never blocks it); once everything is copied, SQLite starts the WAL over. Also
+  // writes the sequence mark: after a checkpoint, at most every kMarkInterval while commits go
+  // on, and a last time when the store closes.
   void run_checkpointer() {
     std::unique_lock lock(checkpoint_mutex_);
+    auto next_mark = std::chrono::steady_clock::now();
     while (true) {
-      checkpoint_wanted_.wait(lock, [&] { return checkpoint_stopping_ || checkpoint_requested_; });
-      if (checkpoint_stopping_)
+      const auto wanted = [&] { return checkpoint_stopping_ || checkpoint_requested_; };
+      if (marks_dirty_)
+        checkpoint_wanted_.wait_until(lock, next_mark, wanted);
+      else
+        checkpoint_wanted_.wait(lock, [&] { return wanted() || marks_dirty_; });
+      const bool stopping = checkpoint_stopping_;
+      bool checkpointed = false;
+      if (checkpoint_requested_ && !stopping) {
+        checkpoint_requested_ = false;
+        lock.unlock();
+        std::unique_lock running(checkpoint_running_);
+        const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
+                                                 SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        running.unlock();
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+          spdlog::warn("store: checkpoint of {} failed: {}", path_, sqlite3_errstr(rc));
+        checkpointed = rc == SQLITE_OK;
+        lock.lock();
+      }
+      if (marks_dirty_ &&
+          (stopping || checkpointed || std::chrono::steady_clock::now() >= next_mark)) {
+        // A copy, so the writer (which takes this mutex after each commit) never waits for I/O.
+        const SequenceMarks marks = marks_;
+        marks_dirty_ = false;
+        lock.unlock();
+        const std::string error = write_marks(mark_path_, marks);
+        next_mark = std::chrono::steady_clock::now() + kMarkInterval;
+        lock.lock();
+        if (!error.empty()) {
+          marks_dirty_ = true;  // tried again after the interval
+          if (!mark_failing_) {
+            spdlog::warn("store: cannot write sequence mark (retrying every {} ms): {}",
+                         kMarkInterval.count(), error);
+          }
+          mark_failing_ = true;
+        } else if (mark_failing_) {
+          spdlog::info("store: sequence mark {} written again", mark_path_);
+          mark_failing_ = false;
+        }
+      }
+      if (stopping)
         return;
-      checkpoint_requested_ = false;
-      lock.unlock();
-      std::unique_lock running(checkpoint_running_);
-      const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
-                                               SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-      running.unlock();
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        spdlog::warn("store: checkpoint of {} failed: {}", path_, sqlite3_errstr(rc));
-      lock.lock();
     }
+  }
+
+  // Called by the writer after each commit (under db_mutex_, taking checkpoint_mutex_ briefly):
+  // what it committed goes into the next mark.
+  void note_committed(const Deferred& deferred) {
+    if (deferred.records.empty() && deferred.deleted.empty())
+      return;  // tokens only
+    bool wake = false;
+    {
+      std::lock_guard lock(checkpoint_mutex_);
+      for (const std::string_view session_id : deferred.deleted) {
+        if (const auto found = marks_.find(session_id); found != marks_.end())
+          marks_.erase(found);
+      }
+      for (const auto& [session_id, record] : deferred.records) {
+        if (const auto found = marks_.find(session_id); found != marks_.end())
+          found->second = std::max(found->second, record->last_sequence_id);
+        else
+          marks_.emplace(std::string(session_id), record->last_sequence_id);
+      }
+      wake = !marks_dirty_;
+      marks_dirty_ = true;
+    }
+    if (wake)
+      checkpoint_wanted_.notify_one();
+  }
+
+  // At open, before the threads start: continues every session whose counter in the database is
+  // below its mark past the mark (read_state applies floors_), and seeds the marks to write.
+  void apply_marks() {
+    const bool had_file = stored_marks_.has_value();
+    SequenceMarks stored = had_file ? std::move(*stored_marks_) : SequenceMarks();
+    stored_marks_.reset();
+    bool changed = !had_file;
+    try {
+      Statement sessions(db_.get(), "SELECT session_id, last_sequence_id FROM sessions");
+      while (sessions.step()) {
+        std::string session_id = sessions.text(0);
+        const auto last = static_cast<std::uint64_t>(sessions.int64(1));
+        std::uint64_t mark = last;
+        if (const auto found = stored.find(session_id); found != stored.end()) {
+          if (found->second > last) {
+            spdlog::warn(
+                "store: session {} has sequence ids up to {} in {}, but {} records ids up to {} as "
+                "committed: the history after {} was lost (a lost or damaged write-ahead log "
+                "tail, or a power loss with --durability normal); the session continues at {} so "
+                "that no id is handed out twice",
+                session_id, last, path_, mark_path_, found->second, last, found->second + 1);
+            floors_[session_id] = found->second;
+            mark = found->second;
+          } else if (found->second < last) {
+            changed = true;
+          }
+          stored.erase(found);
+        } else {
+          changed = true;
+        }
+        marks_.emplace(std::move(session_id), mark);
+      }
+    } catch (const SqliteError& error) {
+      throw open_error(path_, error);
+    }
+    if (!stored.empty()) {
+      // The session pool's ids are random, so these sessions never come back to reuse an id.
+      spdlog::info(
+          "store: {} sessions recorded in {} are not in {} (deleted after the mark's last write, "
+          "or lost with the write-ahead log's tail)",
+          stored.size(), mark_path_, path_);
+      changed = true;
+    }
+    if (!had_file && !marks_.empty()) {
+      spdlog::warn(
+          "store: no sequence mark {} beside {}: sequence ids continue from the database "
+          "(a mark is written from now on)",
+          mark_path_, path_);
+    }
+    marks_dirty_ = changed && !(marks_.empty() && !had_file);
   }
 
   // Deletes the session's events with sequence ids below `bound`.
@@ -874,9 +1177,11 @@ class SqliteStore::Impl {
   }
 
   const std::string path_;
+  const std::string mark_path_;  // the sequence mark, beside the database
   // Declared before the connections: taken before they open, released after they close.
   const Durability durability_;
   FileLock file_lock_;
+  std::optional<SequenceMarks> stored_marks_;  // as read at open; consumed by apply_marks()
   Connection db_;
   Connection checkpoint_db_;  // used by the checkpointer thread only
   std::mutex db_mutex_;       // one user of the connection at a time: the writer or load()
@@ -888,6 +1193,8 @@ class SqliteStore::Impl {
   // Each session's stored events, oldest first (see the note on the events table). Used by the
   // writer only (and the constructor before it starts).
   std::unordered_map<std::string, std::deque<EventRow>> event_rows_;
+  // Sessions whose counter in the database was below their mark at open: loaded as the mark.
+  std::unordered_map<std::string, std::uint64_t> floors_;
 
   mutable std::mutex mutex_;  // guards everything below; never held during I/O or callbacks
   std::condition_variable work_ready_;        // queue non-empty or stopping
@@ -910,6 +1217,9 @@ class SqliteStore::Impl {
   std::condition_variable checkpoint_wanted_;
   bool checkpoint_requested_ = false;
   bool checkpoint_stopping_ = false;
+  SequenceMarks marks_;        // what the next sequence mark says; guarded by checkpoint_mutex_
+  bool marks_dirty_ = false;   // marks_ changed since the last write; guarded by checkpoint_mutex_
+  bool mark_failing_ = false;  // used by the checkpointer only
   std::thread checkpointer_;
 };
 

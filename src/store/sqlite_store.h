@@ -18,13 +18,16 @@ std::optional<Durability> durability_from_string(std::string_view text);
 
 // The embedded default: one SQLite file in WAL mode, written by one writer thread that commits
 // whatever is waiting in a single transaction (group commit). Holds the file exclusively, so a
-// second gateway on the same state dir refuses to start.
+// second gateway on the same state dir refuses to start. Beside the file, `<path>.seqmark` holds
+// each session's highest committed sequence id (rewritten by the checkpointer at most once a
+// second while commits go on, and at close): a session that comes back from a lost or damaged
+// WAL tail with a lower counter continues past its mark, so ids are not handed out twice.
 class SqliteStore final : public SessionStore, public TokenStore {
  public:
   // Opens or creates the database at `path` and migrates its schema forward. Throws StoreError,
   // naming the file, when it cannot be opened, is not a database or is corrupt, has a newer
-  // schema than this build knows, or is in use by another process. A file it refuses is left
-  // exactly as it was.
+  // schema than this build knows, or is in use by another process, or when its sequence mark is
+  // damaged. A file it refuses is left exactly as it was.
   SqliteStore(std::string path, Durability durability);
   ~SqliteStore() override;  // commits everything submitted, then stops the writer
   SqliteStore(const SqliteStore&) = delete;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -343,6 +344,60 @@ TEST(Durability, RefusesToStartOnAnEmptyDatabaseBesideItsWal) {
   EXPECT_NE(result.stderr_text.find(path), std::string::npos) << result.stderr_text;
   EXPECT_NE(result.stderr_text.find("empty"), std::string::npos) << result.stderr_text;
   EXPECT_EQ(read_file(path + "-wal"), "history");
+}
+
+// The WAL lost its tail while the gateway was down (the disk dropped the last writes of a
+// crashed machine, or the file was truncated): the gateway starts with the history up to the
+// damage, and the session continues past the ids its sequence mark recorded instead of handing
+// out 11 again for a different event.
+TEST(Durability, ASessionContinuesPastItsSequenceMarkWhenTheWalLostItsTail) {
+  TempDir state;
+  const std::string path = database_path(state);
+  const auto args = gateway_args(state);
+  std::string id;
+  {
+    GatewayProcess gateway(args);
+    HttpClient client(gateway.port());
+    id = open_session(client, "w");
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_EQ(client.post(session_path(id, "/progress"), json_body({{"message", "kept"}})).status,
+                200u);
+    }
+    EXPECT_EQ(gateway.stop(), 0);  // events 1-10 are checkpointed into gateway.db
+  }
+  {
+    GatewayProcess gateway(args);
+    HttpClient client(gateway.port());
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_EQ(client.post(session_path(id, "/progress"), json_body({{"message", "lost"}})).status,
+                200u);
+    }
+    // The mark is written within a second of the commits; wait for it, then crash.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (read_file(path + ".seqmark").find("\n20 " + id + "\n") == std::string::npos) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << read_file(path + ".seqmark");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(gateway.crash(), 128 + SIGKILL);
+  }
+  ASSERT_GT(std::filesystem::file_size(path + "-wal"), 0u);
+  std::filesystem::resize_file(path + "-wal", 0);  // events 11-20 are gone
+
+  GatewayProcess gateway(args);
+  const std::string log = gateway.wait_for_stderr(
+      [&](const std::string& text) { return text.find("continues at 21") != std::string::npos; });
+  EXPECT_NE(log.find(id), std::string::npos) << log;
+  HttpClient client(gateway.port());
+  const auto response =
+      client.post(session_path(id, "/progress"), json_body({{"message", "after the damage"}}));
+  ASSERT_EQ(response.status, 200u);
+  EXPECT_EQ(response.json().at("event").at("sequence_id").as_int64(), 21);
+  const auto events = replayed_events(client, id);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().id, "21");
+  for (const auto& event : events) {
+    EXPECT_NE(json::parse(event.data).at("message").as_string(), "lost");
+  }
 }
 
 TEST(Durability, RefusesADatabaseFromANewerGatewayAndLeavesItAlone) {

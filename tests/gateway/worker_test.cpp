@@ -261,6 +261,18 @@ TEST(Workers, AFloodOfOutputArrivesCompleteUpToRetentionWhileTheApiResponds) {
   }
 }
 
+// Whether `target` is what the store's checkpointer holds open for a moment while it rewrites
+// the sequence mark: the temporary file, or the state dir it fsyncs after the rename.
+bool is_sequence_mark_write(const std::string& target) {
+  const std::string temporary = ".seqmark.tmp";
+  if (target.size() >= temporary.size() &&
+      target.compare(target.size() - temporary.size(), temporary.size(), temporary) == 0) {
+    return true;
+  }
+  std::error_code error;
+  return std::filesystem::exists(target + "/gateway.db.seqmark", error);
+}
+
 // The process's open descriptors other than sockets: HTTP connections come and go with the
 // test's own requests, while a leak from workers would be pipes or pidfds.
 std::size_t open_non_socket_fds(pid_t pid) {
@@ -269,7 +281,7 @@ std::size_t open_non_socket_fds(pid_t pid) {
        std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
     std::error_code error;
     const auto target = std::filesystem::read_symlink(entry.path(), error).string();
-    if (!error && target.rfind("socket:", 0) != 0)
+    if (!error && target.rfind("socket:", 0) != 0 && !is_sequence_mark_write(target))
       ++count;
   }
   return count;

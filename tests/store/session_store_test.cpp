@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include "bridge/session_pool.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
 
@@ -393,14 +394,17 @@ TEST_P(SessionStoreContract, FollowupsQueueAndDrainOldestFirst) {
   EXPECT_EQ(session->followups, (std::vector<std::string>{"c", "d"}));
   EXPECT_EQ(session->events.size(), 5u);
 
-  // Draining more than is queued empties the queue.
-  store().submit(DrainFollowups{drained, 10});
+  // Draining more than is queued empties the queue. (A record's counter never goes back: the
+  // SQLite store keeps a session's highest one, see the sequence mark.)
+  SessionRecord drained_again = make_record("s", 5);
+  drained_again.snapshot.last_activity_unix_ms = 99;
+  store().submit(DrainFollowups{drained_again, 10});
   store().flush();
   state = reload();
   session = find_session(state, "s");
   ASSERT_NE(session, nullptr);
   EXPECT_TRUE(session->followups.empty());
-  expect_same_record(session->record, drained);
+  expect_same_record(session->record, drained_again);
 }
 
 TEST_P(SessionStoreContract, DeleteSessionRemovesOnlyThatSession) {
@@ -607,7 +611,8 @@ TEST_F(SqliteStoreTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
   EXPECT_TRUE(contains(message, "newer"));
   EXPECT_TRUE(contains(message, std::to_string(SqliteStore::kSchemaVersion + 1)));
   EXPECT_EQ(read_bytes(path_), bytes);
-  EXPECT_EQ(dir_.names(), std::vector<std::string>{"gateway.db"});  // no WAL left behind either
+  // No WAL left behind either (the sequence mark is create_database()'s).
+  EXPECT_EQ(dir_.names(), (std::vector<std::string>{"gateway.db", "gateway.db.seqmark"}));
 }
 
 TEST_F(SqliteStoreTest, RefusesANewerSchemaStillInALeftoverWalAndLeavesBothFilesAlone) {
@@ -856,6 +861,160 @@ TEST_F(SqliteStoreTest, RetentionKeepsTheFileFromGrowingUnderSteadyLoad) {
   ASSERT_EQ(state.sessions.size(), 1u);
   EXPECT_EQ(state.sessions[0].events.size(), kKeep);
   EXPECT_EQ(state.sessions[0].events.front().sequence_id, 80'000 - kKeep + 1);
+}
+
+// ----- The sequence mark: ids never handed out twice after a lost WAL tail -------------------
+
+std::string mark_path_of(const std::string& database_path) {
+  return database_path + ".seqmark";
+}
+
+// Waits (up to 30 s) until `done` holds; false if it never does.
+bool eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Whether the mark file records `sequence_id` for `session_id`.
+bool mark_says(const std::string& database_path, const std::string& session_id,
+               std::uint64_t sequence_id) {
+  return contains(read_bytes(mark_path_of(database_path)),
+                  "\n" + std::to_string(sequence_id) + " " + session_id + "\n");
+}
+
+enum class WalDamage { truncated_at_commit, truncated_mid_frame, garbled };
+
+// What the crashed machine's disk holds: the database, its WAL with everything after
+// `intact_bytes` lost in the way `damage` says, and the sequence mark.
+void copy_damaged(const std::string& from, const std::string& to, std::uint64_t intact_bytes,
+                  WalDamage damage) {
+  fs::copy_file(from, to);
+  fs::copy_file(mark_path_of(from), mark_path_of(to));
+  std::string wal = read_bytes(from + "-wal");
+  ASSERT_GT(wal.size(), intact_bytes + 8192);
+  switch (damage) {
+    case WalDamage::truncated_at_commit:
+      wal.resize(intact_bytes);
+      break;
+    case WalDamage::truncated_mid_frame:
+      wal.resize(intact_bytes + 4096);  // a frame is a 24-byte header and a 4096-byte page
+      break;
+    case WalDamage::garbled:
+      for (std::size_t i = intact_bytes + 100; i < intact_bytes + 2000; ++i)
+        wal[i] = static_cast<char>(wal[i] ^ 0x5a);
+      break;
+  }
+  write_bytes(to + "-wal", wal);
+}
+
+// The attack: a WAL whose tail was lost made the gateway start with part of a session's history
+// and then hand its next event an id (21 here) that an acknowledged event already had.
+TEST_F(SqliteStoreTest, ALostWalTailNeverBringsBackASequenceIdBelowTheMark) {
+  for (const WalDamage damage :
+       {WalDamage::truncated_at_commit, WalDamage::truncated_mid_frame, WalDamage::garbled}) {
+    SCOPED_TRACE(static_cast<int>(damage));
+    TempDir dir;
+    const std::string path = dir.file("gateway.db");
+    const std::string crashed = dir.file("crashed.db");
+    {
+      SqliteStore first(path, Durability::normal);
+      for (std::uint64_t seq = 1; seq <= 10; ++seq)
+        first.submit(append("s", seq));
+    }  // closed: events 1-10 are in the main file
+    SqliteStore store(path, Durability::normal);
+    for (std::uint64_t seq = 11; seq <= 20; ++seq)
+      store.submit(append("s", seq));
+    store.flush();
+    const std::uint64_t wal_through_20 = fs::file_size(path + "-wal");
+    for (std::uint64_t seq = 21; seq <= 40; ++seq) {
+      AppendEvent write = append("s", seq);
+      write.event.message = std::string(1000, 'm');  // several WAL frames per commit
+      store.submit(std::move(write));
+      store.flush();
+    }
+    ASSERT_TRUE(eventually([&] { return mark_says(path, "s", 40); }))
+        << read_bytes(mark_path_of(path));
+    copy_damaged(path, crashed, wal_through_20, damage);
+
+    auto reopened = std::make_shared<SqliteStore>(crashed, Durability::normal);
+    StoredState state = reopened->load();
+    ASSERT_EQ(state.sessions.size(), 1u);
+    EXPECT_EQ(sequence_ids(state.sessions[0]).back(), 20u);     // the history up to the damage
+    EXPECT_EQ(state.sessions[0].record.last_sequence_id, 40u);  // the counter past the mark
+
+    // The session pool above continues past every id acknowledged before the mark was written.
+    {
+      bridge::SessionPool pool(
+          bridge::PoolLimits{}, [] { return std::int64_t{1'700'000'100'000}; }, nullptr, nullptr,
+          reopened);
+      reopened->when_durable(pool.restore(std::move(state.sessions)), [](bool) {});
+      const auto appended = pool.append_event("s", "progress", "after the damage");
+      EXPECT_EQ(appended.event.sequence_id, 41u);
+    }
+    reopened.reset();
+    const StoredState after = SqliteStore(crashed, Durability::normal).load();
+    ASSERT_EQ(after.sessions.size(), 1u);
+    EXPECT_EQ(after.sessions[0].record.last_sequence_id, 41u);
+    EXPECT_EQ(sequence_ids(after.sessions[0]).back(), 41u);
+  }
+}
+
+TEST_F(SqliteStoreTest, AfterACleanCloseTheMarkIsExactAndCostsNoIds) {
+  {
+    auto store = open();
+    for (std::uint64_t seq = 1; seq <= 5; ++seq)
+      store->submit(append("s", seq));
+    store->submit(append("gone", 3));
+    store->submit(DeleteSession{"gone"});
+  }
+  EXPECT_TRUE(mark_says(path_, "s", 5));
+  EXPECT_FALSE(contains(read_bytes(mark_path_of(path_)), "gone"));
+  const StoredState state = open()->load();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  EXPECT_EQ(state.sessions[0].record.last_sequence_id, 5u);
+  EXPECT_EQ(sequence_ids(state.sessions[0]).size(), 5u);
+}
+
+TEST_F(SqliteStoreTest, AMissingMarkIsStartedAfreshFromTheDatabase) {
+  {
+    auto store = open();
+    for (std::uint64_t seq = 1; seq <= 3; ++seq)
+      store->submit(append("s", seq));
+  }
+  fs::remove(mark_path_of(path_));
+  {
+    auto store = open();
+    EXPECT_EQ(store->load().sessions.at(0).record.last_sequence_id, 3u);
+    // Written without waiting for a commit: the database already holds a session.
+    EXPECT_TRUE(eventually([&] { return fs::exists(mark_path_of(path_)); }));
+  }
+  EXPECT_TRUE(mark_says(path_, "s", 3));
+}
+
+TEST_F(SqliteStoreTest, RefusesADamagedMarkAndLeavesEverythingAlone) {
+  {
+    auto store = open();
+    for (std::uint64_t seq = 1; seq <= 3; ++seq)
+      store->submit(append("s", seq));
+  }
+  std::string mark = read_bytes(mark_path_of(path_));
+  const auto line = mark.find("\n3 s\n");
+  ASSERT_NE(line, std::string::npos) << mark;
+  mark[line + 1] = '2';  // a lower mark would let ids be reused: the checksum catches it
+  write_bytes(mark_path_of(path_), mark);
+  const std::string database = read_bytes(path_);
+
+  const std::string message = store_error_of([&] { open(); });
+  EXPECT_TRUE(contains(message, mark_path_of(path_)));
+  EXPECT_TRUE(contains(message, "damaged"));
+  EXPECT_EQ(read_bytes(mark_path_of(path_)), mark);
+  EXPECT_EQ(read_bytes(path_), database);
+  EXPECT_EQ(dir_.names(), (std::vector<std::string>{"gateway.db", "gateway.db.seqmark"}));
 }
 
 }  // namespace
