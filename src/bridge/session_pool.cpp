@@ -38,8 +38,11 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     restored.events.advance_to(stored.record.last_sequence_id);
     if (!restored.events.empty())
       restored.first_retained_id = restored.events.first_id();
-    else if (!stored.events_loaded && stored.first_stored_sequence_id > 0)
+    else if (!stored.events_loaded && stored.first_stored_sequence_id > 0 &&
+             stored.last_stored_sequence_id == restored.events.last_id())
       restored.first_retained_id = stored.first_stored_sequence_id;  // on disk only
+    // (Stored events that end before the session's last id are not consecutive with what comes
+    // next, as in a loaded window after advance_to: readers get a gap instead.)
     else
       restored.first_retained_id = restored.events.last_id() + 1;
     recount_locked(restored);

@@ -55,10 +55,11 @@ struct StoredSession {
   std::vector<core::SessionEvent> events;  // retained ones, oldest first
   std::vector<std::string> followups;      // queued ones, oldest first
   // False when the store left this ended session's events on disk (LoadScope::running_events):
-  // `events` is empty and read_events() gives them; `first_stored_sequence_id` is the oldest
-  // one's id (0 when it has none).
+  // `events` is empty and read_events() gives them, from `first_stored_sequence_id` to
+  // `last_stored_sequence_id` (both 0 when it has none).
   bool events_loaded = true;
   std::uint64_t first_stored_sequence_id = 0;
+  std::uint64_t last_stored_sequence_id = 0;
 };
 
 // What load() reads: every session's events, or only running sessions' (ended sessions' events

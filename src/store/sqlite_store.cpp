@@ -828,6 +828,7 @@ class SqliteStore::Impl {
         continue;
       StoredSession& session = state.sessions[found->second];
       session.first_stored_sequence_id = rows.front().sequence_id;
+      session.last_stored_sequence_id = rows.back().sequence_id;
       if (!session.events_loaded)
         continue;
       for (const EventRow& row : rows) {
