@@ -97,6 +97,22 @@ CLI::Option* add(CLI::App& app, const std::string& flag, T& target, std::string 
       ->capture_default_str();
 }
 
+// The end of --help: the config file's format (docs/api.md has the whole of it).
+constexpr const char* kConfigFileHelp =
+    "Config file (--config FILE, TOML): any flag above as `name = value` (an array for a\n"
+    "repeatable flag, a boolean for an on/off flag), default_agent = \"NAME\", and one table per\n"
+    "agent:\n"
+    "  [agents.NAME]\n"
+    "  protocol = \"acp\"                # acp | claude-stream-json | lines (required)\n"
+    "  command = \"opencode\"            # a path or a name in PATH (required)\n"
+    "  args = [\"acp\"]\n"
+    "  env = { KEY = \"value\" }\n"
+    "  permission = \"ask\"              # ask | allow | deny\n"
+    "  permission_timeout_ms = 600000  # an unanswered request is rejected after this\n"
+    "  max_events = 10000              # events kept per session\n"
+    "--worker-command, --worker-arg and --worker-env are the profile named default (lines).\n"
+    "A bad file, key or value exits with status 2 naming the file, line and key.";
+
 // The declare_* functions run in this order, which is the order of --help.
 
 void declare_config_flag(CLI::App& app, RawFlags& raw) {
@@ -520,9 +536,11 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
 
   CLI::App app{
       "tau-gateway: authenticated HTTP gateway for external coding agents.\n"
-      "Every flag can also be set with the environment variable shown (the flag wins).",
+      "Every flag can also be set with the environment variable shown, or by its name in the\n"
+      "--config file (a flag wins over its variable, which wins over the file).",
       std::string(kProgram)};
   app.get_formatter()->column_width(44);
+  app.footer(kConfigFileHelp);
   declare_config_flag(app, raw);
   declare_listen_flags(app, config, raw);
   declare_auth_flags(app, config.auth, raw);
