@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 # `make build` too, so GoogleTest is here; ccache is used by the build when present.
 DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config ccache \
 	libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev \
-	libcli11-dev libspdlog-dev libgtest-dev libgmock-dev \
+	libcli11-dev libtomlplusplus-dev libspdlog-dev libgtest-dev libgmock-dev \
 	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev libhiredis-dev
 
 # What only the tests run (`make test-deps`, through `make test`, `test-asan` and `test-tsan`):

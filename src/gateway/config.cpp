@@ -10,6 +10,7 @@
 #include <string_view>
 #include <thread>
 
+#include "gateway/config_file.h"
 #include "http/browser_policy.h"
 #include "http/query.h"
 
@@ -69,6 +70,7 @@ std::optional<BindAddress> parse_bind(std::string_view text) {
 
 // Flags whose text is checked and converted once the whole command line is read (validate).
 struct RawFlags {
+  std::string config_file;
   std::string bind = "127.0.0.1:8787";
   std::string auth_mode = "token";
   std::string store = "sqlite";
@@ -95,7 +97,30 @@ CLI::Option* add(CLI::App& app, const std::string& flag, T& target, std::string 
       ->capture_default_str();
 }
 
+// The end of --help: the config file's format (docs/api.md has the whole of it).
+constexpr const char* kConfigFileHelp =
+    "Config file (--config FILE, TOML): any flag above as `name = value` (an array for a\n"
+    "repeatable flag, a boolean for an on/off flag), default_agent = \"NAME\", and one table per\n"
+    "agent:\n"
+    "  [agents.NAME]\n"
+    "  protocol = \"acp\"                # acp | claude-stream-json | lines (required)\n"
+    "  command = \"opencode\"            # a path or a name in PATH (required)\n"
+    "  args = [\"acp\"]\n"
+    "  env = { KEY = \"value\" }\n"
+    "  permission = \"ask\"              # ask | allow | deny\n"
+    "  permission_timeout_ms = 600000  # an unanswered request is rejected after this\n"
+    "  max_events = 10000              # events kept per session\n"
+    "--worker-command, --worker-arg and --worker-env are the profile named default (lines).\n"
+    "A bad file, key or value exits with status 2 naming the file, line and key.";
+
 // The declare_* functions run in this order, which is the order of --help.
+
+void declare_config_flag(CLI::App& app, RawFlags& raw) {
+  add(app, "--config", raw.config_file,
+      "a TOML file: any flag below by its name (the flag and its environment variable win), "
+      "default_agent and [agents.NAME] profiles (docs/api.md, examples/agents/)")
+      ->type_name("FILE");
+}
 
 void declare_listen_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
   add(app, "--bind", raw.bind,
@@ -366,6 +391,76 @@ Problem validate(GatewayConfig& config, const RawFlags& raw) {
   return std::nullopt;
 }
 
+// When `problem` is about a flag the config file set, it names the file and line too.
+std::string naming_file_source(std::string problem, const std::optional<ConfigFile>& file) {
+  if (!file)
+    return problem;
+  for (const auto& [flag, source] : file->flag_sources) {
+    const bool names_flag = problem.starts_with(flag) && problem.size() > flag.size() &&
+                            (problem[flag.size()] == ':' || problem[flag.size()] == ' ');
+    if (names_flag)
+      return source + ": " + problem;
+  }
+  return problem;
+}
+
+std::string profile_names(const AgentSettings& agents) {
+  std::string names;
+  for (const auto& profile : agents.profiles)
+    names += (names.empty() ? "" : ", ") + profile.name;
+  return names.empty() ? "none" : names;
+}
+
+// The file's profiles after `default` (from --worker-command), each with its max_events.
+Problem add_file_profiles(AgentSettings& agents, const ConfigFile& file,
+                          std::uint64_t lines_events) {
+  for (const auto& [profile, source] : file.profiles) {
+    if (agents.find(profile.name)) {
+      return source + ": agents." + profile.name +
+             ": --worker-command already defines the profile named default";
+    }
+    agents.profiles.push_back(profile);
+    auto& events = agents.profiles.back().max_events;
+    if (events == 0) {
+      events = profile.protocol == AgentProtocol::lines
+                   ? lines_events
+                   : std::max(lines_events, kAgentSessionMinEvents);
+    }
+  }
+  return std::nullopt;
+}
+
+// After validate: the profile named default comes from --worker-command, and a profile's
+// max_events defaults to --max-events-per-session (at least 10,000 for agent protocols).
+Problem resolve_agents(GatewayConfig& config, const std::optional<ConfigFile>& file) {
+  AgentSettings& agents = config.agents;
+  const std::uint64_t lines_events = config.sessions.max_events;
+  if (config.worker.enabled()) {
+    agents.profiles.push_back({.name = "default",
+                               .protocol = AgentProtocol::lines,
+                               .command = config.worker.command,
+                               .args = config.worker.args,
+                               .env = config.worker.env,
+                               .max_events = lines_events});
+  }
+  if (file) {
+    if (auto problem = add_file_profiles(agents, *file, lines_events))
+      return problem;
+  }
+  if (file && file->default_agent) {
+    if (!agents.find(*file->default_agent)) {
+      return file->default_agent_source + ": default_agent: '" + *file->default_agent +
+             "' names no profile (defined: " + profile_names(agents) + ")";
+    }
+    agents.default_agent = *file->default_agent;
+  } else if (agents.find("default")) {
+    agents.default_agent = "default";
+  } else if (agents.profiles.size() == 1) {
+    agents.default_agent = agents.profiles.front().name;
+  }
+  return std::nullopt;
+}
+
 ExitRequest fail(const std::string& message) {
   std::cerr << kProgram << ": error: " << message << '\n';
   return ExitRequest{2};
@@ -414,6 +509,16 @@ std::string_view log_format_name(LogFormat format) {
   return format == LogFormat::text ? "text" : "json";
 }
 
+// Names and protocols only: a profile's environment may hold secrets.
+std::string describe_agents(const AgentSettings& agents) {
+  std::string text =
+      " default_agent=" + (agents.default_agent.empty() ? "none" : agents.default_agent);
+  text += " agents=";
+  for (const auto& profile : agents.profiles)
+    text += profile.name + ":" + std::string(to_string(profile.protocol)) + ",";
+  return text;
+}
+
 }  // namespace
 
 std::string_view to_string(StoreKind kind) {
@@ -435,9 +540,12 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
 
   CLI::App app{
       "tau-gateway: authenticated HTTP gateway for external coding agents.\n"
-      "Every flag can also be set with the environment variable shown (the flag wins).",
+      "Every flag can also be set with the environment variable shown, or by its name in the\n"
+      "--config file (a flag wins over its variable, which wins over the file).",
       std::string(kProgram)};
   app.get_formatter()->column_width(44);
+  app.footer(kConfigFileHelp);
+  declare_config_flag(app, raw);
   declare_listen_flags(app, config, raw);
   declare_auth_flags(app, config.auth, raw);
   declare_session_flags(app, config);
@@ -449,13 +557,22 @@ std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* cons
 
   if (auto exit = parse_command_line(app, argc, argv))
     return *exit;
+  std::optional<ConfigFile> file;
+  if (!raw.config_file.empty()) {
+    auto read = read_config_file(raw.config_file, app);
+    if (const auto* problem = std::get_if<std::string>(&read))
+      return fail(*problem);
+    file = std::get<ConfigFile>(std::move(read));
+  }
   if (auto problem = validate(config, raw))
+    return fail(naming_file_source(*problem, file));
+  if (auto problem = resolve_agents(config, file))
     return fail(*problem);
   return config;
 }
 
 std::string describe(const GatewayConfig& config) {
-  const auto& [http, auth, sessions, sse, store, worker, logging] = config;
+  const auto& [http, auth, sessions, sse, store, worker, logging, agents] = config;
   const bool v6 = http.bind_host.find(':') != std::string::npos;
   std::string text;
   text += "bind=" + (v6 ? "[" + http.bind_host + "]" : http.bind_host) + ":" +
@@ -518,7 +635,7 @@ std::string describe(const GatewayConfig& config) {
     if (limit)
       text += std::string(name) + "=" + std::to_string(*limit) + ",";
   }
-  return text;
+  return text + describe_agents(agents);
 }
 
 }  // namespace tau::gateway

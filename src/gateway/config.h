@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "gateway/agent_profiles.h"
 #include "gateway/logging.h"
 #include "redis/redis_client.h"
 #include "store/sqlite_store.h"
@@ -33,6 +34,11 @@ namespace tau::gateway {
 //             --owner-lease-ms, --durability
 //   worker    worker mode: --worker-*, --workspace-root
 //   logging   --log-level, --log-format
+//   agents    the agents sessions may run: [agents.NAME] tables and default_agent of the config
+//             file (--config), and `default` from --worker-command, --worker-arg, --worker-env
+//
+// Every flag may also be set in the config file under its name; a flag or its environment
+// variable wins over the file.
 
 struct HttpSettings {
   std::string bind_host = "127.0.0.1";
@@ -138,6 +144,7 @@ struct GatewayConfig {
   StoreSettings store;
   WorkerSettings worker;
   LoggingSettings logging;
+  AgentSettings agents;
 };
 
 // What parsing the command line decided: run with a config, or exit with a code (after --help
@@ -146,9 +153,10 @@ struct ExitRequest {
   int code = 0;
 };
 
-// Parses flags, with TAU_GATEWAY_<FLAG> environment variables as fallbacks (a flag wins), and
-// checks the combinations (e.g. token mode needs a token). Errors are printed as one line on
-// stderr naming the flag, with exit code 2.
+// Parses flags, with TAU_GATEWAY_<FLAG> environment variables as fallbacks (a flag wins) and the
+// config file (--config) below both, and checks the combinations (e.g. token mode needs a
+// token). Errors are printed as one line on stderr naming the flag, or the file, line and key,
+// with exit code 2.
 std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv);
 
 // The effective configuration as one line, with secrets redacted.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -501,6 +503,251 @@ TEST_F(ConfigTest, DescribeListsEveryLimit) {
         "max_events_per_session=17", "state_dir=.tau/gateway"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << expected << " in " << text;
   }
+}
+
+// --- the config file (--config) ---------------------------------------------------------------
+
+// A TOML file in the test's temporary directory, removed afterwards.
+class TomlFile {
+ public:
+  explicit TomlFile(const std::string& text) {
+    static int count = 0;
+    path_ = testing::TempDir() + "tau-config-" + std::to_string(::getpid()) + "-" +
+            std::to_string(++count) + ".toml";
+    std::ofstream(path_) << text;
+  }
+  ~TomlFile() { std::filesystem::remove(path_); }
+  TomlFile(const TomlFile&) = delete;
+  TomlFile& operator=(const TomlFile&) = delete;
+
+  const char* path() const { return path_.c_str(); }
+  // "FILE:LINE: KEY", as errors name a key.
+  std::string at(int line, const std::string& key) const {
+    return path_ + ":" + std::to_string(line) + ": " + key;
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST_F(ConfigTest, FileSetsFlagsByTheirNames) {
+  const TomlFile file(
+      "bind = \"127.0.0.1:9100\"\n"
+      "auth-mode = \"password-session\"\n"
+      "auth-password = \"pw\"\n"
+      "max-active-sessions = 3\n"
+      "max_events_per_session = 40\n"  // underscores spell the same flag
+      "worker-command = \"/bin/cat\"\n"
+      "worker-arg = [\"-u\", \"--\"]\n"
+      "worker-env = [\"A=1\"]\n"
+      "metrics-public = true\n"
+      "worker-env-clear = false\n");
+  const auto config = parse_ok({"--config", file.path()});
+  ASSERT_TRUE(config);
+
+  EXPECT_EQ(config->http.bind_host, "127.0.0.1");
+  EXPECT_EQ(config->http.bind_port, 9100);
+  EXPECT_EQ(config->auth.mode, auth::AuthMode::password_session);
+  EXPECT_EQ(config->auth.password, "pw");
+  EXPECT_EQ(config->sessions.max_active, 3u);
+  EXPECT_EQ(config->sessions.max_events, 40u);
+  EXPECT_EQ(config->worker.command, "/bin/cat");
+  EXPECT_EQ(config->worker.args, (std::vector<std::string>{"-u", "--"}));
+  ASSERT_EQ(config->worker.env.size(), 1u);
+  EXPECT_EQ(config->worker.env[0], (std::pair<std::string, std::string>{"A", "1"}));
+  EXPECT_TRUE(config->auth.metrics_public);
+  EXPECT_FALSE(config->worker.clear_environment);
+}
+
+TEST_F(ConfigTest, TheFileIsNamedByTheEnvironmentToo) {
+  const TomlFile file("auth-token = \"from-file\"\nmax-active-sessions = 5\n");
+  set_env("TAU_GATEWAY_CONFIG", file.path());
+  const auto config = parse_ok({});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->auth.token, "from-file");
+  EXPECT_EQ(config->sessions.max_active, 5u);
+}
+
+TEST_F(ConfigTest, FlagsAndEnvironmentWinOverTheFile) {
+  const TomlFile file(
+      "auth-token = \"from-file\"\n"
+      "max-active-sessions = 5\n"
+      "worker-arg = [\"file\"]\n"
+      "threads = 7\n");
+  set_env("TAU_GATEWAY_MAX_ACTIVE_SESSIONS", "6");
+  const auto config =
+      parse_ok({"--config", file.path(), "--auth-token", "from-flag", "--worker-arg", "flag"});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->auth.token, "from-flag");
+  EXPECT_EQ(config->sessions.max_active, 6u);
+  EXPECT_EQ(config->worker.args, std::vector<std::string>{"flag"});
+  EXPECT_EQ(config->http.threads, 7u);  // the file still sets what neither names
+}
+
+TEST_F(ConfigTest, ProfilesAreReadWithEveryField) {
+  const TomlFile file(
+      "auth-mode = \"localhost-dev\"\n"
+      "default_agent = \"opencode\"\n"
+      "[agents.opencode]\n"
+      "protocol = \"acp\"\n"
+      "command = \"opencode\"\n"
+      "args = [\"acp\"]\n"
+      "env = { OPENCODE_CONFIG = \"/etc/tau/opencode.json\", B = \"2\" }\n"
+      "permission = \"deny\"\n"
+      "permission_timeout_ms = 1234\n"
+      "max_events = 777\n"
+      "[agents.claude]\n"
+      "protocol = \"claude-stream-json\"\n"
+      "command = \"claude\"\n"
+      "[agents.plain]\n"
+      "protocol = \"lines\"\n"
+      "command = \"/bin/cat\"\n");
+  const auto config = parse_ok({"--config", file.path(), "--max-events-per-session", "300"});
+  ASSERT_TRUE(config);
+  const auto& agents = config->agents;
+  EXPECT_EQ(agents.default_agent, "opencode");
+  ASSERT_EQ(agents.profiles.size(), 3u);
+
+  const auto* opencode = agents.find("opencode");
+  ASSERT_NE(opencode, nullptr);
+  EXPECT_EQ(opencode->protocol, AgentProtocol::acp);
+  EXPECT_EQ(opencode->command, "opencode");
+  EXPECT_EQ(opencode->args, std::vector<std::string>{"acp"});
+  EXPECT_EQ(opencode->env, (std::vector<std::pair<std::string, std::string>>{
+                               {"B", "2"}, {"OPENCODE_CONFIG", "/etc/tau/opencode.json"}}));
+  EXPECT_EQ(opencode->permission, PermissionPolicy::deny);
+  EXPECT_EQ(opencode->permission_timeout_ms, 1234);
+  EXPECT_EQ(opencode->max_events, 777u);
+
+  // Defaults: ask, ten minutes, at least 10,000 events for an agent protocol and
+  // --max-events-per-session for lines.
+  const auto* claude = agents.find("claude");
+  ASSERT_NE(claude, nullptr);
+  EXPECT_EQ(claude->protocol, AgentProtocol::claude_stream_json);
+  EXPECT_TRUE(claude->args.empty());
+  EXPECT_EQ(claude->permission, PermissionPolicy::ask);
+  EXPECT_EQ(claude->permission_timeout_ms, 600000);
+  EXPECT_EQ(claude->max_events, 10000u);
+  EXPECT_EQ(agents.find("plain")->max_events, 300u);
+
+  const std::string text = describe(*config);
+  EXPECT_NE(text.find("default_agent=opencode"), std::string::npos) << text;
+  EXPECT_NE(text.find("opencode:acp"), std::string::npos) << text;
+  EXPECT_NE(text.find("claude:claude-stream-json"), std::string::npos) << text;
+  EXPECT_EQ(text.find("/etc/tau/opencode.json"), std::string::npos) << text;
+}
+
+TEST_F(ConfigTest, WorkerFlagsAreTheProfileNamedDefault) {
+  const auto config = parse_ok({"--auth-token", "tok", "--worker-command", "/bin/cat",
+                                "--worker-arg", "-u", "--worker-env", "K=secret-v"});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->agents.default_agent, "default");
+  ASSERT_EQ(config->agents.profiles.size(), 1u);
+  const auto& profile = config->agents.profiles[0];
+  EXPECT_EQ(profile.name, "default");
+  EXPECT_EQ(profile.protocol, AgentProtocol::lines);
+  EXPECT_EQ(profile.command, "/bin/cat");
+  EXPECT_EQ(profile.args, std::vector<std::string>{"-u"});
+  EXPECT_EQ(profile.env, (std::vector<std::pair<std::string, std::string>>{{"K", "secret-v"}}));
+  EXPECT_EQ(profile.max_events, 256u);
+  EXPECT_EQ(describe(*config).find("secret-v"), std::string::npos);
+
+  // Without a worker or a file there are no profiles.
+  const auto plain = parse_ok({"--auth-token", "tok"});
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(plain->agents.profiles.empty());
+  EXPECT_EQ(plain->agents.default_agent, "");
+}
+
+TEST_F(ConfigTest, DefaultProfileStaysDefaultBesideFileProfiles) {
+  const TomlFile file("[agents.gemini]\nprotocol = \"acp\"\ncommand = \"gemini\"\n");
+  const auto config =
+      parse_ok({"--auth-token", "tok", "--config", file.path(), "--worker-command", "/bin/cat"});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->agents.profiles.size(), 2u);
+  EXPECT_EQ(config->agents.default_agent, "default");
+}
+
+TEST_F(ConfigTest, FileErrorsNameTheFileLineAndKey) {
+  const char* token = "--auth-token";
+  const TomlFile syntax("bind = \"127.0.0.1:1\"\nthreads = \n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", syntax.path()}, syntax.at(2, "")));
+  const TomlFile unknown("threads = 2\nbogus = 1\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", unknown.path()}, unknown.at(2, "bogus")));
+  const TomlFile range("\nthreads = 0\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", range.path()}, range.at(2, "threads")));
+  // Checked after the whole command line, still traced to the file.
+  const TomlFile bind("\n\nbind = \"nowhere\"\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", bind.path()}, bind.at(3, "--bind")));
+  const TomlFile array("threads = [1, 2]\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", array.path()}, array.at(1, "threads")));
+  const TomlFile twice("max-streams = 1\nmax_streams = 2\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", twice.path()}, "max"));
+  const TomlFile itself("config = \"other.toml\"\n");
+  EXPECT_TRUE(refused_naming({token, "t", "--config", itself.path()}, itself.at(1, "config")));
+  EXPECT_TRUE(
+      refused_naming({token, "t", "--config", "/nonexistent/tau.toml"}, "/nonexistent/tau.toml"));
+}
+
+TEST_F(ConfigTest, ProfileErrorsNameTheFileLineAndKey) {
+  const std::string head = "[agents.a]\nprotocol = \"acp\"\ncommand = \"x\"\n";
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {head + "colour = \"blue\"\n", "4: agents.a.colour"},
+      {"[agents.a]\nprotocol = \"acpx\"\ncommand = \"x\"\n", "2: agents.a.protocol"},
+      {head + "permission = \"maybe\"\n", "4: agents.a.permission"},
+      {head + "permission_timeout_ms = 0\n", "4: agents.a.permission_timeout_ms"},
+      {head + "max_events = 0\n", "4: agents.a.max_events"},
+      {head + "args = [\"ok\", 3]\n", "4: agents.a.args"},
+      {head + "env = { K = 1 }\n", "4: agents.a.env.K"},
+      {"default_agent = \"nobody\"\n" + head, "1: default_agent"},
+      {"\n[agents.a]\nprotocol = \"acp\"\n", "2: agents.a.command"},
+      {"[agents.a]\ncommand = \"x\"\n", "1: agents.a.protocol"},
+      {"[agents.a]\nprotocol = \"acp\"\ncommand = \"\"\n", "3: agents.a.command"},
+      {"[agents.\"a b\"]\nprotocol = \"acp\"\ncommand = \"x\"\n", "1: agents.a b"},
+      {"agents = 3\n", "1: agents"},
+  };
+  for (const auto& [text, names] : cases) {
+    const TomlFile file(text);
+    EXPECT_TRUE(refused_naming({"--auth-token", "t", "--config", file.path()},
+                               std::string(file.path()) + ":" + names))
+        << text;
+  }
+}
+
+TEST_F(ConfigTest, ProfileNamedDefaultConflictsWithTheWorkerFlags) {
+  const TomlFile file("\n[agents.default]\nprotocol = \"acp\"\ncommand = \"x\"\n");
+  EXPECT_TRUE(
+      refused_naming({"--auth-token", "t", "--config", file.path(), "--worker-command", "/bin/cat"},
+                     file.at(2, "agents.default")));
+  // Alone it is an ordinary profile.
+  const auto config = parse_ok({"--auth-token", "t", "--config", file.path()});
+  ASSERT_TRUE(config);
+  EXPECT_EQ(config->agents.default_agent, "default");
+}
+
+TEST_F(ConfigTest, ProfileEnvironmentValuesAreNeverEchoed) {
+  const TomlFile file(
+      "[agents.a]\nprotocol = \"acp\"\ncommand = \"x\"\nenv = { \"=K\" = \"s3cr3t\" }\n");
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(exit_code({"--auth-token", "t", "--config", file.path()}), 2);
+  EXPECT_EQ(testing::internal::GetCapturedStderr().find("s3cr3t"), std::string::npos);
+}
+
+// examples/agents/*.toml are read as they are shipped, so they stay valid.
+TEST_F(ConfigTest, ExampleProfilesAreValid) {
+  const std::filesystem::path dir = std::filesystem::path(TAU_SOURCE_DIR) / "examples/agents";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".toml")
+      continue;
+    ++files;
+    const std::string path = entry.path().string();
+    const auto config = parse_ok({"--auth-token", "t", "--config", path.c_str()});
+    ASSERT_TRUE(config) << path;
+    EXPECT_EQ(config->agents.profiles.size(), 1u) << path;
+    EXPECT_EQ(config->agents.default_agent, config->agents.profiles.at(0).name) << path;
+  }
+  EXPECT_EQ(files, 5);
 }
 
 }  // namespace

@@ -83,6 +83,31 @@ TEST(Startup, EnvironmentVariablesBackEveryFlagAndFlagsWin) {
   EXPECT_EQ(flag_wins.stderr_text().find("env-token"), std::string::npos);
 }
 
+TEST(Startup, ConfigFileSetsFlagsBelowTheEnvironment) {
+  TempDir dir;
+  const std::string path = dir.path() + "/gateway.toml";
+  std::ofstream(path) << "auth-token = \"file-token\"\nmax-active-sessions = 3\n"
+                         "[agents.opencode]\nprotocol = \"acp\"\ncommand = \"opencode\"\n";
+  GatewayProcess gateway({"--config", path}, {{"TAU_GATEWAY_MAX_ACTIVE_SESSIONS", "4"}});
+  const HttpClient client(gateway.port(), "file-token");
+  EXPECT_EQ(client.get("/gateway/status").status, 200u);
+  EXPECT_EQ(status_runtime(client).at("max_active_sessions").as_int64(), 4);
+  EXPECT_NE(gateway.stderr_text().find("agents=opencode:acp"), std::string::npos);
+}
+
+TEST(Startup, BadConfigFileExitsWithTwoNamingTheFileAndLine) {
+  TempDir dir;
+  const std::string path = dir.path() + "/gateway.toml";
+  std::ofstream(path) << "auth-mode = \"localhost-dev\"\n\n[agents.x]\n"
+                         "protocol = \"telepathy\"\ncommand = \"x\"\n";
+  const auto result = run_gateway_to_exit({"--config", path});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.stderr_text.find(path + ":4: agents.x.protocol"), std::string::npos)
+      << result.stderr_text;
+  EXPECT_EQ(std::count(result.stderr_text.begin(), result.stderr_text.end(), '\n'), 1)
+      << result.stderr_text;
+}
+
 TEST(Startup, CreatesTheStateDirectory) {
   TempDir parent;
   const std::string state_dir = parent.path() + "/nested/state";
