@@ -2,6 +2,9 @@
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
+# ccache (used by the build when present) keys its cache on paths relative to this, so clones at
+# different paths on one machine share the cache (which stays in ~/.cache/ccache, outside them).
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 # What building and running need, from Debian's packages (`make deps`). The tests are built by
 # `make build` too, so GoogleTest is here; ccache is used by the build when present.
