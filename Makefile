@@ -22,7 +22,7 @@ TEST_PACKAGES := nodejs chromium prometheus redis-server redis-tools
 BENCH_PACKAGES := wrk nginx-light redis-server redis-tools
 
 .PHONY: deps test-deps bench-deps configure build run test test-asan test-tsan bench bench-sse \
-	bench-append fuzz format format-check clean
+	bench-append fuzz format format-check lint clean
 
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
@@ -97,10 +97,16 @@ bench-append: bench-deps build
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
 
-# The formatting gate CI runs first: any tracked source `make format` would change fails it.
+# The formatting gate: any tracked source `make format` would change fails it.
 format-check:
 	@scripts/install-deps.sh clang-format
 	@git ls-files -z '*.cpp' '*.h' | xargs -0 clang-format --dry-run -Werror
+
+# The lint gate CI runs first: formatting, then clang-tidy (.clang-tidy, every warning an error)
+# over src/ with the build's compile_commands.json, which `configure` writes (scripts/lint.sh).
+lint: format-check configure
+	@scripts/install-deps.sh clang-tidy
+	@JOBS=$(JOBS) scripts/lint.sh $(BUILD_DIR)
 
 clean:
 	@rm -rf $(BUILD_DIR)
