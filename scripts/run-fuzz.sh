@@ -11,6 +11,8 @@
 # corpus that is deleted afterwards. Reproduce a finding with build-fuzz/fuzz/<target> <file>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache, when present, shares its cache between clones at different paths (see the Makefile).
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 
 seconds=${1:-${FUZZ_SECONDS:-30}}
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}

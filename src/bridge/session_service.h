@@ -173,6 +173,8 @@ class SessionService {
   // Set once before the service is shared between threads.
   virtual void set_end_listener(EndListener listener) = 0;
   // Set once before the service is shared between threads; only used when `routes_followups()`.
+  // A sink: the services that route follow-ups keep it (this default ignores it).
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   virtual void set_followup_listener(FollowupListener) {}
   // Whether follow-ups reach their session's worker through the followup listener, because the
   // worker may run in another gateway, instead of from the request that posted them.

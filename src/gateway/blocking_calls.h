@@ -91,7 +91,7 @@ struct BlockingCalls::Outcome<void> {
       error = std::current_exception();
     }
   }
-  void take() {
+  void take() const {
     if (error)
       std::rethrow_exception(error);
   }
@@ -109,7 +109,7 @@ boost::asio::awaitable<std::invoke_result_t<F&>> BlockingCalls::run(F f) {
         // The coroutine's own executor, kept busy (so its io_context does not run out of work)
         // until the answer is back on it.
         auto resume_on = asio::prefer(asio::get_associated_executor(handler),
-                                      asio::execution::outstanding_work.tracked);
+                                      asio::execution::outstanding_work_t::tracked);
         asio::post(*pool_, [&f, &outcome, resume_on, handler = std::move(handler)]() mutable {
           outcome.capture(f);
           asio::post(resume_on, std::move(handler));

@@ -126,7 +126,7 @@ void declare_listen_flags(CLI::App& app, GatewayConfig& config, RawFlags& raw) {
   add(app, "--bind", raw.bind,
       "listen address, HOST:PORT (IPv4) or [IPv6]:PORT; port 0 picks a free one");
   add(app, "--threads", config.http.threads, "I/O threads (default: number of cores)")
-      ->check(CLI::Range(1u, 1024u));
+      ->check(CLI::Range(1U, 1024U));
   add(app, "--state-dir", config.store.state_dir, "state directory, created if missing");
   add(app, "--allowed-host", raw.allowed_hosts,
       "a Host the gateway answers to besides the bind address (and localhost on loopback): "
@@ -535,7 +535,7 @@ std::string_view to_string(StoreKind kind) {
 
 std::variant<GatewayConfig, ExitRequest> parse_config(int argc, const char* const* argv) {
   GatewayConfig config;
-  config.http.threads = std::max(1u, std::thread::hardware_concurrency());
+  config.http.threads = std::max(1U, std::thread::hardware_concurrency());
   RawFlags raw;
 
   CLI::App app{

@@ -1,9 +1,7 @@
 #pragma once
 
-namespace tau::gateway {
-
 // Path templates of the API, also reported by the status endpoint.
-namespace paths {
+namespace tau::gateway::paths {
 inline constexpr const char* status = "/gateway/status";
 inline constexpr const char* healthz = "/healthz";
 inline constexpr const char* readyz = "/readyz";
@@ -25,6 +23,4 @@ inline constexpr const char* openapi = "/gateway/openapi.json";
 inline constexpr const char* dashboard = "/dashboard";
 inline constexpr const char* dashboard_js = "/dashboard/app.js";
 inline constexpr const char* dashboard_css = "/dashboard/app.css";
-}  // namespace paths
-
-}  // namespace tau::gateway
+}  // namespace tau::gateway::paths

@@ -323,7 +323,10 @@ asio::awaitable<void> Exchange::end_stream() {
 
 Server::Server(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint,
                RequestHandler handler, ServerOptions options)
-    : io_(io), acceptor_(asio::make_strand(io)), handler_(std::move(handler)), options_(options) {
+    : io_(io),
+      acceptor_(asio::make_strand(io)),
+      handler_(std::move(handler)),
+      options_(std::move(options)) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -462,7 +465,7 @@ asio::awaitable<void> Server::linger(beast::tcp_stream& stream) {
 
 asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, bool head,
                                      unsigned status, std::string_view code,
-                                     std::string_view message) {
+                                     std::string_view message) const {
   StringResponse response = options_.refusal
                                 ? options_.refusal(status, code, message)
                                 : StringResponse{static_cast<beast_http::status>(status), 11};

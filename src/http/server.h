@@ -165,7 +165,7 @@ class Server {
   // request is a HEAD, so the answer has no body.
   boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version, bool head,
                                       unsigned status, std::string_view code,
-                                      std::string_view message);
+                                      std::string_view message) const;
 
   boost::asio::io_context& io_;
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -19,7 +19,7 @@ std::string format_value(double value) {
                           ? std::chars_format::fixed
                           : std::chars_format::general;
   char buffer[64];
-  const auto end = std::to_chars(buffer, buffer + sizeof buffer, value, format).ptr;
+  auto* const end = std::to_chars(buffer, buffer + sizeof buffer, value, format).ptr;
   return std::string(buffer, end);
 }
 

@@ -95,7 +95,7 @@ RedisConnection::RedisConnection(const RedisAddress& address,
       redisConnectWithTimeout(address.host.c_str(), address.port, to_timeval(connect_timeout));
   if (context_ == nullptr)
     throw RedisUnavailable("cannot allocate a Redis connection");
-  if (context_->err) {
+  if (context_->err != 0) {
     const std::string reason = context_->errstr;
     redisFree(context_);
     context_ = nullptr;

@@ -251,7 +251,7 @@ void RedisFeed::handle(const std::string& payload) {
     if (const auto found = watches_.find(*session_id); found != watches_.end())
       deliver_locked(found->second, decode());
   }
-  run_owned_work(std::move(work));
+  run_owned_work(work);
 }
 
 void RedisFeed::lose() {
@@ -284,7 +284,7 @@ void RedisFeed::route_locked(std::unordered_map<std::string, Owned>::iterator ow
   }
 }
 
-void RedisFeed::run_owned_work(OwnedWork work) {
+void RedisFeed::run_owned_work(const OwnedWork& work) {
   if (work.followups.empty() && work.ended.empty())
     return;
   // Called under the lock, so that once a listener is replaced (e.g. cleared at shutdown) no
@@ -323,7 +323,7 @@ void RedisFeed::resync_owned() {
         owned_.erase(found);
       }
     }
-    run_owned_work(std::move(work));
+    run_owned_work(work);
   }
 }
 

@@ -114,7 +114,7 @@ class RedisFeed {
                         const core::SessionEvent& event, OwnedWork& work);
   void route_locked(std::unordered_map<std::string, Owned>::iterator owned,
                     const FeedMessage& message, OwnedWork& work);
-  void run_owned_work(OwnedWork work);
+  void run_owned_work(const OwnedWork& work);
   // After (re)subscribing: hands owned sessions' workers what the feed missed meanwhile.
   void resync_owned();
   void lose();

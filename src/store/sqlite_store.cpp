@@ -27,6 +27,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -276,14 +277,16 @@ class FileLock {
     // A new database starts as the empty file this creates (private from the start).
     fd_ = ::open(database_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) {
-      throw StoreError("cannot use database " + database_path + ": " + std::strerror(errno));
+      throw StoreError("cannot use database " + database_path + ": " +
+                       std::generic_category().message(errno));
     }
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
       ::close(fd_);
       if (error == EWOULDBLOCK)
         throw StoreError("database " + database_path + " is in use by another process");
-      throw StoreError("cannot lock database " + database_path + ": " + std::strerror(error));
+      throw StoreError("cannot lock database " + database_path + ": " +
+                       std::generic_category().message(error));
     }
   }
   FileLock(const FileLock&) = delete;
@@ -747,7 +750,7 @@ class SqliteStore::Impl {
       s.commit.run();
       note_committed(deferred);
     } catch (...) {
-      if (!sqlite3_get_autocommit(db_.get()))
+      if (sqlite3_get_autocommit(db_.get()) == 0)
         sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
@@ -1004,7 +1007,7 @@ class SqliteStore::Impl {
         .bind(4, snapshot.started_unix_ms)
         .bind(5, snapshot.last_activity_unix_ms)
         .bind(6, record.ended_unix_ms)
-        .bind(7, std::int64_t{record.has_worker})
+        .bind(7, std::int64_t{record.has_worker ? 1 : 0})
         .bind(8, record.last_sequence_id)
         .run();
   }
@@ -1068,8 +1071,9 @@ std::vector<core::SessionEvent> SqliteStore::read_events(std::string_view sessio
   return impl_->read_events(session_id, after, through, limit);
 }
 Ticket SqliteStore::submit(StoreWrite write) {
-  return impl_->submit(std::visit([](auto&& concrete) { return JournalWrite(std::move(concrete)); },
-                                  std::move(write)));
+  return impl_->submit(std::visit(
+      [](auto&& concrete) { return JournalWrite(std::forward<decltype(concrete)>(concrete)); },
+      std::move(write)));
 }
 std::vector<StoredAuthSession> SqliteStore::load_tokens() {
   return impl_->load_tokens();

@@ -9,14 +9,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX names (sigaction, kill)
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
+#include <time.h>  // NOLINT(modernize-deprecated-headers): POSIX names (nanosleep)
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,7 +32,8 @@
 
 #include "worker/supervisor_protocol.h"
 
-extern char** environ;
+// POSIX has the program declare it; glibc's <unistd.h> does too, but only under _GNU_SOURCE.
+extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace {
 

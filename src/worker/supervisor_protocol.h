@@ -21,7 +21,7 @@
 // process group: the gateway's polite stop. The status pipe FD carries an errno (one int) when the
 // worker cannot be started, and closes without one once the worker has been exec'd.
 
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX names (SIGUSR1)
 
 #include <string_view>
 

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX names (sigaction, kill)
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -21,11 +21,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "worker/output_lines.h"
 #include "worker/supervisor_protocol.h"
 
-extern char** environ;
+// POSIX has the program declare it; glibc's <unistd.h> does too, but only under _GNU_SOURCE.
+extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace tau::worker {
 
@@ -41,7 +43,7 @@ constexpr std::chrono::milliseconds kOutputDrainAfterExit{1000};
 constexpr std::chrono::milliseconds kSpuriousWakePause{10};
 
 std::string os_error(int error) {
-  return std::strerror(error);
+  return std::generic_category().message(error);
 }
 
 // The executable for `command`: itself when it names a path, else the first executable match in
@@ -56,7 +58,7 @@ std::string resolve_command(const std::string& command) {
     std::string dir(dirs.substr(0, colon));
     if (dir.empty())
       dir = ".";
-    const std::string candidate = dir + "/" + command;
+    std::string candidate = dir + "/" + command;
     struct stat info {};
     if (::stat(candidate.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
@@ -110,6 +112,7 @@ std::vector<std::string> child_environment(const EnvPairs& overrides,
 
 std::vector<char*> pointers_to(std::vector<std::string>& strings) {
   std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
   for (auto& s : strings)
     pointers.push_back(s.data());
   pointers.push_back(nullptr);
@@ -271,7 +274,7 @@ SpawnPipes open_pipes(const WorkerCommand& command) {
   }
   sigset_t none;
   ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
   ::sigaction(SIGPIPE, &default_action, nullptr);  // the gateway ignores it; a worker should not
@@ -346,7 +349,7 @@ int watch_child(pid_t pid, SpawnPipes& pipes, const WorkerCommand& command, bool
 std::string ExitStatus::describe() const {
   if (!signaled)
     return "exit code " + std::to_string(value);
-  const char* name = ::strsignal(value);
+  const char* name = ::sigdescr_np(value);  // strsignal, without its shared buffer
   return "killed by signal " + std::to_string(value) + (name ? std::string(" (") + name + ")" : "");
 }
 
