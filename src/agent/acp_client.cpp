@@ -176,7 +176,8 @@ void AcpClient::on_initialized(Output& out, const boost::json::object& message) 
     return;
   }
   const auto* version = result->if_contains("protocolVersion");
-  if (version && version->is_number() && *version != boost::json::value(kProtocolVersion)) {
+  if (version != nullptr && version->is_number() &&
+      *version != boost::json::value(kProtocolVersion)) {
     fail_startup(out,
                  "the agent speaks ACP version " + boost::json::serialize(*version) +
                      ", this gateway version " + std::to_string(kProtocolVersion),
@@ -185,7 +186,7 @@ void AcpClient::on_initialized(Output& out, const boost::json::object& message) 
   }
   if (const auto* capabilities = object_at(*result, "agentCapabilities")) {
     const auto* load = capabilities->if_contains("loadSession");
-    load_session_ = load && load->is_bool() && load->get_bool();
+    load_session_ = load != nullptr && load->is_bool() && load->get_bool();
   }
   boost::json::object params{{"cwd", options().workspace_dir},
                              {"mcpServers", boost::json::array()}};
@@ -239,7 +240,7 @@ void AcpClient::on_permission_request(Output& out, const boost::json::object& me
   request.agent_request_id = message.at("id");
   for (const auto& entry : options ? *options : boost::json::array()) {
     const auto* option = entry.if_object();
-    if (!option || string_at(*option, "optionId").empty())
+    if (option == nullptr || string_at(*option, "optionId").empty())
       continue;
     request.options.push_back({std::string(string_at(*option, "optionId")),
                                std::string(string_at(*option, "name")),
@@ -261,7 +262,7 @@ void AcpClient::on_notification(Output& out, const boost::json::object& message,
     return;
   const auto* params = object_at(message, "params");
   const auto* update = params ? object_at(*params, "update") : nullptr;
-  if (!update || string_at(*update, "sessionUpdate").empty()) {
+  if (update == nullptr || string_at(*update, "sessionUpdate").empty()) {
     protocol_error(out, "session/update without an update", message);
     return;
   }

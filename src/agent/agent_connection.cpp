@@ -199,15 +199,15 @@ void AgentConnection::add_text(Output& out, TextKind kind, std::string_view mess
     flush_text(out);
 }
 
-void AgentConnection::end_turn(Output& out, std::string stop_reason, boost::json::object details,
-                               boost::json::value raw) {
+void AgentConnection::end_turn(Output& out, const std::string& stop_reason,
+                               boost::json::object details, boost::json::value raw) {
   turn_active_ = false;
   ++turns_completed_;
   last_stop_reason_ = stop_reason;
   AgentEvent ended{std::string(event_types::turn_ended),
                    "turn " + std::to_string(turn_) + " ended: " + stop_reason, std::move(details)};
   ended.data["turn"] = turn_;
-  ended.data["stop_reason"] = std::move(stop_reason);
+  ended.data["stop_reason"] = stop_reason;
   if (!ended.data.contains("usage"))
     ended.data["usage"] = nullptr;
   ended.data["raw"] = std::move(raw);

@@ -100,7 +100,7 @@ class AgentConnection {
   // pieces up to the next other event form one message with an id made up here.
   void add_text(Output& out, TextKind kind, std::string_view message_id, std::string_view text,
                 boost::json::value raw, std::int64_t now_ms);
-  void end_turn(Output& out, std::string stop_reason, boost::json::object details,
+  void end_turn(Output& out, const std::string& stop_reason, boost::json::object details,
                 boost::json::value raw);
   void protocol_error(Output& out, std::string detail, boost::json::value raw = nullptr);
   // The JSON object on `line`; nullopt for a blank line (no message) and for anything else

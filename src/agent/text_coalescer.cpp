@@ -32,7 +32,7 @@ std::optional<std::int64_t> TextCoalescer::due_ms() const {
 std::optional<AgentEvent> TextCoalescer::take() {
   if (!pending_)
     return std::nullopt;
-  Pending pending = std::move(*pending_);
+  PendingText pending = std::move(*pending_);
   pending_.reset();
   AgentEvent event;
   event.data["turn"] = pending.turn;
@@ -44,7 +44,7 @@ std::optional<AgentEvent> TextCoalescer::take() {
     event.event_type = std::string(event_types::thought);
     event.message = "thinking: " + summarize(pending.text);
   }
-  event.data["text"] = std::move(pending.text);
+  event.data["text"] = pending.text;
   event.data["raw"] = std::move(pending.raw);
   return event;
 }

@@ -13,6 +13,18 @@ namespace tau::agent {
 
 enum class TextKind { message, thought };
 
+// The text a TextCoalescer gathers. (At namespace scope: as a nested class with default member
+// initializers it is not default-constructible inside its own class, and clang refuses
+// std::optional<Pending>::emplace().)
+struct PendingText {
+  TextKind kind = TextKind::message;
+  std::uint64_t turn = 0;
+  std::string message_id;
+  std::string text;
+  boost::json::array raw;  // every piece's update, in order
+  std::int64_t first_piece_ms = 0;
+};
+
 // Agents stream text in small pieces (ACP agent_message_chunk, often a few characters each);
 // one log event per piece would swamp the session log. This gathers consecutive pieces of one
 // message (or one run of thought) into a single agent.message / agent.thought event, due
@@ -33,15 +45,7 @@ class TextCoalescer {
   std::optional<AgentEvent> take();
 
  private:
-  struct Pending {
-    TextKind kind = TextKind::message;
-    std::uint64_t turn = 0;
-    std::string message_id;
-    std::string text;
-    boost::json::array raw;  // every piece's update, in order
-    std::int64_t first_piece_ms = 0;
-  };
-  std::optional<Pending> pending_;
+  std::optional<PendingText> pending_;
 };
 
 // `text` cut to at most max_bytes at a UTF-8 character boundary, with "..." when cut: event

@@ -150,10 +150,10 @@ void declare_auth_flags(CLI::App& app, AuthSettings& auth, RawFlags& raw) {
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
   add(app, "--auth-failures-free", auth.failures_free_per_address,
       "failed passwords or tokens per client address per window before attempts are slowed")
-      ->check(CLI::Range(0u, 1000000u));
+      ->check(CLI::Range(0U, 1000000U));
   add(app, "--auth-failures-free-global", auth.failures_free_global,
       "failed passwords or tokens from all addresses per window before every attempt is slowed")
-      ->check(CLI::Range(0u, 1000000u));
+      ->check(CLI::Range(0U, 1000000U));
 }
 
 void declare_session_flags(CLI::App& app, GatewayConfig& config) {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 namespace tau::gateway {
 
@@ -41,7 +42,7 @@ std::optional<std::string> flag_text(const toml::node& node) {
 
 bool valid_agent_name(std::string_view name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
   });
 }
 
@@ -290,7 +291,7 @@ std::variant<ConfigFile, std::string> read_config_file(const std::string& path, 
   if (in)
     text << in.rdbuf();
   if (!in || in.bad())
-    return "--config: " + path + ": cannot be read: " + std::strerror(errno);
+    return "--config: " + path + ": cannot be read: " + std::generic_category().message(errno);
   toml::table root;
   try {
     root = toml::parse(text.str(), path);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "store/session_store.h"
 
@@ -66,7 +67,8 @@ std::optional<SequenceMarks> read_marks(const std::string& mark_path) {
   if (fd < 0) {
     if (errno == ENOENT)
       return std::nullopt;
-    throw StoreError("cannot read sequence mark " + mark_path + ": " + std::strerror(errno));
+    throw StoreError("cannot read sequence mark " + mark_path + ": " +
+                     std::generic_category().message(errno));
   }
   std::string text;
   char buffer[65536];
@@ -77,7 +79,8 @@ std::optional<SequenceMarks> read_marks(const std::string& mark_path) {
     if (got < 0) {
       const int error = errno;
       ::close(fd);
-      throw StoreError("cannot read sequence mark " + mark_path + ": " + std::strerror(error));
+      throw StoreError("cannot read sequence mark " + mark_path + ": " +
+                       std::generic_category().message(error));
     }
     if (got == 0)
       break;
@@ -131,7 +134,7 @@ std::string write_marks(const std::string& mark_path, const SequenceMarks& marks
   const std::string temporary = mark_path + ".tmp";
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)
-    return "cannot create " + temporary + ": " + std::strerror(errno);
+    return "cannot create " + temporary + ": " + std::generic_category().message(errno);
   std::size_t written = 0;
   while (written < text.size()) {
     const ssize_t wrote = ::write(fd, text.data() + written, text.size() - written);
@@ -140,29 +143,29 @@ std::string write_marks(const std::string& mark_path, const SequenceMarks& marks
     if (wrote < 0) {
       const int error = errno;
       ::close(fd);
-      return "cannot write " + temporary + ": " + std::strerror(error);
+      return "cannot write " + temporary + ": " + std::generic_category().message(error);
     }
     written += static_cast<std::size_t>(wrote);
   }
   if (::fsync(fd) != 0) {
     const int error = errno;
     ::close(fd);
-    return "cannot fsync " + temporary + ": " + std::strerror(error);
+    return "cannot fsync " + temporary + ": " + std::generic_category().message(error);
   }
   ::close(fd);
   if (::rename(temporary.c_str(), mark_path.c_str()) != 0)
-    return "cannot rename " + temporary + ": " + std::strerror(errno);
+    return "cannot rename " + temporary + ": " + std::generic_category().message(errno);
   std::string directory = std::filesystem::path(mark_path).parent_path().string();
   if (directory.empty())
     directory = ".";
   const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0)
-    return "cannot open " + directory + ": " + std::strerror(errno);
+    return "cannot open " + directory + ": " + std::generic_category().message(errno);
   const int rc = ::fsync(dir_fd);
   const int error = errno;
   ::close(dir_fd);
   if (rc != 0)
-    return "cannot fsync " + directory + ": " + std::strerror(error);
+    return "cannot fsync " + directory + ": " + std::generic_category().message(error);
   return "";
 }
 

@@ -1,5 +1,4 @@
 #include "store/sqlite_store.h"
-#include "store/sequence_mark.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
