@@ -45,7 +45,7 @@ bool same(const FeedMessage& a, const FeedMessage& b) {
     return true;
   return a.event->sequence_id == b.event->sequence_id &&
          a.event->event_type == b.event->event_type && a.event->message == b.event->message &&
-         a.event->timestamp_unix_ms == b.event->timestamp_unix_ms;
+         a.event->timestamp_unix_ms == b.event->timestamp_unix_ms && a.event->data == b.event->data;
 }
 
 // The first element of the payload's array when a full parse shows it is a string.

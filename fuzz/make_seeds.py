@@ -244,6 +244,10 @@ feed = {
     "doubles": b'["eca_1","ws-1","timed_out",1.76424e+12,1.7642400005e+12,2.0,[3.0,"t","m",1e3]]',
     "escaped-id": b'["eca_\\"x\\\\y","w","failed",1,2,0,[]]',
     "not-a-message": b'["eca_1","ws-1","sleeping",1,2,0,[1,"t"]]',
+    # A typed event: its data (a JSON object) is a fifth element, a string, only when it has one.
+    "typed-with-data": b'["eca_1","ws-1","running",1764240000000,1764240000500,0,'
+                       b'[4,"agent.tool_call","edited a.cpp",1764240000500,'
+                       b'"{\\"path\\":\\"src\\/a.cpp\\",\\"lines\\":[1,2]}"]]',
 }
 for name, data in feed.items():
     write("fuzz_feed_message", name, data)

@@ -50,7 +50,7 @@ std::uint64_t EventWindow::memory_of(const core::RetainedEvent& retained) {
   // The event, its shared_ptr control block and the deque's slot, with allocator rounding.
   constexpr std::uint64_t kPerEvent = 160;
   return kPerEvent + retained.encoded.size() + retained.event.message.size() +
-         retained.event.event_type.size();
+         retained.event.event_type.size() + retained.event.data.size();
 }
 
 std::vector<core::SharedEvent> EventWindow::slice(std::uint64_t after, std::size_t limit,

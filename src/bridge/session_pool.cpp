@@ -125,12 +125,12 @@ void SessionPool::discard(std::string_view session_id) {
 }
 
 AppendResult SessionPool::append_event(std::string_view session_id, std::string_view event_type,
-                                       std::string_view message) {
+                                       std::string_view message, std::string_view data) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   Session& session = find_locked(session_id);
-  reserve_locked(event_type, message);
-  return append_locked(session, event_type, message, now);
+  reserve_locked(event_type, message, data);
+  return append_locked(session, event_type, message, now, std::nullopt, data);
 }
 
 core::SessionSnapshot SessionPool::get(std::string_view session_id) {
@@ -366,12 +366,14 @@ SessionPool::Session& SessionPool::find_running_locked(std::string_view session_
 
 AppendResult SessionPool::append_locked(Session& session, std::string_view event_type,
                                         std::string_view message, std::int64_t now,
-                                        std::optional<std::string> queued_followup) {
+                                        std::optional<std::string> queued_followup,
+                                        std::string_view data) {
   core::SessionEvent event;
   event.sequence_id = session.events.last_id() + 1;
   event.event_type = std::string(event_type);
   event.message = std::string(message);
   event.timestamp_unix_ms = now;
+  event.data = std::string(data);
   const core::SharedEvent retained = session.events.append(event);
   ++counters_.events_appended;
   // Retention, whether the older events are in the window or only in the store.
@@ -562,11 +564,13 @@ bool SessionPool::make_room_locked(std::uint64_t incoming) {
   return fits();
 }
 
-void SessionPool::reserve_locked(std::string_view event_type, std::string_view message) {
-  // The encoding is not made yet: about the message again, JSON escaping aside.
+void SessionPool::reserve_locked(std::string_view event_type, std::string_view message,
+                                 std::string_view data) {
+  // The encoding is not made yet: about the message and the data again, JSON escaping aside.
   core::RetainedEvent estimate;
   estimate.event.event_type = std::string(event_type);
-  const std::uint64_t bytes = EventWindow::memory_of(estimate) + 2 * message.size() + 64;
+  const std::uint64_t bytes =
+      EventWindow::memory_of(estimate) + 2 * (message.size() + data.size()) + 64;
   if (!make_room_locked(bytes)) {
     ++counters_.appends_refused_for_memory;
     throw core::errors::event_memory_full(limits_.max_event_memory_bytes);

@@ -54,8 +54,9 @@ class SessionPool final : public SessionService {
   core::SessionSnapshot get(std::string_view session_id) override;
   AppendResult append_progress(std::string_view session_id, std::string_view message) override;
   AppendResult append_followup(std::string_view session_id, std::string_view message) override;
+  using SessionService::append_event;
   AppendResult append_event(std::string_view session_id, std::string_view event_type,
-                            std::string_view message) override;
+                            std::string_view message, std::string_view data) override;
   DrainResult drain_followups(std::string_view session_id, std::size_t limit) override;
   Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
                 std::size_t limit) override;
@@ -133,7 +134,8 @@ class SessionPool final : public SessionService {
   // running sessions' durable events, least recently active first. Returns whether they fit.
   bool make_room_locked(std::uint64_t incoming);
   // Throws event_memory_full unless an event with this text fits (make_room_locked).
-  void reserve_locked(std::string_view event_type, std::string_view message);
+  void reserve_locked(std::string_view event_type, std::string_view message,
+                      std::string_view data = {});
   // Lets the session's events up to `through` go from memory.
   void let_go_locked(Session& session, std::uint64_t through);
   void forget_locked(Session& session);  // before it is erased
@@ -144,7 +146,8 @@ class SessionPool final : public SessionService {
   Session& find_running_locked(std::string_view session_id);
   AppendResult append_locked(Session& session, std::string_view event_type,
                              std::string_view message, std::int64_t now,
-                             std::optional<std::string> queued_followup = std::nullopt);
+                             std::optional<std::string> queued_followup = std::nullopt,
+                             std::string_view data = {});
   store::Ticket end_locked(Session& session, core::SessionStatus terminal_status, std::int64_t now);
   std::vector<core::SessionSnapshot> reap_locked(std::int64_t now, store::Ticket* ticket = nullptr);
   RuntimeInfo runtime_locked() const;

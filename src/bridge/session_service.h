@@ -191,18 +191,26 @@ class SessionService {
   // Appends a `followup` event and queues the message for the agent.
   virtual AppendResult append_followup(std::string_view session_id, std::string_view message) = 0;
   // Appends an event of any type, whatever the session's state: facts the gateway records about
-  // a session (a worker's output or exit) are kept even after it ended.
+  // a session (a worker's output or exit) are kept even after it ended. `data` is the event's
+  // structured payload, a serialized JSON object the caller has made (empty: none); it is kept
+  // and replayed as given. (A class that overrides this brings the 3-argument form back in with
+  // `using SessionService::append_event;`.)
   virtual AppendResult append_event(std::string_view session_id, std::string_view event_type,
-                                    std::string_view message) = 0;
+                                    std::string_view message, std::string_view data) = 0;
+  AppendResult append_event(std::string_view session_id, std::string_view event_type,
+                            std::string_view message) {
+    return append_event(session_id, event_type, message, {});
+  }
   // Appends events of any types in order, as `append_event` would one by one, but in one step
   // where that is cheaper (one round trip to a shared store): for a worker's output.
   struct NewEvent {
     std::string event_type;
     std::string message;
+    std::string data = {};  // as append_event's `data`
   };
   virtual void append_events(std::string_view session_id, const std::vector<NewEvent>& events) {
     for (const auto& event : events)
-      append_event(session_id, event.event_type, event.message);
+      append_event(session_id, event.event_type, event.message, event.data);
   }
   // Removes up to `limit` queued follow-ups, oldest first. Allowed on ended sessions.
   virtual DrainResult drain_followups(std::string_view session_id, std::size_t limit) = 0;

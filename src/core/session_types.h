@@ -36,6 +36,9 @@ struct SessionEvent {
   std::string event_type;
   std::string message;
   std::int64_t timestamp_unix_ms = 0;
+  // The event's structured payload, a serialized JSON object (typed events of agent sessions);
+  // empty when it has none. Kept as text: the gateway's codec makes and renders it.
+  std::string data = {};  // (= {}: aggregate initializers may leave it out)
 };
 
 // A retained event with its encoded form (for the gateway, its SSE frame), made once when the

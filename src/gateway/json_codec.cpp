@@ -14,6 +14,16 @@ namespace {
 ApiError malformed(const std::string& message) {
   return ApiError(400, "malformed_json", message);
 }
+
+// An event's stored data as the object it holds. Data that is somehow not a JSON object (the
+// gateway only stores objects it made) is shown as text rather than failing the whole read.
+json::object event_data_of(std::string_view data) {
+  boost::system::error_code ec;
+  json::value value = json::parse(data, ec);
+  if (!ec && value.is_object())
+    return std::move(value.as_object());
+  return json::object{{"raw_text", data}};
+}
 }  // namespace
 
 json::object error_envelope(unsigned status, std::string_view code, std::string_view message) {
@@ -36,12 +46,16 @@ json::object to_json(const core::SessionSnapshot& session) {
 }
 
 json::object to_json(const core::SessionEvent& event) {
-  return json::object{
+  json::object object{
       {"sequence_id", event.sequence_id},
       {"event_type", event.event_type},
       {"message", event.message},
       {"timestamp_unix_ms", event.timestamp_unix_ms},
   };
+  // Only typed events have data: the others render exactly as before data existed.
+  if (!event.data.empty())
+    object["data"] = event_data_of(event.data);
+  return object;
 }
 
 json::object to_json(const bridge::RuntimeInfo& runtime) {

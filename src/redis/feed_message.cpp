@@ -53,15 +53,23 @@ bool decode_event(const json::value& value, std::optional<core::SessionEvent>& e
     return false;
   if (fields->empty())
     return true;
-  if (fields->size() != event_field::count)
+  // Without data, or with it (never empty: the script leaves out what it does not have).
+  if (fields->size() != event_field::data && fields->size() != event_field::count)
     return false;
   const auto sequence_id = integer_of<std::uint64_t>(fields->at(event_field::sequence_id));
   auto event_type = string_of(fields->at(event_field::event_type));
   auto message = string_of(fields->at(event_field::message));
   const auto timestamp = integer_of<std::int64_t>(fields->at(event_field::timestamp));
-  if (!sequence_id || !event_type || !message || !timestamp)
+  std::optional<std::string> data = std::string();
+  if (fields->size() == event_field::count) {
+    data = string_of(fields->at(event_field::data));
+    if (data && data->empty())
+      data.reset();
+  }
+  if (!sequence_id || !event_type || !message || !timestamp || !data)
     return false;
-  event = core::SessionEvent{*sequence_id, std::move(*event_type), std::move(*message), *timestamp};
+  event = core::SessionEvent{*sequence_id, std::move(*event_type), std::move(*message), *timestamp,
+                             std::move(*data)};
   return true;
 }
 
@@ -143,8 +151,11 @@ std::string encode_feed_message(const FeedMessage& message) {
   const core::SessionSnapshot& session = message.session;
   json::value event = json::object();
   if (message.event) {
-    event = json::array{message.event->sequence_id, message.event->event_type,
-                        message.event->message, message.event->timestamp_unix_ms};
+    json::array fields{message.event->sequence_id, message.event->event_type,
+                       message.event->message, message.event->timestamp_unix_ms};
+    if (!message.event->data.empty())
+      fields.emplace_back(message.event->data);
+    event = std::move(fields);
   }
   return json::serialize(json::array{session.session_id, session.workspace_id,
                                      core::to_string(session.status), session.started_unix_ms,

@@ -15,16 +15,18 @@ namespace tau::redis {
 namespace snapshot_field {
 enum : std::size_t { session_id, workspace_id, status, started, activity, queued_followups, count };
 }
-// Where it puts an event, in replays and in feed messages: [sequence id, type, message, time].
+// Where it puts an event, in replays and in feed messages: [sequence id, type, message, time]
+// and, only for an event with data, the data (its serialized JSON object, as a string) last.
 namespace event_field {
-enum : std::size_t { sequence_id, event_type, message, timestamp, count };
+enum : std::size_t { sequence_id, event_type, message, timestamp, data, count };
 }
 
 // One message on the feed channel: a session's state after a change, and the event the change
 // appended, if it appended one. The script publishes it (its `publish`) as the JSON array
 //   [id, workspace, status, started, activity, queued, event]
-// where `event` is [sequence_id, type, message, timestamp], or {} (cjson's empty table) for a
-// change of state only. Numbers may arrive as doubles (cjson writes every number as one).
+// where `event` is [sequence_id, type, message, timestamp] (with a fifth element, the data as a
+// non-empty string, for an event with data), or {} (cjson's empty table) for a change of state
+// only. Numbers may arrive as doubles (cjson writes every number as one).
 struct FeedMessage {
   core::SessionSnapshot session;
   std::optional<core::SessionEvent> event;

@@ -4,7 +4,8 @@
 -- where the session operations' first argument is the inactivity timeout in ms.
 -- Keys, all under <prefix>:
 --   s:<id>     hash: ws, status, started, activity, ended, seq (newest sequence id)
---   e:<id>     stream of the retained events, entry id <sequence_id>-0, fields t, m, ts
+--   e:<id>     stream of the retained events, entry id <sequence_id>-0, fields t, m, ts, and d
+--              (the event's data, a serialized JSON object) only when it has data
 --   f:<id>     list: queued follow-ups, oldest first
 --   running    hash: workspace id -> its running session (its size is the active count)
 --   activity   sorted set: running sessions by last activity (for reaping)
@@ -34,7 +35,7 @@ local function snapshot(id)
 end
 
 -- Every change goes out on the feed with the session's state after it: [snapshot..., event]
--- where event is {} for a change without one.
+-- where event is {} for a change without one, and {seq, type, message, ts[, data]} otherwise.
 local function publish(id, event)
   local s = snapshot(id)
   redis.call('PUBLISH', P .. 'feed', cjson.encode({s[1], s[2], s[3], s[4], s[5], s[6], event}))
@@ -63,12 +64,20 @@ local function end_session(id, status)
   publish(id, {})
 end
 
-local function append_event(id, event_type, message, max_events)
+-- `data` ('' or nil for none) is stored and published only when the event has some, so an event
+-- without data is stored and published exactly as before data existed.
+local function append_event(id, event_type, message, max_events, data)
   local seq = redis.call('HINCRBY', skey(id), 'seq', 1)
-  redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
-             'ts', now)
+  if data == nil or data == '' then
+    data = nil
+    redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
+               'ts', now)
+  else
+    redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
+               'ts', now, 'd', data)
+  end
   touch(id)
-  publish(id, {seq, event_type, message, now})
+  publish(id, {seq, event_type, message, now, data})
   return seq
 end
 
@@ -122,9 +131,11 @@ if operation == 'get' then
 end
 
 if operation == 'append' then
-  -- ARGV: id, event_type, message, max_events, require_running (0/1), queue_followup (0/1)
+  -- ARGV: id, event_type, message, max_events, require_running (0/1), queue_followup (0/1),
+  -- data ('' or absent for none)
   local id, event_type, message = ARGV[5], ARGV[6], ARGV[7]
   local max_events, require_running, queue = tonumber(ARGV[8]), ARGV[9] == '1', ARGV[10] == '1'
+  local data = ARGV[11]
   reap_stale()
   if not exists(id) then return {'error', 'not_found'} end
   local status = redis.call('HGET', skey(id), 'status')
@@ -133,17 +144,18 @@ if operation == 'append' then
   end
   -- Queued first, so the feed message of the event reports the queue with it.
   if queue then redis.call('RPUSH', fkey(id), message) end
-  local seq = append_event(id, event_type, message, max_events)
+  local seq = append_event(id, event_type, message, max_events, data)
   return {'ok', seq, snapshot(id)}
 end
 
 if operation == 'append_many' then
-  -- ARGV: id, max_events, then event_type and message of each event. Whatever the state.
+  -- ARGV: id, max_events, then event_type, message and data ('' for none) of each event.
+  -- Whatever the state.
   local id, max_events = ARGV[5], tonumber(ARGV[6])
   reap_stale()
   if not exists(id) then return {'error', 'not_found'} end
-  for i = 7, #ARGV, 2 do
-    append_event(id, ARGV[i], ARGV[i + 1], max_events)
+  for i = 7, #ARGV, 3 do
+    append_event(id, ARGV[i], ARGV[i + 1], max_events, ARGV[i + 2])
   end
   return {'ok'}
 end
@@ -221,7 +233,7 @@ end
 
 if operation == 'replay' then
   -- ARGV: id, after, limit. Reply: snapshot, first retained id, newest id, events as
-  -- {seq, type, message, ts} after `after`, at most `limit`. `after` stays text: it is any
+  -- {seq, type, message, ts[, data]} after `after`, at most `limit`. `after` stays text: it is any
   -- unsigned 64-bit id, which a Lua number cannot hold exactly.
   local id, after, limit = ARGV[5], ARGV[6], ARGV[7]
   reap_stale()
@@ -236,7 +248,10 @@ if operation == 'replay' then
   for i, entry in ipairs(entries) do
     local fields = {}
     for j = 1, #entry[2], 2 do fields[entry[2][j]] = entry[2][j + 1] end
-    events[i] = {tonumber(string.match(entry[1], '^(%d+)')), fields.t, fields.m, tonumber(fields.ts)}
+    -- (An entry without a 'd' field, as every entry before data existed, has no data: the
+    -- trailing nil ends the reply's array at four.)
+    events[i] = {tonumber(string.match(entry[1], '^(%d+)')), fields.t, fields.m, tonumber(fields.ts),
+                 fields.d}
   end
   return {'ok', snapshot(id), first_id, tonumber(redis.call('HGET', skey(id), 'seq')), events}
 end

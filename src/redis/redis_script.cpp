@@ -108,10 +108,14 @@ core::SessionSnapshot snapshot_of(const Reply& reply) {
 }
 
 core::SessionEvent event_of(const Reply& reply) {
-  return core::SessionEvent{
+  core::SessionEvent event{
       static_cast<std::uint64_t>(integer_of(element(reply, event_field::sequence_id))),
       element(reply, event_field::event_type).text, element(reply, event_field::message).text,
       integer_of(element(reply, event_field::timestamp))};
+  // Only events with data have it (entries stored before data existed never do).
+  if (reply.elements.size() > event_field::data)
+    event.data = element(reply, event_field::data).text;
+  return event;
 }
 
 }  // namespace tau::redis

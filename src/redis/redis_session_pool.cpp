@@ -108,18 +108,20 @@ SessionSnapshot RedisSessionPool::get(std::string_view session_id) {
 
 bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
                                               std::string_view event_type, std::string_view message,
-                                              bool require_running, bool queue) {
+                                              bool require_running, bool queue,
+                                              std::string_view data) {
   const std::int64_t now = clock_();
   const Reply reply = run("append",
                           {std::string(session_id), std::string(event_type), std::string(message),
                            std::to_string(limits_.max_events_per_session),
-                           require_running ? "1" : "0", queue ? "1" : "0"},
+                           require_running ? "1" : "0", queue ? "1" : "0", std::string(data)},
                           true, now);
   bridge::AppendResult result;
   result.session = snapshot_of(element(reply, 2));
   // Stamped with the time the script was given (an ended session's activity stays as it was).
-  result.event = core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
-                                    std::string(event_type), std::string(message), now};
+  result.event =
+      core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
+                         std::string(event_type), std::string(message), now, std::string(data)};
   ++events_appended_;
   if (queue)
     ++followups_queued_;
@@ -140,8 +142,9 @@ bridge::AppendResult RedisSessionPool::append_followup(std::string_view session_
 
 bridge::AppendResult RedisSessionPool::append_event(std::string_view session_id,
                                                     std::string_view event_type,
-                                                    std::string_view message) {
-  return append(session_id, event_type, message, false, false);
+                                                    std::string_view message,
+                                                    std::string_view data) {
+  return append(session_id, event_type, message, false, false, data);
 }
 
 void RedisSessionPool::append_events(std::string_view session_id,
@@ -153,6 +156,7 @@ void RedisSessionPool::append_events(std::string_view session_id,
   for (const auto& event : events) {
     arguments.push_back(event.event_type);
     arguments.push_back(event.message);
+    arguments.push_back(event.data);
   }
   run("append_many", std::move(arguments), true);
   events_appended_ += events.size();
@@ -203,7 +207,7 @@ std::vector<core::SharedEvent> RedisSessionPool::retained_events(std::string_vie
       return encoded;
     const core::SessionEvent& known = held[index]->event;
     if (known.event_type == event.event_type && known.message == event.message &&
-        known.timestamp_unix_ms == event.timestamp_unix_ms)
+        known.timestamp_unix_ms == event.timestamp_unix_ms && known.data == event.data)
       encoded = held[index]->encoded;
     return encoded;
   };

@@ -68,8 +68,9 @@ class RedisSessionPool final : public bridge::SessionService {
                                        std::string_view message) override;
   bridge::AppendResult append_followup(std::string_view session_id,
                                        std::string_view message) override;
+  using SessionService::append_event;
   bridge::AppendResult append_event(std::string_view session_id, std::string_view event_type,
-                                    std::string_view message) override;
+                                    std::string_view message, std::string_view data) override;
   void append_events(std::string_view session_id, const std::vector<NewEvent>& events) override;
   bridge::DrainResult drain_followups(std::string_view session_id, std::size_t limit) override;
   bridge::Replay replay(std::string_view session_id, std::optional<std::uint64_t> after_sequence_id,
@@ -109,7 +110,8 @@ class RedisSessionPool final : public bridge::SessionService {
   Reply run(const char* operation, std::vector<std::string> arguments, bool changes,
             std::optional<std::int64_t> now = std::nullopt);
   bridge::AppendResult append(std::string_view session_id, std::string_view event_type,
-                              std::string_view message, bool require_running, bool queue);
+                              std::string_view message, bool require_running, bool queue,
+                              std::string_view data = {});
   bridge::EndResult end(std::string_view session_id, core::SessionStatus status);
   // The replay's events, encoded once: those the feed's watch holds keep their encoding.
   std::vector<core::SharedEvent> retained_events(std::string_view session_id, std::uint64_t after,

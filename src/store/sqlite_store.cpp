@@ -83,6 +83,10 @@ CREATE TABLE auth_sessions (
   expires_unix_ms INTEGER NOT NULL
 );
 )sql",
+    // 2: an event's structured payload (a serialized JSON object; '' for none).
+    R"sql(
+ALTER TABLE events ADD COLUMN data TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 // Why `events` has no index: rows are appended in event_id order, so the events of one commit
@@ -427,14 +431,8 @@ class SqliteStore::Impl {
       for (; row != rows.end() && row->sequence_id <= through && events.size() < limit; ++row) {
         Statement& read = statements_.read_event;
         read.bind(1, row->event_id);
-        if (read.step()) {
-          core::SessionEvent event;
-          event.sequence_id = row->sequence_id;
-          event.event_type = read.text(0);
-          event.message = read.text(1);
-          event.timestamp_unix_ms = read.int64(2);
-          events.push_back(std::move(event));
-        }
+        if (read.step())
+          events.push_back(event_of(read, 0));
         read.reset();
       }
     } catch (const SqliteError& error) {
@@ -534,11 +532,11 @@ class SqliteStore::Impl {
                          " last_sequence_id = excluded.last_sequence_id"),
           insert_event(db,
                        "INSERT INTO events (session_id, sequence_id, event_type, message,"
-                       " timestamp_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                       " timestamp_unix_ms, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
           delete_event(db, "DELETE FROM events WHERE event_id = ?1"),
           read_event(db,
-                     "SELECT event_type, message, timestamp_unix_ms FROM events"
-                     " WHERE event_id = ?1"),
+                     "SELECT sequence_id, event_type, message, timestamp_unix_ms, data"
+                     " FROM events WHERE event_id = ?1"),
           insert_followup(db, "INSERT INTO followups (session_id, message) VALUES (?1, ?2)"),
           drain_followups(db,
                           "DELETE FROM followups WHERE id IN (SELECT id FROM followups"
@@ -615,8 +613,8 @@ class SqliteStore::Impl {
     // Rows of a session without a sessions row cannot be written by this store; skip them.
     if (scope == LoadScope::all_events) {
       Statement events(db,
-                       "SELECT session_id, sequence_id, event_type, message, timestamp_unix_ms"
-                       " FROM events ORDER BY event_id");
+                       "SELECT session_id, sequence_id, event_type, message, timestamp_unix_ms,"
+                       " data FROM events ORDER BY event_id");
       while (events.step()) {
         const auto found = index.find(events.text(0));
         if (found != index.end())
@@ -635,13 +633,15 @@ class SqliteStore::Impl {
     return state;
   }
 
-  // One event from `row`'s columns from `first` on: sequence_id, event_type, message, timestamp.
+  // One event from `row`'s columns from `first` on: sequence_id, event_type, message, timestamp,
+  // data.
   static core::SessionEvent event_of(const Statement& row, int first) {
     core::SessionEvent event;
     event.sequence_id = static_cast<std::uint64_t>(row.int64(first));
     event.event_type = row.text(first + 1);
     event.message = row.text(first + 2);
     event.timestamp_unix_ms = row.int64(first + 3);
+    event.data = row.text(first + 4);
     return event;
   }
 
@@ -654,7 +654,7 @@ class SqliteStore::Impl {
         session.events_loaded = false;
     }
     Statement read(db_.get(),
-                   "SELECT sequence_id, event_type, message, timestamp_unix_ms FROM events"
+                   "SELECT sequence_id, event_type, message, timestamp_unix_ms, data FROM events"
                    " WHERE event_id = ?1");
     for (const auto& [session_id, rows] : event_rows_) {
       const auto found = index.find(session_id);
@@ -772,6 +772,7 @@ class SqliteStore::Impl {
         .bind(3, event.event_type)
         .bind(4, event.message)
         .bind(5, event.timestamp_unix_ms)
+        .bind(6, event.data)
         .run();
     rows.push_back(EventRow{event.sequence_id, sqlite3_last_insert_rowid(db_.get())});
     if (write.queued_followup)

@@ -51,7 +51,7 @@ class SqliteStore final : public SessionStore, public TokenStore {
   const metrics::Histogram& commit_seconds() const override;
 
   // The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   class Impl;

@@ -124,6 +124,30 @@ TEST_F(EventMemoryTest, EndedSessionsLetTheirEventsGoAndAreReplayedFromTheStoreI
   }
 }
 
+TEST_F(EventMemoryTest, AnEventsDataIsReadBackFromTheStoreWithIt) {
+  StateDir dir;
+  const std::string data = R"({"tool":"edit","path":"src/a.cpp"})";
+  std::string id;
+  {
+    auto store = std::make_shared<store::SqliteStore>(dir.database(), store::Durability::normal);
+    auto pool = open_pool(store);
+    id = pool->open("w").session.session_id;
+    pool->append_event(id, "agent.tool_call", "edited a file", data);
+    pool->append_progress(id, "plain");
+    pool->close(id);
+    store->flush();
+  }
+  // Ended: its events stay on disk until this replay reads them.
+  auto store = std::make_shared<store::SqliteStore>(dir.database(), store::Durability::normal);
+  auto pool = open_pool(store);
+  EXPECT_EQ(pool->counters().event_memory_bytes, 0u);
+  const Replay replay = pool->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->event.event_type, "agent.tool_call");
+  EXPECT_EQ(replay.events[0]->event.data, data);
+  EXPECT_EQ(replay.events[1]->event.data, "");
+}
+
 TEST_F(EventMemoryTest, ARunningSessionLetsDurableEventsGoAndFollowersReadThemBack) {
   StateDir dir;
   auto store = std::make_shared<store::SqliteStore>(dir.database(), store::Durability::normal);

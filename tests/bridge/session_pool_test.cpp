@@ -217,6 +217,41 @@ TEST(SessionPoolStoreTest, SessionsThatHadAWorkerFailOnRestoreWithARestartEvent)
   EXPECT_NE(again.open("a").session.session_id, with_worker);  // its workspace is free
 }
 
+TEST(SessionPoolStoreTest, AnEventsDataIsReplayedAndSurvivesARestore) {
+  ManualClock clock{kStartMs};
+  auto shared_store = std::make_shared<store::MemoryStore>();
+  // The encoding is made from the whole event, data included.
+  const EventEncoder encoder = [](const SessionEvent& e) { return e.message + "|" + e.data; };
+  const std::string data = R"({"tool":"edit","lines":[1,2]})";
+  std::string id;
+  {
+    SessionPool before(test_limits(), clock.as_clock(), nullptr, encoder, shared_store);
+    id = before.open("w", true).session.session_id;
+    const AppendResult typed = before.append_event(id, "agent.tool_call", "edited a file", data);
+    EXPECT_EQ(typed.event.data, data);
+    before.append_progress(id, "plain");
+    before.append_events(id, {{"agent.message", "batched", R"({"n":1})"}, {"t", "none"}});
+    const Replay replay = before.replay(id, std::nullopt, 10);
+    ASSERT_EQ(replay.events.size(), 4u);
+    EXPECT_EQ(replay.events[0]->event.data, data);
+    EXPECT_EQ(replay.events[0]->encoded, "edited a file|" + data);
+    EXPECT_EQ(replay.events[1]->event.data, "");
+    EXPECT_EQ(replay.events[2]->event.data, R"({"n":1})");
+    EXPECT_EQ(replay.events[3]->event.data, "");
+  }
+  SessionPool after(test_limits(), clock.as_clock(), nullptr, encoder, shared_store);
+  after.restore(shared_store->load().sessions);
+  const Replay replay = after.replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 5u);  // and the restart's own event, without data
+  EXPECT_EQ(replay.events[0]->event.event_type, "agent.tool_call");
+  EXPECT_EQ(replay.events[0]->event.data, data);
+  EXPECT_EQ(replay.events[0]->encoded, "edited a file|" + data);
+  EXPECT_EQ(replay.events[1]->event.data, "");
+  EXPECT_EQ(replay.events[2]->event.data, R"({"n":1})");
+  EXPECT_EQ(replay.events[4]->event.event_type, SessionPool::kRestartEventType);
+  EXPECT_EQ(replay.events[4]->event.data, "");
+}
+
 TEST(SessionPoolStoreTest, ARestoredSessionKeepsItsNewestEventsUnderTheCurrentRetention) {
   ManualClock clock{kStartMs};
   auto shared_store = std::make_shared<store::MemoryStore>();

@@ -702,6 +702,44 @@ TEST_P(SessionServiceContract, AppendEventsAppendsInOrderWhateverTheState) {
   EXPECT_EQ(replay.events[1]->event.event_type, "subprocess.stderr");
 }
 
+// Typed events carry a structured payload (a serialized JSON object) that every reader gets back
+// as it was given: replays, the live feed a follower reads, a batch. Events without data have
+// none.
+TEST_P(SessionServiceContract, AnEventsDataIsReplayedAndFollowedWithIt) {
+  auto pool = make_pool();
+  const std::string id = pool->open("w", false).session.session_id;
+  const std::string data = R"({"tool":"edit","path":"a \"b\"/c.cpp","lines":[1,2],"ok":true})";
+  const AppendResult typed = pool->append_event(id, "agent.tool_call", "edited c.cpp", data);
+  EXPECT_EQ(typed.event.data, data);
+  EXPECT_EQ(pool->append_event(id, "subprocess.stdout", "no data").event.data, "");
+  pool->append_events(id, {{"agent.message", "batched", R"({"n":1})"}, {"t", "plain"}});
+
+  const Replay replay = pool->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 4u);
+  EXPECT_EQ(replay.events[0]->event.event_type, "agent.tool_call");
+  EXPECT_EQ(replay.events[0]->event.data, data);
+  EXPECT_EQ(replay.events[1]->event.data, "");
+  EXPECT_EQ(replay.events[2]->event.data, R"({"n":1})");
+  EXPECT_EQ(replay.events[3]->event.data, "");
+
+  auto follower = std::make_shared<RecordingFollower>();
+  const FollowStart start = pool->follow(id, 3, 10, follower);
+  ASSERT_EQ(start.replay.events.size(), 1u);
+  EXPECT_EQ(start.replay.events[0]->event.data, "");
+  pool->append_event(id, "agent.tool_result", "live", R"({"exit":0})");
+  pool->append_progress(id, "live, no data");
+  FollowUpdate update;
+  ASSERT_TRUE(follower->wait_until([&] {
+    update = pool->events_after(id, start.live_after_sequence_id, 10);
+    return update.events.size() == 2;
+  }));
+  EXPECT_EQ(update.events[0]->event.event_type, "agent.tool_result");
+  EXPECT_EQ(update.events[0]->event.data, R"({"exit":0})");
+  EXPECT_EQ(update.events[1]->event.data, "");
+  pool->unfollow(id, follower.get());
+  EXPECT_EQ(pool->replay(id, 4, 10).events[0]->event.data, R"({"exit":0})");
+}
+
 // --- inactivity timeout -----------------------------------------------------------------------
 
 TEST_P(SessionServiceContract, ReapTimesOutOnlySessionsIdleStrictlyLongerThanTheTimeout) {

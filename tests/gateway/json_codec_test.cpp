@@ -1,5 +1,7 @@
 #include "gateway/json_codec.h"
 
+#include "gateway/event_stream.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -115,6 +117,40 @@ TEST(ToJsonTest, SessionEvent) {
   EXPECT_EQ(object.at("event_type"), "followup");
   EXPECT_EQ(object.at("message"), "line 1\nline 2");
   EXPECT_EQ(object.at("timestamp_unix_ms").to_number<std::int64_t>(), 1'700'000'000'123);
+}
+
+TEST(ToJsonTest, SessionEventWithoutDataHasNoDataKey) {
+  core::SessionEvent event{1, "progress", "m", 5};
+  EXPECT_FALSE(to_json(event).contains("data"));
+  EXPECT_EQ(json::serialize(to_json(event)),
+            R"({"sequence_id":1,"event_type":"progress","message":"m","timestamp_unix_ms":5})");
+  // And the SSE frame's JSON is the same object.
+  EXPECT_EQ(encode_event_frame(event).find("\"data\""), std::string::npos);
+}
+
+TEST(ToJsonTest, SessionEventWithDataRendersItAsAnObject) {
+  core::SessionEvent event{7, "agent.tool_call", "edited a.cpp", 5,
+                           R"({"tool":"edit","path":"a.cpp","lines":[1,2],"nested":{"ok":true}})"};
+  const json::object object = to_json(event);
+  EXPECT_EQ(object.size(), 5u);
+  EXPECT_EQ(object.at("message"), "edited a.cpp");
+  ASSERT_TRUE(object.at("data").is_object());
+  EXPECT_EQ(object.at("data"), json::parse(event.data));
+  // The SSE frame carries the same event object, data included.
+  const std::string frame = encode_event_frame(event);
+  const auto line = frame.find("data: ");
+  ASSERT_NE(line, std::string::npos) << frame;
+  const std::string payload = frame.substr(line + 6, frame.find('\n', line) - line - 6);
+  EXPECT_EQ(json::parse(payload), json::value(object));
+}
+
+TEST(ToJsonTest, SessionEventDataThatIsNotAnObjectRendersAsRawText) {
+  for (const std::string data : {"not json", "[1,2]", "\"text\"", "{\"cut\":"}) {
+    core::SessionEvent event{1, "agent.message", "m", 5, data};
+    const json::object object = to_json(event);
+    ASSERT_TRUE(object.at("data").is_object()) << data;
+    EXPECT_EQ(object.at("data"), (json::object{{"raw_text", data}})) << data;
+  }
 }
 
 TEST(ToJsonTest, RuntimeInfo) {

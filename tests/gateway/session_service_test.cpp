@@ -85,10 +85,11 @@ class WatchedService final : public bridge::SessionService {
     note("append_followup");
     return inner_.append_followup(session_id, message);
   }
+  using SessionService::append_event;
   bridge::AppendResult append_event(std::string_view session_id, std::string_view event_type,
-                                    std::string_view message) override {
+                                    std::string_view message, std::string_view data) override {
     note("append_event");
-    return inner_.append_event(session_id, event_type, message);
+    return inner_.append_event(session_id, event_type, message, data);
   }
   bridge::DrainResult drain_followups(std::string_view session_id, std::size_t limit) override {
     note("drain_followups");

@@ -33,6 +33,7 @@ void expect_same(const FeedMessage& a, const FeedMessage& b) {
     EXPECT_EQ(a.event->event_type, b.event->event_type);
     EXPECT_EQ(a.event->message, b.event->message);
     EXPECT_EQ(a.event->timestamp_unix_ms, b.event->timestamp_unix_ms);
+    EXPECT_EQ(a.event->data, b.event->data);
   }
 }
 
@@ -51,6 +52,17 @@ TEST(FeedMessageTest, DecodesWhatTheScriptPublishes) {
   EXPECT_EQ(state_only->session.queued_followups, 0u);
   EXPECT_FALSE(state_only->event);
   EXPECT_FALSE(decode_feed_message(R"(["s","w","failed",1,2,0,[]])")->event);
+  EXPECT_EQ(with_event->event->data, "");  // an event without data has none
+
+  // A typed event's data comes last, as a string (cjson escapes '/' too).
+  const auto with_data =
+      decode_feed_message(R"(["eca_1","ws-1","running",1700000000000,1700000000500,2,)"
+                          R"([8,"agent.tool_call","edited",1700000000500,)"
+                          R"("{\"path\":\"a\/b.cpp\",\"n\":[1]}"]])");
+  ASSERT_TRUE(with_data);
+  ASSERT_TRUE(with_data->event);
+  EXPECT_EQ(with_data->event->event_type, "agent.tool_call");
+  EXPECT_EQ(with_data->event->data, R"({"path":"a/b.cpp","n":[1]})");
 }
 
 TEST(FeedMessageTest, NumbersMayArriveAsIntegralDoubles) {
@@ -82,6 +94,22 @@ TEST(FeedMessageTest, EncodeAndDecodeRoundTrip) {
             R"(["eca_1","ws-1","running",1700000000000,1700000000500,2,{}])");
 }
 
+TEST(FeedMessageTest, DataIsEncodedOnlyWhenAnEventHasIt) {
+  FeedMessage typed = sample(true);
+  typed.event->data = R"({"tool":"edit","quote":"\""})";
+  const std::string encoded = encode_feed_message(typed);
+  EXPECT_EQ(encoded, R"(["eca_1","ws-1","running",1700000000000,1700000000500,2,)"
+                     R"([7,"followup","do \"this\"\n",1700000000500,)"
+                     R"("{\"tool\":\"edit\",\"quote\":\"\\\"\"}"]])");
+  const auto decoded = decode_feed_message(encoded);
+  ASSERT_TRUE(decoded);
+  expect_same(*decoded, typed);
+  // Without data, the event is the four elements it always was.
+  EXPECT_EQ(encode_feed_message(sample(true)),
+            R"(["eca_1","ws-1","running",1700000000000,1700000000500,2,)"
+            R"([7,"followup","do \"this\"\n",1700000000500]])");
+}
+
 TEST(FeedMessageTest, AnythingElseIsNotAMessage) {
   for (const char* payload : {
            "",
@@ -99,12 +127,15 @@ TEST(FeedMessageTest, AnythingElseIsNotAMessage) {
            R"(["s","w","running",1,2,-1,{}])",     // a count is not negative
            R"(["s","w","running",1e300,2,0,{}])",  // nor out of range
            R"(["s","w","running",9223372036854775808,2,0,{}])",
-           R"(["s","w","running",1,2,0,{"a":1}])",         // the event is an array
-           R"(["s","w","running",1,2,0,[1,"t","m"]])",     // of four
-           R"(["s","w","running",1,2,0,[-1,"t","m",3]])",  // ids are not negative
-           R"(["s","w","running",1,2,0,[1,2,"m",3]])",     // the type is a string
-           R"(["s","w","running",1,2,0,[1,"t","m",3])",    // truncated
-           R"(["s","w","running",1,2,0,{}] x)",            // trailing text
+           R"(["s","w","running",1,2,0,{"a":1}])",              // the event is an array
+           R"(["s","w","running",1,2,0,[1,"t","m"]])",          // of four
+           R"(["s","w","running",1,2,0,[1,"t","m",3,"d",4]])",  // or five
+           R"(["s","w","running",1,2,0,[1,"t","m",3,{}]])",     // whose data is a string
+           R"(["s","w","running",1,2,0,[1,"t","m",3,""]])",     // never empty (then left out)
+           R"(["s","w","running",1,2,0,[-1,"t","m",3]])",       // ids are not negative
+           R"(["s","w","running",1,2,0,[1,2,"m",3]])",          // the type is a string
+           R"(["s","w","running",1,2,0,[1,"t","m",3])",         // truncated
+           R"(["s","w","running",1,2,0,{}] x)",                 // trailing text
        }) {
     EXPECT_FALSE(decode_feed_message(payload)) << payload;
   }

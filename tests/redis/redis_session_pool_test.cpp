@@ -286,6 +286,41 @@ TEST_F(RedisSessionPoolTest, AReplayOfAFollowedSessionReusesTheEncodingsItsWindo
   pool->unfollow(id, follower.get());
 }
 
+TEST_F(RedisSessionPoolTest, AnEventsDataIsAStreamFieldOnlyWhenItHasSomeAndEveryGatewayReadsIt) {
+  auto a = make_pool();
+  auto b = make_pool();
+  const std::string id = a->open("ws", false).session.session_id;
+  const std::string data = R"({"tool":"edit","path":"src/a.cpp"})";
+  a->append_event(id, "agent.tool_call", "edited src/a.cpp", data);
+  a->append_progress(id, "plain");
+
+  // Stored as the field 'd' of a typed event only: an event without data is stored as every
+  // event was before data existed (t, m, ts), and such entries read back without data.
+  RedisClient client(std::get<RedisAddress>(parse_redis_url(redis_.url())), {});
+  const Reply entries = client.command({"XRANGE", prefix_ + "e:" + id, "-", "+"});
+  ASSERT_EQ(entries.elements.size(), 2u);
+  const auto fields_of = [](const Reply& entry) {
+    std::vector<std::string> fields;
+    const auto& pairs = entry.elements.at(1).elements;
+    for (std::size_t i = 0; i < pairs.size(); i += 2)
+      fields.push_back(pairs[i].text + "=" + pairs[i + 1].text);
+    return fields;
+  };
+  const std::string at = std::to_string(clock_.now());
+  EXPECT_EQ(fields_of(entries.elements[0]),
+            (std::vector<std::string>{"t=agent.tool_call", "m=edited src/a.cpp", "ts=" + at,
+                                      "d=" + data}));
+  EXPECT_EQ(fields_of(entries.elements[1]),
+            (std::vector<std::string>{"t=progress", "m=plain", "ts=" + at}));
+
+  // Another gateway's replay has it, and encodes it with its event.
+  const bridge::Replay replay = b->replay(id, std::nullopt, 10);
+  ASSERT_EQ(replay.events.size(), 2u);
+  EXPECT_EQ(replay.events[0]->event.event_type, "agent.tool_call");
+  EXPECT_EQ(replay.events[0]->event.data, data);
+  EXPECT_EQ(replay.events[1]->event.data, "");
+}
+
 TEST_F(RedisSessionPoolTest, SessionIdsThatNeedEscapingReachFollowersAndOwners) {
   // The feed carries ids as JSON strings: this one is escaped there.
   const std::string odd_id = "eca_\"quoted\\id\u00e9";

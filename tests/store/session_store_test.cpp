@@ -530,6 +530,63 @@ TEST_P(SessionStoreContract, WritesApplyInSubmissionOrderWithinOneBatch) {
   EXPECT_EQ(stored[0].expires_unix_ms, 2);
 }
 
+// Typed events carry a structured payload: it comes back with the event from every read, across
+// restarts, and events without one come back without one.
+TEST_P(SessionStoreContract, EventDataRoundTripsThroughEveryRead) {
+  SessionEvent typed = make_event(1);
+  typed.event_type = "agent.tool_call";
+  typed.data = R"({"tool":"edit","path":"a \"b\".cpp","lines":[1,2],"note":"ünïcødé\n"})";
+  store().submit(AppendEvent{make_record("s", 1), typed, 1, {}});
+  store().submit(append("s", 2));  // no data
+  SessionRecord ended = make_record("e", 1);
+  ended.snapshot.status = SessionStatus::completed;
+  ended.ended_unix_ms = 1'800'000'000'000;
+  store().submit(AppendEvent{ended, typed, 1, {}});
+  store().flush();
+
+  const StoredState state = reload();
+  const StoredSession* session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  ASSERT_EQ(session->events.size(), 2u);
+  EXPECT_EQ(session->events[0].event_type, "agent.tool_call");
+  EXPECT_EQ(session->events[0].data, typed.data);
+  EXPECT_EQ(session->events[1].data, "");
+  ASSERT_NE(find_session(state, "e"), nullptr);
+  ASSERT_EQ(find_session(state, "e")->events.size(), 1u);
+  EXPECT_EQ(find_session(state, "e")->events[0].data, typed.data);
+
+  // After another restart, with ended sessions' events left on disk and read back on demand.
+  SessionStore& reopened = reopen();
+  const StoredState running_only = reopened.load_sessions(LoadScope::running_events);
+  const StoredSession* running = find_session(running_only, "s");
+  ASSERT_NE(running, nullptr);
+  ASSERT_EQ(running->events.size(), 2u);
+  EXPECT_EQ(running->events[0].data, typed.data);
+  EXPECT_EQ(running->events[1].data, "");
+  if (reopened.reads_events()) {
+    const auto read = reopened.read_events("s", 0, 2, 10);
+    ASSERT_EQ(read.size(), 2u);
+    EXPECT_EQ(read[0].data, typed.data);
+    EXPECT_EQ(read[1].data, "");
+    const auto on_disk = reopened.read_events("e", 0, 1, 10);
+    ASSERT_EQ(on_disk.size(), 1u);
+    EXPECT_EQ(on_disk[0].data, typed.data);
+  }
+
+  // Appended after the restart, data is kept as well.
+  SessionEvent later = make_event(3);
+  later.data = R"({"step":3})";
+  reopened.submit(AppendEvent{make_record("s", 3), later, 1, {}});
+  reopened.flush();
+  const StoredState reloaded = reload();
+  const StoredSession* again = find_session(reloaded, "s");
+  ASSERT_NE(again, nullptr);
+  ASSERT_EQ(again->events.size(), 3u);
+  EXPECT_EQ(again->events[0].data, typed.data);
+  EXPECT_EQ(again->events[1].data, "");
+  EXPECT_EQ(again->events[2].data, later.data);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, SessionStoreContract,
                          ::testing::Values(Kind::memory, Kind::sqlite_normal, Kind::sqlite_full),
                          [](const auto& info) { return kind_name(info.param); });
@@ -600,6 +657,92 @@ TEST_F(SqliteStoreTest, RefusesADatabaseWithADamagedHeaderAndLeavesItAlone) {
   const std::string message = store_error_of([&] { open(); });
   EXPECT_TRUE(contains(message, path_));
   EXPECT_EQ(read_bytes(path_), bytes);
+}
+
+// The schema this store wrote at version 1 (before events had data), as a gateway of that time
+// left it.
+constexpr const char* kSchemaVersion1 = R"sql(
+CREATE TABLE sessions (
+  session_id TEXT PRIMARY KEY NOT NULL,
+  workspace_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  started_unix_ms INTEGER NOT NULL,
+  last_activity_unix_ms INTEGER NOT NULL,
+  ended_unix_ms INTEGER NOT NULL,
+  has_worker INTEGER NOT NULL,
+  last_sequence_id INTEGER NOT NULL
+);
+CREATE TABLE events (
+  event_id INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  sequence_id INTEGER NOT NULL,
+  event_type TEXT NOT NULL,
+  message TEXT NOT NULL,
+  timestamp_unix_ms INTEGER NOT NULL
+);
+CREATE TABLE followups (
+  id INTEGER PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX followups_by_session ON followups (session_id, id);
+CREATE TABLE auth_sessions (
+  token_sha256 TEXT PRIMARY KEY NOT NULL,
+  expires_unix_ms INTEGER NOT NULL
+);
+PRAGMA user_version = 1;
+)sql";
+
+std::int64_t user_version_of(const std::string& path) {
+  sqlite3* db = nullptr;
+  std::int64_t version = -1;
+  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK) {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &statement, nullptr) == SQLITE_OK &&
+        sqlite3_step(statement) == SQLITE_ROW)
+      version = sqlite3_column_int64(statement, 0);
+    sqlite3_finalize(statement);
+  }
+  sqlite3_close(db);
+  return version;
+}
+
+TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedAndItsEventsHaveNoData) {
+  run_sql(path_, std::string(kSchemaVersion1) +
+                     "INSERT INTO sessions VALUES ('s', 'ws', 'running', 1000, 2000, 0, 0, 1);"
+                     "INSERT INTO events (session_id, sequence_id, event_type, message,"
+                     " timestamp_unix_ms) VALUES ('s', 1, 'progress', 'from version 1', 2000);");
+  ASSERT_EQ(user_version_of(path_), 1);
+  {
+    auto store = open();
+    const StoredState state = store->load();
+    const StoredSession* session = find_session(state, "s");
+    ASSERT_NE(session, nullptr);
+    EXPECT_EQ(session->record.last_sequence_id, 1u);
+    ASSERT_EQ(session->events.size(), 1u);
+    EXPECT_EQ(session->events[0].message, "from version 1");
+    EXPECT_EQ(session->events[0].timestamp_unix_ms, 2000);
+    EXPECT_EQ(session->events[0].data, "");
+
+    SessionEvent typed = make_event(2);
+    typed.data = R"({"kind":"after the migration"})";
+    store->submit(AppendEvent{make_record("s", 2), typed, 1, {}});
+    store->flush();
+  }
+  EXPECT_EQ(user_version_of(path_), SqliteStore::kSchemaVersion);
+
+  auto store = open();
+  const StoredState state = store->load();
+  const StoredSession* session = find_session(state, "s");
+  ASSERT_NE(session, nullptr);
+  ASSERT_EQ(session->events.size(), 2u);
+  EXPECT_EQ(session->events[0].message, "from version 1");
+  EXPECT_EQ(session->events[0].data, "");
+  EXPECT_EQ(session->events[1].data, R"({"kind":"after the migration"})");
+  const auto read = store->read_events("s", 0, 2, 10);
+  ASSERT_EQ(read.size(), 2u);
+  EXPECT_EQ(read[0].data, "");
+  EXPECT_EQ(read[1].data, R"({"kind":"after the migration"})");
 }
 
 TEST_F(SqliteStoreTest, RefusesANewerSchemaAndLeavesTheFileAlone) {
