@@ -98,7 +98,8 @@ struct Gateway {
         pool(
             bridge::PoolLimits{config.sessions.inactivity_timeout_ms, config.sessions.max_active,
                                config.sessions.max_events,
-                               config.sessions.retention_hours * 3600 * 1000},
+                               config.sessions.retention_hours * 3600 * 1000,
+                               config.sessions.max_event_memory_bytes},
             [] { return kNowUnixMs; },
             [this] {
               char id[40];
@@ -108,7 +109,8 @@ struct Gateway {
             },
             gateway::encode_event_frame, store),
         authenticator(
-            auth::AuthConfig{config.auth.mode, "", "", config.auth.session_ttl_seconds},
+            auth::AuthConfig{config.auth.mode, "", "", config.auth.session_ttl_seconds,
+                             config.auth.authenticator().throttle},
             [] { return kNowUnixMs; }, std::make_shared<auth::LocalTokenRegistry>(store)),
         rate_limiter(config.auth.rate_limit_window_seconds, config.auth.rate_limit_max_requests,
                      [] { return kNowUnixMs; }),
