@@ -2,7 +2,8 @@
 // playwright-core, against the real gateway running the scripted ACP agent
 // (tests/support/fake_agents/fake_acp_agent.mjs). The operator sees the agent's streamed answer
 // as a conversation, answers a permission request with the agent's own option buttons (and the
-// agent then writes the file), and cancels a turn that would otherwise never end.
+// agent then writes the file), cancels a turn that would otherwise never end, and closes the
+// session, after which the agent's exit still shows.
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -73,7 +74,13 @@ test('the dashboard shows an agent session as a conversation and answers it', { 
   const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const pageErrors = [];
   const consoleErrors = [];
+  const detailRequests = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('request', (request) => {
+    if (request.method() === 'GET' && /\/sessions\/eca_[0-9a-f]+$/.test(new URL(request.url()).pathname)) {
+      detailRequests.push(Date.now());
+    }
+  });
   page.on('console', (message) => {
     if (message.type() === 'error') consoleErrors.push(message.text());
   });
@@ -162,7 +169,19 @@ test('the dashboard shows an agent session as a conversation and answers it', { 
   await page.getByRole('tab', { name: 'Conversation' }).click();
   await conversation.waitFor({ timeout: WAIT_MS });
 
+  // Closing stops the agent; its exit is recorded after the stream's end, and still shown.
+  await page.getByRole('button', { name: 'Close session' }).click();
+  await page.getByTestId('session-status').filter({ hasText: /^closed$/ }).waitFor({ timeout: WAIT_MS });
+  await conversation.getByTestId('conversation-note').filter({ hasText: 'Agent exited: killed by signal' })
+    .waitFor({ timeout: WAIT_MS });
+  await agentState('exited').waitFor({ timeout: WAIT_MS });
+  assert.ok(await page.getByRole('button', { name: 'Send prompt' }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Cancel turn' }).isDisabled());
+
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
-  t.diagnostic(`scenario ran in ${Date.now() - started} ms`);
+  // The agent's state is kept live with the session detail, asked for after the events that
+  // change it, one request at a time: a few per turn, not one per event (the rate limit).
+  t.diagnostic(`scenario ran in ${Date.now() - started} ms; ${detailRequests.length} detail requests`);
+  assert.ok(detailRequests.length <= 20, `${detailRequests.length} detail requests`);
 });

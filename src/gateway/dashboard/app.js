@@ -586,8 +586,10 @@ function renderSnapshotPlaceholder(label = '…') {
 // `mark` is agentMark() from when the snapshot was asked for (see applyAgent).
 function updateSnapshot(session, mark = null) {
   if (!session || session.session_id !== view.id) return;
+  // Shown again (after an action): its agent may be older than what the events have shown since.
+  const again = session === view.snapshot;
   view.snapshot = session;
-  if (session.agent) applyAgent(session.agent, mark);
+  if (session.agent && !again) applyAgent(session.agent, mark);
   $('session-status').replaceWith(statusBadge(session.status, { id: 'session-status', 'data-testid': 'session-status' }));
   $('session-workspace').textContent = session.workspace_id;
   $('session-started').replaceChildren(formatWhen(session.started_unix_ms), ' (',
@@ -695,13 +697,14 @@ function listen(source, onDone) {
   return current;
 }
 
-// With workers, a session's last events (the worker's final output and its subprocess.exit) are
-// recorded after the session ended, so its follow stream, which ends with the session, may miss
-// them. A few replays from the last shown event pick them up while the worker is being stopped.
+// With workers and agents, a session's last events (the process's final output and its
+// subprocess.exit) are recorded after the session ended, so its follow stream, which ends with
+// the session, may miss them. A few replays from the last shown event pick them up while the
+// process is being stopped.
 const LATE_REPLAY_DELAYS_MS = [1000, 3000, 8000];
 
 function scheduleLateReplays() {
-  if (!workerMode || view.workerExited) return;
+  if (!(workerMode || view.isAgent) || view.workerExited) return;
   const { id } = view;
   view.lateTimers = LATE_REPLAY_DELAYS_MS.map((ms) => setTimeout(() => {
     if (view.id === id && !view.workerExited) replayOnce();
