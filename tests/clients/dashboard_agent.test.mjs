@@ -185,3 +185,37 @@ test('the dashboard shows an agent session as a conversation and answers it', { 
   t.diagnostic(`scenario ran in ${Date.now() - started} ms; ${detailRequests.length} detail requests`);
   assert.ok(detailRequests.length <= 20, `${detailRequests.length} detail requests`);
 });
+
+test('the dashboard opened on an agent waiting for permission offers it once, and Reject refuses', { timeout: 60_000 }, async (t) => {
+  const { gateway, workspaceRoot } = await startAgentGateway(t);
+  const { chromium } = await importClientPackage('playwright-core');
+  const browser = await launchChromium(chromium);
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+
+  // The agent is already waiting when the page first sees the session: the request comes from
+  // the replay and from the snapshot, and shows once.
+  const sessionId = await openAgentSession(gateway.baseUrl, 'agent-waiting', 'write b.txt');
+  await page.goto(`${gateway.baseUrl}/dashboard#/sessions/${sessionId}`);
+  await page.getByLabel('Bearer token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  const conversation = page.getByTestId('conversation');
+  const request = conversation.getByTestId('permission-request');
+  await request.getByRole('button', { name: 'Reject' }).waitFor({ timeout: WAIT_MS });
+  await page.locator('[data-testid="agent-state"][data-state="awaiting_permission"]').waitFor({ timeout: WAIT_MS });
+  await page.getByTestId('agent-turns').filter({ hasText: '1 permission request waiting' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.count(), 1);
+  // In conversation order: the prompt, the tool call, then the request.
+  assert.deepEqual(await conversation.locator('> li').evaluateAll((items) => items.map((item) => item.dataset.testid)),
+    ['user-prompt', 'tool-call', 'permission-request']);
+
+  await request.getByRole('button', { name: 'Reject' }).click();
+  await request.filter({ hasText: 'Answered: Reject (by api)' }).waitFor({ timeout: WAIT_MS });
+  assert.equal(await request.getByRole('button').count(), 0);
+  await conversation.locator('[data-testid="tool-call"][data-status="failed"]').waitFor({ timeout: WAIT_MS });
+  await conversation.locator('[data-testid="turn-end"][data-stop-reason="end_turn"]').waitFor({ timeout: WAIT_MS });
+  assert.equal(existsSync(join(workspaceRoot, 'agent-waiting', 'b.txt')), false, 'a refused write is not done');
+  assert.deepEqual(pageErrors, []);
+});

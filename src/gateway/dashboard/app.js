@@ -514,6 +514,7 @@ function freshView(id = null) {
     eventsShown: 0,
     // Agent sessions (the snapshot's `agent` is an object, or agent.* events arrive).
     isAgent: false,
+    plain: false,         // a snapshot said `"agent": null`: no conversation to build
     agent: null,          // newest known agent object: fetched, or moved on by the events since
     stateEvents: 0,       // events seen that change the agent's state (see agentMark())
     agentFetch: { busy: false, again: false },
@@ -590,6 +591,7 @@ function updateSnapshot(session, mark = null) {
   const again = session === view.snapshot;
   view.snapshot = session;
   if (session.agent && !again) applyAgent(session.agent, mark);
+  if (session.agent === null) view.plain = true;
   $('session-status').replaceWith(statusBadge(session.status, { id: 'session-status', 'data-testid': 'session-status' }));
   $('session-workspace').textContent = session.workspace_id;
   $('session-started').replaceChildren(formatWhen(session.started_unix_ms), ' (',
@@ -841,6 +843,12 @@ function applyAgent(agent, mark) {
   if (mark !== null && mark !== agentMark()) return; // stale; a newer detail is on its way
   view.agent = { ...agent, pending_permissions: [...(agent.pending_permissions ?? [])] };
   renderAgent();
+  // A request whose event is not shown (not replayed yet, or dropped by retention) still gets
+  // its buttons; its event, when it comes, moves the card to its place.
+  for (const request of view.agent.pending_permissions) {
+    const requestId = asText(request?.request_id);
+    if (requestId && !view.conversation.permissions.has(requestId)) addPermissionRequest(asObject(request));
+  }
 }
 
 // Asks for the session detail, one request at a time: events arriving meanwhile ask once more.
@@ -974,6 +982,7 @@ function onConversationEvent(event) {
     advanceAgentState(event, data);
     if (view.isAgent) refreshAgent();
   }
+  if (view.plain && !view.isAgent) return;
   switch (type) {
     case 'followup': return addUserPrompt(asText(event.message), null);
     case 'agent.turn_started': return startTurn(data);
@@ -1109,6 +1118,11 @@ function optionButtonClass(kind) {
 
 function addPermissionRequest(data) {
   const requestId = asText(data.request_id);
+  const shown = view.conversation.permissions.get(requestId);
+  if (shown?.isConnected && !shown.dataset.outcome) {
+    appendConversation(shown); // shown from a snapshot before its event: now in its place
+    return;
+  }
   const toolCall = asObject(data.tool_call);
   const options = Array.isArray(data.options) ? data.options.map(asObject) : [];
   const actions = el('div', { class: 'permission-actions', 'data-testid': 'permission-options' });
