@@ -216,9 +216,8 @@ gateway::GatewayConfig make_config(const std::string& worker_command,
   config.worker.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
   // As the configuration does it: the worker flags are the profile named default (lines).
   if (!worker_command.empty()) {
-    config.agents.profiles.push_back({.name = "default",
-                                      .protocol = gateway::AgentProtocol::lines,
-                                      .command = worker_command});
+    config.agents.profiles.push_back(
+        {.name = "default", .protocol = gateway::AgentProtocol::lines, .command = worker_command});
     config.agents.default_agent = "default";
   }
   return config;
