@@ -53,9 +53,16 @@ AgentEvent tool_call_update_event(std::uint64_t turn, const boost::json::object&
   std::string summary = "tool call " + id + " updated";
   if (status.is_string())
     summary = "tool call " + id + ": " + std::string(status.get_string());
-  return {std::string(event_types::tool_call_update),
-          std::move(summary),
-          {{"turn", turn}, {"tool_call_id", id}, {"status", std::move(status)}, {"raw", update}}};
+  AgentEvent event{
+      std::string(event_types::tool_call_update),
+      std::move(summary),
+      {{"turn", turn}, {"tool_call_id", id}, {"status", std::move(status)}, {"raw", update}}};
+  // Agents may fill in what a call does only now (OpenCode's title becomes the command).
+  for (const char* field : {"title", "kind"}) {
+    if (const auto* value = update.if_contains(field); value && value->is_string())
+      event.data[field] = *value;
+  }
+  return event;
 }
 
 AgentEvent plan_event(const boost::json::object& update) {
@@ -162,6 +169,9 @@ void AcpClient::on_response(Output& out, boost::json::object message) {
     case Call::new_session:
       on_session_created(out, message);
       break;
+    case Call::load_session:
+      on_session_loaded(out, message);
+      break;
     case Call::prompt:
       on_prompt_answered(out, message);
       break;
@@ -190,8 +200,33 @@ void AcpClient::on_initialized(Output& out, const boost::json::object& message) 
   }
   boost::json::object params{{"cwd", options().workspace_dir},
                              {"mcpServers", boost::json::array()}};
+  if (!options().resume_session_id.empty()) {
+    if (!load_session_) {
+      fail_startup(out, "cannot resume: the agent does not offer session/load (loadSession)",
+                   message);
+      return;
+    }
+    params["sessionId"] = options().resume_session_id;
+    loading_ = true;
+    out.lines_to_agent.push_back(
+        boost::json::serialize(request(Call::load_session, "session/load", std::move(params))));
+    return;
+  }
   out.lines_to_agent.push_back(
       boost::json::serialize(request(Call::new_session, "session/new", std::move(params))));
+}
+
+void AcpClient::on_session_loaded(Output& out, const boost::json::object& message) {
+  loading_ = false;
+  if (object_at(message, "result") == nullptr) {
+    fail_startup(out, "session/load failed: " + boost::json::serialize(message), message);
+    return;
+  }
+  set_agent_session_id(options().resume_session_id);
+  mark_ready();
+  emit(out, AgentEvent{std::string(event_types::resumed),
+                       "resumed agent session " + options().resume_session_id,
+                       {{"agent_session_id", options().resume_session_id}, {"raw", message}}});
 }
 
 void AcpClient::on_session_created(Output& out, const boost::json::object& message) {
@@ -258,7 +293,7 @@ void AcpClient::on_permission_request(Output& out, const boost::json::object& me
 void AcpClient::on_notification(Output& out, const boost::json::object& message,
                                 std::int64_t now_ms) {
   // Notifications we do not know need no answer and change nothing: ignored, as JSON-RPC asks.
-  if (string_at(message, "method") != "session/update")
+  if (string_at(message, "method") != "session/update" || loading_)
     return;
   const auto* params = object_at(message, "params");
   const auto* update = params ? object_at(*params, "update") : nullptr;

@@ -31,7 +31,7 @@ class AcpClient : public AgentConnection {
   Output on_line(std::string_view line, std::int64_t now_ms) override;
 
   // The agent's initialize result said agentCapabilities.loadSession: true (session/load works).
-  bool supports_load_session() const { return load_session_; }
+  bool supports_load_session() const override { return load_session_; }
 
  protected:
   boost::json::object prompt_message(const std::string& text) override;
@@ -41,7 +41,7 @@ class AcpClient : public AgentConnection {
                                        std::string_view reason) override;
 
  private:
-  enum class Call { initialize, new_session, prompt };
+  enum class Call { initialize, new_session, load_session, prompt };
   // A request of ours, with a fresh id remembered until its response comes.
   boost::json::object request(Call call, std::string_view method, boost::json::object params);
   void on_message(Output& out, boost::json::object message, std::int64_t now_ms);
@@ -51,6 +51,7 @@ class AcpClient : public AgentConnection {
   void on_session_update(Output& out, const boost::json::object& update, std::int64_t now_ms);
   void on_initialized(Output& out, const boost::json::object& message);
   void on_session_created(Output& out, const boost::json::object& message);
+  void on_session_loaded(Output& out, const boost::json::object& message);
   void on_prompt_answered(Output& out, const boost::json::object& message);
   void on_permission_request(Output& out, const boost::json::object& message, std::int64_t now_ms);
   void reply_error(Output& out, boost::json::value id, int code, std::string_view text);
@@ -58,6 +59,7 @@ class AcpClient : public AgentConnection {
   std::int64_t next_request_id_ = 0;
   std::vector<std::pair<boost::json::value, Call>> awaiting_;  // our requests, by JSON id
   bool load_session_ = false;
+  bool loading_ = false;  // session/load replays the conversation: not logged a second time
 };
 
 }  // namespace tau::agent

@@ -73,6 +73,8 @@ class AgentConnection {
   std::uint64_t turns_completed() const { return turns_completed_; }
   const std::string& last_stop_reason() const { return last_stop_reason_; }  // empty: none yet
   const std::vector<PendingPermission>& pending_permissions() const { return pending_; }
+  // Whether the agent can continue this session in a new process (ACP loadSession).
+  virtual bool supports_load_session() const { return false; }
   // The agent's own session id (ACP sessionId, stream-json session_id); empty until known.
   const std::string& agent_session_id() const { return agent_session_id_; }
   // Why the handshake failed; empty while it has not.

@@ -72,6 +72,8 @@ struct AgentOptions {
   PermissionPolicy permission = PermissionPolicy::ask;
   std::int64_t permission_timeout_ms = 600000;  // AgentProfile::permission_timeout_ms
   std::int64_t startup_timeout_ms = 30000;      // from start() until the agent is idle
+  // ACP: continue this agent session (session/load) instead of starting one (session/new).
+  std::string resume_session_id;
 };
 
 namespace event_types {
@@ -85,6 +87,7 @@ inline constexpr std::string_view permission_requested = "agent.permission_reque
 inline constexpr std::string_view permission_resolved = "agent.permission_resolved";
 inline constexpr std::string_view turn_ended = "agent.turn_ended";
 inline constexpr std::string_view protocol_error = "agent.protocol_error";
+inline constexpr std::string_view resumed = "agent.resumed";
 }  // namespace event_types
 
 }  // namespace tau::agent

@@ -4,6 +4,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 #include <string>
+#include <utility>
 
 #include "agent/json_fields.h"
 
@@ -80,6 +81,7 @@ boost::json::object StreamJsonClient::prompt_message(const std::string& text) {
 }
 
 std::vector<boost::json::object> StreamJsonClient::cancel_messages() {
+  interrupted_ = true;
   std::string request_id = "tau-" + std::to_string(++control_requests_sent_);
   awaiting_control_responses_.push_back(request_id);
   return {{{"type", "control_request"},
@@ -174,7 +176,11 @@ void StreamJsonClient::on_result(Output& out, const boost::json::object& message
   // Newer CLIs give the model's stop_reason; the subtype (success, error_max_turns,
   // error_during_execution, ...) always says how the turn ended.
   const std::string_view subtype = string_at(message, "subtype", "unknown");
-  const std::string stop_reason(string_at(message, "stop_reason", subtype));
+  // A turn we interrupted reports the model's last stop_reason (tool_use when a tool waited for
+  // permission) or none: it says cancelled, as ACP does.
+  const std::string stop_reason(std::exchange(interrupted_, false)
+                                    ? std::string("cancelled")
+                                    : std::string(string_at(message, "stop_reason", subtype)));
   end_turn(out, stop_reason,
            {{"subtype", subtype},
             {"is_error", value_at(message, "is_error")},

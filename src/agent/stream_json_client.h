@@ -51,6 +51,7 @@ class StreamJsonClient : public AgentConnection {
   void on_control_response(Output& out, const boost::json::object& message);
 
   std::uint64_t control_requests_sent_ = 0;
+  bool interrupted_ = false;  // an interrupt was sent in the current turn
   std::vector<std::string> awaiting_control_responses_;  // request_ids of our control requests
 };
 

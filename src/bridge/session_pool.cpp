@@ -25,7 +25,8 @@ SessionPool::~SessionPool() {
   store_->set_durable_listener(nullptr);
 }
 
-store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sessions) {
+store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sessions,
+                                   std::vector<std::string>* deferred) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   std::vector<Session*> lost_workers;
@@ -59,6 +60,11 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     }
   }
   store::Ticket ticket = 0;
+  if (deferred) {
+    for (Session* session : lost_workers)
+      deferred->push_back(session->snapshot.session_id);
+    lost_workers.clear();
+  }
   for (Session* session : lost_workers) {
     append_locked(*session, kRestartEventType,
                   "the gateway restarted; the session's worker process was lost", now);

@@ -43,8 +43,11 @@ class SessionPool final : public SessionService {
 
   // Takes in the sessions the store held at start-up (once, before the pool is shared). Sessions
   // that were running a worker process when the gateway stopped lost it: they end as `failed`
-  // with a `gateway.restart` event. Returns the ticket of those writes (0 when none).
-  store::Ticket restore(std::vector<store::StoredSession> stored_sessions);
+  // with a `gateway.restart` event. Returns the ticket of those writes (0 when none). With
+  // `lost_workers`, they stay running and their ids are listed there instead, for the caller to
+  // resume (agent sessions) or end.
+  store::Ticket restore(std::vector<store::StoredSession> stored_sessions,
+                        std::vector<std::string>* lost_workers = nullptr);
 
   void set_end_listener(EndListener listener) override { end_listener_ = std::move(listener); }
 

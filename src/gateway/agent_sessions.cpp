@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <optional>
@@ -33,6 +34,11 @@ constexpr std::string_view stderr_line = "subprocess.stderr";
 constexpr std::string_view exit = "subprocess.exit";
 constexpr std::string_view stdin_error = "subprocess.stdin_error";
 constexpr std::string_view undelivered = "agent.followup_undelivered";
+// What a restart needs to know: which profile runs the session, and the agent's own session.
+constexpr std::string_view started = "agent.started";
+constexpr std::string_view ready = "agent.ready";
+constexpr std::string_view lost = "agent.lost";
+constexpr std::string_view restart = "gateway.restart";
 }  // namespace event_types
 
 std::int64_t steady_ms() {
@@ -54,13 +60,15 @@ agent::PermissionPolicy policy_of(PermissionPolicy policy) {
 }
 
 std::unique_ptr<agent::AgentConnection> make_connection(const AgentProfile& profile,
-                                                        std::string workspace_dir) {
+                                                        std::string workspace_dir,
+                                                        std::string resume_session_id) {
   agent::AgentOptions options;
   options.workspace_dir = std::move(workspace_dir);
   options.client_version = kClientVersion;
   options.permission = policy_of(profile.permission);
   options.permission_timeout_ms = profile.permission_timeout_ms;
   options.startup_timeout_ms = profile.startup_timeout_ms;
+  options.resume_session_id = std::move(resume_session_id);
   if (profile.protocol == AgentProtocol::acp)
     return std::make_unique<agent::AcpClient>(std::move(options));
   return std::make_unique<agent::StreamJsonClient>(std::move(options));
@@ -81,14 +89,14 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
                                     public std::enable_shared_from_this<AgentSession> {
  public:
   AgentSession(AgentSessions& owner, const core::SessionSnapshot& session,
-               const AgentProfile& profile, std::string workspace_dir)
+               const AgentProfile& profile, std::string workspace_dir, std::string resume_id)
       : owner_(owner),
         session_id_(session.session_id),
         name_(profile.name),
         protocol_(to_string(profile.protocol)),
         strand_(asio::make_strand(owner.io_)),
         timer_(strand_),
-        connection_(make_connection(profile, std::move(workspace_dir))) {}
+        connection_(make_connection(profile, std::move(workspace_dir), std::move(resume_id))) {}
 
   asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
 
@@ -96,6 +104,10 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
     {
       std::lock_guard lock(mutex_);
       process_ = std::move(process);
+      outbox_.push_back(Item{
+          {std::string(event_types::started), "agent " + name_ + " (" + protocol_ + ") started",
+           json::serialize(json::object{{"agent", name_}, {"protocol", protocol_}})},
+          {}});
       apply_locked(connection_->start(steady_ms()));
     }
     process_->start();
@@ -248,6 +260,17 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
     }
     if (connection_->state() == agent::AgentState::idle)
       want_followup_ = true;
+    if (!ready_logged_ && connection_->state() != agent::AgentState::starting &&
+        connection_->state() != agent::AgentState::exited) {
+      ready_logged_ = true;
+      const std::string& agent_session = connection_->agent_session_id();
+      outbox_.push_back(Item{
+          {std::string(event_types::ready),
+           "agent ready" + (agent_session.empty() ? std::string() : ": session " + agent_session),
+           json::serialize(json::object{{"agent_session_id", agent_session},
+                                        {"load_session", connection_->supports_load_session()}})},
+          {}});
+    }
     if (connection_->startup_deadline_passed(steady_ms()) && !startup_failed_) {
       startup_failed_ = true;
       if (connection_->startup_failure().empty()) {
@@ -397,6 +420,7 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
   bool want_followup_ = false;
   bool ended_ = false;
   bool startup_failed_ = false;
+  bool ready_logged_ = false;
 };
 
 AgentSessions::AgentSessions(asio::io_context& io, bridge::SessionService& pool,
@@ -409,8 +433,23 @@ AgentSessions::~AgentSessions() {
 
 void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfile& profile) {
   try {
+    launch(session, profile, "");
+  } catch (const std::exception& error) {
+    {
+      std::lock_guard lock(mutex_);
+      ++failed_to_start_;
+    }
+    pool_.discard(session.session_id);
+    throw start_failure(error.what());
+  }
+}
+
+void AgentSessions::launch(const core::SessionSnapshot& session, const AgentProfile& profile,
+                           std::string resume_session_id) {
+  try {
     const std::string directory = prepare_workspace(config_, session);
-    auto agent_session = std::make_shared<AgentSession>(*this, session, profile, directory);
+    auto agent_session = std::make_shared<AgentSession>(*this, session, profile, directory,
+                                                        std::move(resume_session_id));
     worker::WorkerOptions options = worker_options(config_);
     options.drop_long_lines = true;
     auto process = worker::WorkerProcess::spawn(
@@ -422,14 +461,69 @@ void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfi
       ++started_;
     }
     agent_session->begin(std::move(process));
-  } catch (const std::exception& error) {
-    {
-      std::lock_guard lock(mutex_);
-      ++failed_to_start_;
-      running_.erase(session.session_id);
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    running_.erase(session.session_id);
+    throw;
+  }
+}
+
+std::string AgentSessions::resume_refusal(const std::string& session_id,
+                                          const AgentProfile*& profile, std::string& resume,
+                                          bool& agent_session) {
+  const bridge::Replay replay =
+      pool_.replay(session_id, std::nullopt, pool_.limits().max_events_per_session);
+  std::string name;
+  bool load_session = false;
+  for (const auto& retained : replay.events) {
+    const core::SessionEvent& event = retained->event;
+    if (event.event_type != event_types::started && event.event_type != event_types::ready)
+      continue;
+    const json::value data = json::parse(event.data);
+    if (event.event_type == event_types::started) {
+      name = data.at("agent").as_string();
+    } else {
+      resume = data.at("agent_session_id").as_string();
+      load_session = data.at("load_session").as_bool();
     }
-    pool_.discard(session.session_id);
-    throw start_failure(error.what());
+  }
+  agent_session = !name.empty();
+  if (!agent_session)
+    return "a worker";
+  profile = config_.agents.find(name);
+  if (!profile)
+    return "its profile '" + name + "' is no longer configured";
+  if (profile->protocol != AgentProtocol::acp || !load_session || resume.empty())
+    return "agent " + name + " cannot load a session (ACP loadSession)";
+  return {};
+}
+
+void AgentSessions::recover(const std::vector<std::string>& session_ids) {
+  for (const auto& session_id : session_ids) {
+    try {
+      const AgentProfile* profile = nullptr;
+      std::string resume;
+      bool agent_session = false;
+      std::string refusal = resume_refusal(session_id, profile, resume, agent_session);
+      if (refusal.empty()) {
+        try {
+          launch(pool_.get(session_id), *profile, resume);
+          continue;
+        } catch (const std::exception& error) {
+          refusal = error.what();
+        }
+      }
+      if (agent_session) {
+        pool_.append_event(session_id, event_types::lost,
+                           "the gateway restarted and the agent could not be resumed: " + refusal);
+      } else {
+        pool_.append_event(session_id, event_types::restart,
+                           "the gateway restarted; the session's worker process was lost");
+      }
+      pool_.end_session(session_id, core::SessionStatus::failed);
+    } catch (const std::exception& error) {
+      spdlog::warn("session {}: cannot recover after the restart: {}", session_id, error.what());
+    }
   }
 }
 

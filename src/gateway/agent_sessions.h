@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "bridge/session_service.h"
 #include "gateway/agent_profiles.h"
@@ -41,6 +42,11 @@ class AgentSessions {
   // Starts `profile`'s agent (acp or claude-stream-json) for a session open() has just created.
   // When it cannot start, the session is discarded and this throws core::Error worker_failed.
   void start(const core::SessionSnapshot& session, const AgentProfile& profile);
+  // At start-up, for the running sessions whose agent or worker the last run left behind: an
+  // acp agent that offered session/load is started again on its agent session (agent.resumed);
+  // another agent session ends as failed with an `agent.lost` event, a worker's (protocol
+  // lines) with `gateway.restart`. Queued follow-ups stay queued for the resumed agent.
+  void recover(const std::vector<std::string>& session_ids);
   // Whether this gateway runs (or ran) an agent for the session.
   bool runs(std::string_view session_id) const;
   // A follow-up was queued on the session: it becomes a turn once the agent is ready for it.
@@ -71,6 +77,11 @@ class AgentSessions {
  private:
   friend class AgentSession;
   std::shared_ptr<AgentSession> find(std::string_view session_id) const;
+  void launch(const core::SessionSnapshot& session, const AgentProfile& profile,
+              std::string resume_session_id);
+  // Why the session's agent cannot be resumed; empty when it can (and sets `profile`, `resume`).
+  std::string resume_refusal(const std::string& session_id, const AgentProfile*& profile,
+                             std::string& resume, bool& agent_session);
   std::shared_ptr<AgentSession> find_or_throw(std::string_view session_id) const;
   void agent_exited(const std::string& session_id);
   bool shutting_down() const;

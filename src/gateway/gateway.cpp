@@ -98,7 +98,7 @@ SessionBackend open_local_backend(const GatewayConfig& config) {
       std::make_unique<bridge::SessionPool>(pool_limits(config), core::system_clock_unix_ms,
                                             nullptr, encode_event_frame, backend.local_store);
   const std::size_t restored_sessions = stored.sessions.size();
-  pool->restore(std::move(stored.sessions));
+  pool->restore(std::move(stored.sessions), &backend.lost_workers);
   auto tokens = std::make_shared<auth::LocalTokenRegistry>(token_store);
   tokens->restore(stored_tokens, core::system_clock_unix_ms());
   // What the restore changed (lost workers) is committed before anyone can ask.
@@ -203,9 +203,11 @@ Gateway::Gateway(GatewayConfig config)
       server_(listen(io_, api_, config_)),
       signals_(io_, SIGINT, SIGTERM),
       shutdown_deadline_(io_) {
-  // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway. (No
-  // worker starts before run().)
+  // Writing to a worker whose stdin is closed must fail with EPIPE, not kill the gateway.
   ::signal(SIGPIPE, SIG_IGN);
+  // Sessions whose process the last run left: ACP agents that can load their session are
+  // started again (their processes report once run() runs the I/O threads); the others end.
+  agents_.recover(backend_.lost_workers);
   // The allowed Host names carry the port actually bound (--bind may say 0).
   auto policy = browser_policy(config_, server_->local_endpoint().port());
   spdlog::info("browser protections: {}", policy.describe());

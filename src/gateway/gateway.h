@@ -35,6 +35,8 @@ struct SessionBackend {
   std::unique_ptr<bridge::SessionService> sessions;
   std::shared_ptr<auth::TokenRegistry> tokens;
   std::unique_ptr<auth::RateLimiter> rate_limiter;
+  // Running sessions whose agent or worker process the last run left behind (local store).
+  std::vector<std::string> lost_workers;
 };
 
 // The whole gateway process: logging, the store and session pool, authentication, workers, the

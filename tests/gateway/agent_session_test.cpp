@@ -51,12 +51,24 @@ class AgentGateway {
            << profile.extra << "\n";
     }
     file.close();
-    gateway = std::make_unique<GatewayProcess>(std::vector<std::string>{
-        "--auth-mode", "localhost-dev", "--config", dir.path() + "/gateway.toml"});
-    client = std::make_unique<HttpClient>(gateway->port());
+    start();
+  }
+
+  // Stops the gateway (SIGTERM) and starts it again on the same state and config.
+  void restart() {
+    client.reset();
+    gateway.reset();
+    start();
   }
 
   std::string workspaces() const { return dir.path() + "/ws"; }
+
+  void start() {
+    gateway = std::make_unique<GatewayProcess>(std::vector<std::string>{
+        "--auth-mode", "localhost-dev", "--config", dir.path() + "/gateway.toml", "--state-dir",
+        dir.path() + "/state"});
+    client = std::make_unique<HttpClient>(gateway->port());
+  }
 
   // Opens a session with `fields` (workspace_id defaults to "ws"); returns the answer's session.
   json::object open(json::object fields, unsigned expected_status = 200) {
@@ -418,8 +430,40 @@ TEST(AgentSessions, ClaudeStreamJsonTurnsPermissionsAndInterrupts) {
   agents.wait_for_event(id, "agent.message", 3);  // hello, wrote f.txt, working
   EXPECT_EQ(agents.post(id, "/cancel", {}).at("cancelled"), true);
   const json::object ended = agents.wait_for_event(id, "agent.turn_ended", 3);
-  EXPECT_EQ(ended.at("data").at("stop_reason"), "error_during_execution");
+  EXPECT_EQ(ended.at("data").at("stop_reason"), "cancelled");
   EXPECT_EQ(agents.detail(id).at("agent").at("state"), "idle");
+}
+
+TEST(AgentSessions, AfterARestartAnAgentThatLoadsSessionsIsResumedAndTheOthersAreLost) {
+  AgentGateway agents({{.name = "loader", .extra = "env = { FAKE_ACP_LOAD_SESSION = \"1\" }"},
+                       {.name = "forgetful"}},
+                      "");
+  const std::string resumable(
+      agents.open({{"workspace_id", "w1"}, {"agent", "loader"}, {"prompt", "slow"}})
+          .at("session_id")
+          .as_string());
+  const std::string lost(
+      agents.open({{"workspace_id", "w2"}, {"agent", "forgetful"}, {"prompt", "hello"}})
+          .at("session_id")
+          .as_string());
+  agents.wait_for_event(resumable, "agent.message");
+  agents.wait_for_event(lost, "agent.turn_ended");
+  agents.post(resumable, "/followups", {{"message", "echo after the restart"}});
+
+  agents.restart();
+  // The agent that offered session/load continues its session, and the queued follow-up is its
+  // next turn; the other ends as failed with agent.lost. Nothing acknowledged is gone.
+  agents.wait_for_event(resumable, "agent.resumed");
+  const json::object next = agents.wait_for_event(resumable, "agent.turn_started", 2);
+  EXPECT_EQ(next.at("data").at("prompt"), "echo after the restart");
+  agents.wait_for_event(resumable, "agent.turn_ended");
+  EXPECT_EQ(agents.detail(resumable).at("status"), "running");
+  EXPECT_EQ(agents.detail(resumable).at("agent").at("turns_completed"), 1);
+  EXPECT_EQ(agents.events_of(resumable, "followup").size(), 2u);
+
+  agents.wait_for_status(lost, "failed");
+  EXPECT_EQ(agents.events_of(lost, "agent.lost").size(), 1u);
+  EXPECT_EQ(text_of(agents.events_of(lost, "agent.message").at(0)), "Hello, world");
 }
 
 }  // namespace
