@@ -123,6 +123,12 @@ Output AgentConnection::on_exit(std::int64_t /*now_ms*/) {
   return out;
 }
 
+Output AgentConnection::report_protocol_error(std::string detail) {
+  Output out;
+  protocol_error(out, std::move(detail));
+  return out;
+}
+
 std::optional<std::int64_t> AgentConnection::next_permission_deadline_ms() const {
   std::optional<std::int64_t> earliest;
   for (const auto& request : pending_) {
@@ -130,6 +136,12 @@ std::optional<std::int64_t> AgentConnection::next_permission_deadline_ms() const
       earliest = request.deadline_ms;
   }
   return earliest;
+}
+
+std::optional<std::int64_t> AgentConnection::startup_deadline_ms() const {
+  if (state() != AgentState::starting || !started_)
+    return std::nullopt;
+  return started_ms_ + options_.startup_timeout_ms;
 }
 
 bool AgentConnection::startup_deadline_passed(std::int64_t now_ms) const {

@@ -54,6 +54,9 @@ class AgentConnection {
   Output poll(std::int64_t now_ms);
   // The agent's process is gone: logs what text was pending; state() is exited from now on.
   Output on_exit(std::int64_t now_ms);
+  // Something the caller found wrong with what the agent sent (a line over the length limit):
+  // logged as an agent.protocol_error in its place among the agent's events.
+  Output report_protocol_error(std::string detail);
 
   // When poll() has something to do; nullopt when no text is pending.
   std::optional<std::int64_t> next_flush_ms() const { return text_.due_ms(); }
@@ -62,6 +65,8 @@ class AgentConnection {
   // True once startup_timeout_ms has passed since start() without the agent becoming idle (or
   // when the handshake failed): the caller fails the session.
   bool startup_deadline_passed(std::int64_t now_ms) const;
+  // When startup_deadline_passed() becomes true; nullopt unless the agent is starting.
+  std::optional<std::int64_t> startup_deadline_ms() const;
 
   AgentState state() const;
   std::uint64_t current_turn() const { return turn_; }  // 0 before the first

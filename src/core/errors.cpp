@@ -18,6 +18,16 @@ std::string_view to_string(ErrorCode code) {
       return "store_unavailable";
     case ErrorCode::event_memory_full:
       return "event_memory_full";
+    case ErrorCode::unknown_agent:
+      return "unknown_agent";
+    case ErrorCode::not_an_agent_session:
+      return "not_an_agent_session";
+    case ErrorCode::permission_request_not_found:
+      return "permission_request_not_found";
+    case ErrorCode::permission_request_resolved:
+      return "permission_request_resolved";
+    case ErrorCode::invalid_option:
+      return "invalid_option";
     // The Tau gateway's code for a runtime that failed under a request.
     case ErrorCode::worker_failed:
       return "gateway_runtime_error";
@@ -63,6 +73,16 @@ Error event_memory_full(std::uint64_t budget_bytes) {
                "the events held in memory reached the gateway's budget of " +
                    std::to_string(budget_bytes) +
                    " bytes (--max-event-memory-bytes) and none can be let go yet; retry later");
+}
+
+Error unknown_agent(std::string_view name, std::string_view defined) {
+  return Error(ErrorCode::unknown_agent, "no agent profile named '" + std::string(name) +
+                                             "' (defined: " + std::string(defined) + ")");
+}
+
+Error not_an_agent_session() {
+  return Error(ErrorCode::not_an_agent_session,
+               "the session runs no agent of protocol acp or claude-stream-json on this gateway");
 }
 
 }  // namespace errors

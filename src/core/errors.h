@@ -22,6 +22,14 @@ enum class ErrorCode {
   worker_failed,
   // The events held in memory reached the gateway's budget and none could be let go.
   event_memory_full,
+  // Agent sessions: the named agent profile does not exist; the session runs no agent of a
+  // protocol the call needs (acp, claude-stream-json); a request for permission is unknown,
+  // already answered, or answered with an option it did not offer.
+  unknown_agent,
+  not_an_agent_session,
+  permission_request_not_found,
+  permission_request_resolved,
+  invalid_option,
 };
 
 // The API's stable error code string for each error.
@@ -46,6 +54,8 @@ Error session_limit_reached(std::size_t max_active_sessions);
 Error store_unavailable(std::string_view detail);
 Error worker_failed(std::string_view what, std::string_view detail);
 Error event_memory_full(std::uint64_t budget_bytes);
+Error unknown_agent(std::string_view name, std::string_view defined);
+Error not_an_agent_session();
 }  // namespace errors
 
 }  // namespace tau::core

@@ -33,7 +33,9 @@ struct AgentProfile {
   std::vector<std::pair<std::string, std::string>> env;  // added to the agent's environment
   PermissionPolicy permission = PermissionPolicy::ask;
   std::int64_t permission_timeout_ms = 600000;  // an unanswered request is rejected after this
-  std::uint64_t max_events = 0;                 // events kept per session
+  // acp, claude-stream-json: from the start until the agent is ready for a first prompt
+  std::int64_t startup_timeout_ms = 30000;
+  std::uint64_t max_events = 0;  // events kept per session
 };
 
 // Events kept per agent session unless its profile says otherwise: at least this many for
@@ -46,6 +48,14 @@ struct AgentSettings {
   // and the file names none of them.
   std::string default_agent;
   std::vector<AgentProfile> profiles;  // by name
+
+  bool has_protocol(AgentProtocol protocol) const {
+    for (const auto& profile : profiles) {
+      if (profile.protocol == protocol)
+        return true;
+    }
+    return false;
+  }
 
   const AgentProfile* find(std::string_view name) const {
     for (const auto& profile : profiles) {

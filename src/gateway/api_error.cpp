@@ -6,9 +6,14 @@ unsigned http_status_of(core::ErrorCode code) {
   switch (code) {
     case core::ErrorCode::invalid_workspace_id:
     case core::ErrorCode::invalid_message:
+    case core::ErrorCode::unknown_agent:
+    case core::ErrorCode::invalid_option:
       return 400;
     case core::ErrorCode::session_not_found:
+    case core::ErrorCode::permission_request_not_found:
       return 404;
+    case core::ErrorCode::not_an_agent_session:
+    case core::ErrorCode::permission_request_resolved:
     case core::ErrorCode::session_not_running:
     case core::ErrorCode::session_limit_reached:
       return 409;

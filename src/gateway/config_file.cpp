@@ -216,6 +216,10 @@ Problem FileReader::read_profile_key(std::string_view name, const toml::node& va
     if (auto refused = read_integer(value, key, 1, kMaxPermissionTimeoutMs, number))
       return refused;
     profile.permission_timeout_ms = number;
+  } else if (name == "startup_timeout_ms") {
+    if (auto refused = read_integer(value, key, 1, kMaxPermissionTimeoutMs, number))
+      return refused;
+    profile.startup_timeout_ms = number;
   } else if (name == "max_events") {
     if (auto refused = read_integer(value, key, 1, std::int64_t{1} << 32, number))
       return refused;
@@ -223,7 +227,7 @@ Problem FileReader::read_profile_key(std::string_view name, const toml::node& va
   } else {
     return problem(value.source(), key,
                    "unknown key: a profile has protocol, command, args, env, permission, "
-                   "permission_timeout_ms and max_events");
+                   "permission_timeout_ms, startup_timeout_ms and max_events");
   }
   return std::nullopt;
 }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -63,9 +64,16 @@ asio::awaitable<void> reap_periodically(bridge::SessionService& pool, BlockingCa
   }
 }
 
-bridge::PoolLimits pool_limits(const SessionSettings& sessions) {
+// One retention for every session: the largest of --max-events-per-session and the profiles'
+// max_events (agent sessions keep at least 10,000 by default).
+bridge::PoolLimits pool_limits(const GatewayConfig& config) {
+  const SessionSettings& sessions = config.sessions;
+  std::uint64_t max_events = sessions.max_events;
+  for (const auto& profile : config.agents.profiles)
+    max_events = std::max(max_events, profile.max_events);
   return bridge::PoolLimits{sessions.inactivity_timeout_ms, sessions.max_active,
-                            sessions.max_events, sessions.retention_hours * 3600 * 1000,
+                            static_cast<std::size_t>(max_events),
+                            sessions.retention_hours * 3600 * 1000,
                             sessions.max_event_memory_bytes};
 }
 
@@ -87,7 +95,7 @@ SessionBackend open_local_backend(const GatewayConfig& config) {
   // keep their events in memory.
   store::StoredState stored = backend.local_store->load_sessions(store::LoadScope::running_events);
   const std::vector<store::StoredAuthSession> stored_tokens = token_store->load_tokens();
-  auto pool = std::make_unique<bridge::SessionPool>(pool_limits(config.sessions),
+  auto pool = std::make_unique<bridge::SessionPool>(pool_limits(config),
                                                     core::system_clock_unix_ms, nullptr,
                                                     encode_event_frame, backend.local_store);
   const std::size_t restored_sessions = stored.sessions.size();
@@ -115,7 +123,7 @@ SessionBackend open_redis_backend(const GatewayConfig& config) {
   SessionBackend backend;
   backend.sessions = std::make_unique<redis::RedisSessionPool>(
       script, redis::RedisPoolSettings{settings.redis_prefix, "", settings.owner_lease_ms},
-      pool_limits(config.sessions), core::system_clock_unix_ms, encode_event_frame);
+      pool_limits(config), core::system_clock_unix_ms, encode_event_frame);
   backend.tokens = std::make_shared<redis::RedisTokenRegistry>(script, settings.redis_prefix);
   backend.rate_limiter = std::make_unique<redis::RedisRateLimiter>(
       script, settings.redis_prefix, config.auth.rate_limit_window_seconds,
@@ -164,13 +172,16 @@ std::unique_ptr<http::Server> listen(asio::io_context& io, GatewayApi& api,
 
 }  // namespace
 
-Gateway::WorkerHooks::WorkerHooks(bridge::SessionService& pool, WorkerSupervisor& workers)
+Gateway::WorkerHooks::WorkerHooks(bridge::SessionService& pool, WorkerSupervisor& workers,
+                                  AgentSessions& agents, SessionLauncher& launcher)
     : pool_(pool) {
-  pool_.set_end_listener(
-      [&workers](const core::SessionSnapshot& session) { workers.on_session_end(session); });
+  pool_.set_end_listener([&workers, &agents](const core::SessionSnapshot& session) {
+    workers.on_session_end(session);
+    agents.on_session_end(session);
+  });
   pool_.set_followup_listener(
-      [&workers](const std::string& session_id, const std::string& message) {
-        workers.deliver_routed_followup(session_id, message);
+      [&launcher](const std::string& session_id, const std::string& message) {
+        launcher.deliver_routed_followup(session_id, message);
       });
 }
 
@@ -186,8 +197,10 @@ Gateway::Gateway(GatewayConfig config)
       authenticator_(config_.auth.authenticator(), core::system_clock_unix_ms, backend_.tokens),
       io_(static_cast<int>(config_.http.threads)),
       workers_(io_, *backend_.sessions, config_),
-      worker_hooks_(*backend_.sessions, workers_),
-      api_(config_, *backend_.sessions, authenticator_, *backend_.rate_limiter, workers_),
+      agents_(io_, *backend_.sessions, config_),
+      launcher_(*backend_.sessions, config_.agents, workers_, agents_),
+      worker_hooks_(*backend_.sessions, workers_, agents_, launcher_),
+      api_(config_, *backend_.sessions, authenticator_, *backend_.rate_limiter, workers_, agents_),
       server_(listen(io_, api_, config_)),
       signals_(io_, SIGINT, SIGTERM),
       shutdown_deadline_(io_) {
@@ -245,7 +258,14 @@ void Gateway::begin_stop() {
   server_->stop();
   // Workers get SIGTERM, then SIGKILL after the grace period; the gateway exits once all are
   // reaped, so none is left behind.
-  workers_.shutdown([this] { io_.stop(); });
+  // Agents are stopped too; their sessions stay running for the next start to resume or fail.
+  auto remaining = std::make_shared<std::atomic<int>>(2);
+  auto one_done = [this, remaining] {
+    if (--*remaining == 0)
+      io_.stop();
+  };
+  workers_.shutdown(one_done);
+  agents_.shutdown(one_done);
   // A worker stuck beyond SIGKILL (e.g. in uninterruptible sleep) must not keep us running.
   shutdown_deadline_.expires_after(std::chrono::milliseconds(config_.worker.kill_grace_ms + 2000));
   shutdown_deadline_.async_wait([this](const boost::system::error_code& error) {

@@ -13,6 +13,8 @@
 #include "gateway/config.h"
 #include "gateway/gateway_api.h"
 #include "gateway/logging.h"
+#include "gateway/agent_sessions.h"
+#include "gateway/session_launcher.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
 #include "store/session_store.h"
@@ -70,7 +72,8 @@ class Gateway {
   // so they are unhooked before the supervisor goes.
   class WorkerHooks {
    public:
-    WorkerHooks(bridge::SessionService& pool, WorkerSupervisor& workers);
+    WorkerHooks(bridge::SessionService& pool, WorkerSupervisor& workers, AgentSessions& agents,
+                SessionLauncher& launcher);
     ~WorkerHooks() { unhook(); }
     WorkerHooks(const WorkerHooks&) = delete;
     WorkerHooks& operator=(const WorkerHooks&) = delete;
@@ -97,8 +100,10 @@ class Gateway {
   auth::Authenticator authenticator_;  // over backend_.tokens
   IoContext io_;
   WorkerSupervisor workers_;              // io_, the pool
-  WorkerHooks worker_hooks_;              // the pool -> workers_; goes before workers_
-  GatewayApi api_;                        // the pool, authenticator_, the rate limiter, workers_
+  AgentSessions agents_;                  // io_, the pool
+  SessionLauncher launcher_;              // the pool, workers_, agents_ (for routed follow-ups)
+  WorkerHooks worker_hooks_;              // the pool -> workers_, agents_; goes before them
+  GatewayApi api_;  // the pool, authenticator_, the rate limiter, workers_, agents_
   std::unique_ptr<http::Server> server_;  // io_, api_; listening once constructed
   boost::asio::signal_set signals_;       // io_: SIGINT, SIGTERM
   boost::asio::steady_timer shutdown_deadline_;  // io_: bounds the wait for workers to exit

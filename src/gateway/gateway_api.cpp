@@ -104,16 +104,17 @@ std::optional<bridge::ListQuery::Position> parse_list_cursor(std::string_view te
 
 GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool,
                        auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
-                       WorkerSupervisor& workers)
+                       WorkerSupervisor& workers, AgentSessions& agents)
     : config_(config),
       pool_(pool),
       max_events_per_session_(pool.limits().max_events_per_session),
       authenticator_(authenticator),
       rate_limiter_(rate_limiter),
-      launcher_(pool, workers),
+      agents_(agents),
+      launcher_(pool, config.agents, workers, agents),
       stream_settings_{config.sse.retry_ms, config.sse.heartbeat_ms, config.sse.max_buffered_bytes,
                        config.sse.stream_max_ms},
-      status_page_(pool, authenticator, rate_limiter, workers, streams_),
+      status_page_(pool, authenticator, rate_limiter, workers, agents, streams_),
       metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
       blocking_(pool.calls_block() || admit_blocks_),
@@ -178,6 +179,11 @@ void GatewayApi::add_routes() {
   route(verb::get, paths::stream,
         {.stream_handler = &GatewayApi::stream, .accepts_query_token = true});
   route(verb::post, paths::close, {.json_handler = &GatewayApi::close_session});
+  route(verb::post, paths::cancel,
+        {.json_handler = &GatewayApi::cancel_turn, .body = RequestBody::optional});
+  route(verb::get, paths::permissions, {.json_handler = &GatewayApi::list_permissions});
+  route(verb::post, paths::permission_answer,
+        {.json_handler = &GatewayApi::answer_permission, .body = RequestBody::required});
   route(verb::post, paths::reap,
         {.json_handler = &GatewayApi::reap, .body = RequestBody::optional});
 }
@@ -527,19 +533,24 @@ bridge::ListQuery list_query(const http::RequestTarget& target) {
   return query;
 }
 
-json::array sessions_json(const std::vector<core::SessionSnapshot>& sessions) {
-  json::array result;
-  for (const auto& session : sessions)
-    result.emplace_back(to_json(session));
+}  // namespace
+
+json::object GatewayApi::session_json(const core::SessionSnapshot& session) const {
+  json::object result = to_json(session);
+  result["agent"] = agents_.agent_json(session.session_id);
   return result;
 }
 
-// One change's answer: the event it appended and the session after it.
-json::object appended_json(const bridge::AppendResult& result) {
-  return json::object{{"event", to_json(result.event)}, {"session", to_json(result.session)}};
+json::array GatewayApi::sessions_json(const std::vector<core::SessionSnapshot>& sessions) const {
+  json::array result;
+  for (const auto& session : sessions)
+    result.emplace_back(session_json(session));
+  return result;
 }
 
-}  // namespace
+json::object GatewayApi::appended_json(const bridge::AppendResult& result) const {
+  return json::object{{"event", to_json(result.event)}, {"session", session_json(result.session)}};
+}
 
 json::object GatewayApi::list_sessions(RequestContext& context) {
   const bridge::ListPage page = pool_.list(list_query(context.target));
@@ -553,15 +564,20 @@ json::object GatewayApi::list_sessions(RequestContext& context) {
 }
 
 json::object GatewayApi::open_session(RequestContext& context) {
+  const json::object& body = context.json_body();
   LaunchRequest request;
-  request.workspace_id = required_string(context.json_body(), "workspace_id");
+  request.workspace_id = required_string(body, "workspace_id");
+  if (auto agent = optional_string(body, "agent"))
+    request.agent = std::string(*agent);
+  if (auto prompt = optional_string(body, "prompt"))
+    request.prompt = std::string(*prompt);
   const LaunchResult launched = launcher_.launch(request);
   context.commit_ticket = launched.commit_ticket;
-  return json::object{{"session", to_json(launched.session)}};
+  return json::object{{"session", session_json(launched.session)}};
 }
 
 json::object GatewayApi::session_detail(RequestContext& context) {
-  return json::object{{"session", to_json(pool_.get(context.session_id()))}};
+  return json::object{{"session", session_json(pool_.get(context.session_id()))}};
 }
 
 json::object GatewayApi::append_progress(RequestContext& context) {
@@ -590,7 +606,7 @@ json::object GatewayApi::drain_followups(RequestContext& context) {
       {"session_id", result.session.session_id},
       {"drained_count", result.followups.size()},
       {"followups", std::move(followups)},
-      {"session", to_json(result.session)},
+      {"session", session_json(result.session)},
   };
 }
 
@@ -644,7 +660,31 @@ asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
 json::object GatewayApi::close_session(RequestContext& context) {
   const auto result = pool_.close(context.session_id());
   context.commit_ticket = result.commit_ticket;
-  return json::object{{"session", to_json(result.session)}};
+  return json::object{{"session", session_json(result.session)}};
+}
+
+json::object GatewayApi::cancel_turn(RequestContext& context) {
+  pool_.get(context.session_id());  // 404 for a session that does not exist
+  const bool cancelled = agents_.cancel(context.session_id());
+  return json::object{{"cancelled", cancelled},
+                      {"session", session_json(pool_.get(context.session_id()))}};
+}
+
+json::object GatewayApi::list_permissions(RequestContext& context) {
+  const core::SessionSnapshot session = pool_.get(context.session_id());
+  return json::object{{"permissions", agents_.pending_permissions(context.session_id())},
+                      {"session", session_json(session)}};
+}
+
+json::object GatewayApi::answer_permission(RequestContext& context) {
+  const std::string_view option_id = required_string(context.json_body(), "option_id");
+  pool_.get(context.session_id());
+  const std::string& request_id = context.params.at(1);
+  agents_.answer_permission(context.session_id(), request_id, option_id);
+  return json::object{{"request_id", request_id},
+                      {"outcome", "selected"},
+                      {"option_id", option_id},
+                      {"session", session_json(pool_.get(context.session_id()))}};
 }
 
 json::object GatewayApi::reap(RequestContext& context) {

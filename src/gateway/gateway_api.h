@@ -13,6 +13,7 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "bridge/session_service.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/blocking_calls.h"
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
@@ -59,7 +60,7 @@ class GatewayApi {
  public:
   GatewayApi(const GatewayConfig& config, bridge::SessionService& pool,
              auth::Authenticator& authenticator, auth::RateLimiter& rate_limiter,
-             WorkerSupervisor& workers);
+             WorkerSupervisor& workers, AgentSessions& agents);
 
   boost::asio::awaitable<void> handle(http::Exchange& exchange);
   // Every registered route as (method, path template), in registration order.
@@ -144,6 +145,14 @@ class GatewayApi {
   boost::asio::awaitable<void> stream(RequestContext& context);
   StreamRequest stream_request(const RequestContext& context) const;
   boost::json::object close_session(RequestContext& context);
+  boost::json::object cancel_turn(RequestContext& context);
+  boost::json::object list_permissions(RequestContext& context);
+  boost::json::object answer_permission(RequestContext& context);
+  // A session as answers show it: the snapshot, with its agent (null without one).
+  boost::json::object session_json(const core::SessionSnapshot& session) const;
+  boost::json::array sessions_json(const std::vector<core::SessionSnapshot>& sessions) const;
+  // One change's answer: the event it appended and the session after it.
+  boost::json::object appended_json(const bridge::AppendResult& result) const;
   boost::json::object reap(RequestContext& context);
 
   const GatewayConfig& config_;
@@ -151,6 +160,7 @@ class GatewayApi {
   const std::size_t max_events_per_session_;
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
+  AgentSessions& agents_;
   SessionLauncher launcher_;
   const StreamSettings stream_settings_;
   StreamCounts streams_;

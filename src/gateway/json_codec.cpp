@@ -91,6 +91,14 @@ std::string_view required_string(const json::object& body, std::string_view fiel
   return value->get_string();
 }
 
+std::optional<std::string_view> optional_string(const json::object& body,
+                                                std::string_view field) {
+  const json::value* value = body.if_contains(field);
+  if (value == nullptr || value->is_null())
+    return std::nullopt;
+  return required_string(body, field);
+}
+
 std::optional<std::int64_t> optional_integer(const json::object& body, std::string_view field,
                                              std::int64_t min, std::int64_t max) {
   const json::value* value = body.if_contains(field);

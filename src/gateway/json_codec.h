@@ -23,6 +23,9 @@ boost::json::object to_json(const bridge::RuntimeInfo& runtime);
 // With `body_optional`, an empty (or all-whitespace) body is an empty object.
 boost::json::object parse_json_object(std::string_view body, bool body_optional);
 std::string_view required_string(const boost::json::object& body, std::string_view field);
+// A string field; absent (or null) gives nullopt.
+std::optional<std::string_view> optional_string(const boost::json::object& body,
+                                                std::string_view field);
 // An integer field within [min, max]; absent gives nullopt. Floats are refused even when whole.
 std::optional<std::int64_t> optional_integer(const boost::json::object& body,
                                              std::string_view field, std::int64_t min,

@@ -17,6 +17,11 @@ inline constexpr const char* followups_drain =
     "/gateway/external-coding-agent/sessions/{session_id}/followups/drain";
 inline constexpr const char* stream = "/gateway/external-coding-agent/sessions/{session_id}/stream";
 inline constexpr const char* close = "/gateway/external-coding-agent/sessions/{session_id}/close";
+inline constexpr const char* cancel = "/gateway/external-coding-agent/sessions/{session_id}/cancel";
+inline constexpr const char* permissions =
+    "/gateway/external-coding-agent/sessions/{session_id}/permissions";
+inline constexpr const char* permission_answer =
+    "/gateway/external-coding-agent/sessions/{session_id}/permissions/{request_id}";
 inline constexpr const char* reap = "/gateway/external-coding-agent/reap";
 inline constexpr const char* metrics = "/metrics";
 inline constexpr const char* openapi = "/gateway/openapi.json";

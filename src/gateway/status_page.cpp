@@ -38,6 +38,7 @@ json::object StatusPage::runtime_json(const bridge::RuntimeInfo& runtime) const 
   json::object result = to_json(runtime);
   result["open_streams"] = streams_.open.load();
   result["worker"] = workers_.status_json();
+  result["agents"] = agents_.status_json();
   result["store"] = store_json();
   const bridge::PoolCounters counters = pool_.counters();
   result["event_memory"] = json::object{

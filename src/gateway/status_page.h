@@ -6,6 +6,7 @@
 #include "auth/rate_limiter.h"
 #include "bridge/session_service.h"
 #include "gateway/stream_counts.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/worker_supervisor.h"
 
 namespace tau::gateway {
@@ -16,11 +17,12 @@ class StatusPage {
  public:
   StatusPage(bridge::SessionService& pool, auth::Authenticator& authenticator,
              auth::RateLimiter& rate_limiter, const WorkerSupervisor& workers,
-             const StreamCounts& streams)
+             const AgentSessions& agents, const StreamCounts& streams)
       : pool_(pool),
         authenticator_(authenticator),
         rate_limiter_(rate_limiter),
         workers_(workers),
+        agents_(agents),
         streams_(streams) {}
 
   boost::json::object render() const;
@@ -35,6 +37,7 @@ class StatusPage {
   auth::Authenticator& authenticator_;
   auth::RateLimiter& rate_limiter_;
   const WorkerSupervisor& workers_;
+  const AgentSessions& agents_;
   const StreamCounts& streams_;
 };
 

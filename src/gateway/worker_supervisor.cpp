@@ -133,11 +133,9 @@ WorkerSupervisor::WorkerSupervisor(asio::io_context& io, bridge::SessionService&
     : io_(io),
       pool_(pool),
       config_(config),
-      enabled_(config.worker.enabled()),
+      enabled_(config.worker.enabled() || config.agents.has_protocol(AgentProtocol::lines)),
       // Each worker's calls are made in order (a strand), so a few threads serve many workers.
       recorder_calls_(enabled_ && pool.calls_block(), 2) {}
-
-namespace {
 
 // A worker that could not start, in the words of the error that stopped it ("cannot start worker
 // 'x': No such file or directory", or the filesystem's for the workspace directory): split at its
@@ -149,7 +147,32 @@ core::Error start_failure(std::string_view what) {
   return core::errors::worker_failed(what.substr(0, colon), what.substr(colon + 2));
 }
 
-}  // namespace
+worker::WorkerOptions worker_options(const GatewayConfig& config) {
+  worker::WorkerOptions options;
+  options.kill_grace = std::chrono::milliseconds(config.worker.kill_grace_ms);
+  options.max_line_bytes = config.worker.max_line_bytes;
+  // The worker's whole process tree ends with its session and with the gateway, and the
+  // gateway's secrets stay out of its environment (TAU_GATEWAY_* are never passed on).
+  options.supervisor_path = config.worker.supervisor_path.empty()
+                                ? worker::default_supervisor_path()
+                                : config.worker.supervisor_path;
+  options.withheld_values = {config.auth.token, config.auth.password, config.store.redis.password};
+  options.clear_environment = config.worker.clear_environment;
+  options.rlimits = config.worker.rlimits;
+  return options;
+}
+
+worker::EnvPairs session_env(const core::SessionSnapshot& session) {
+  return {{"TAU_WORKSPACE_ID", session.workspace_id},
+          {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
+}
+
+std::string prepare_workspace(const GatewayConfig& config, const core::SessionSnapshot& session) {
+  const std::filesystem::path directory =
+      std::filesystem::path(config.worker.workspace_root) / session.workspace_id;
+  std::filesystem::create_directories(directory);
+  return std::filesystem::absolute(directory).lexically_normal().string();
+}
 
 bool WorkerSupervisor::is_valid_workspace_id(std::string_view workspace_id) {
   if (workspace_id.empty() || workspace_id.size() > 128)
@@ -182,28 +205,12 @@ void WorkerSupervisor::check_workspace(std::string_view workspace_id) const {
   }
 }
 
-void WorkerSupervisor::start(const core::SessionSnapshot& session) {
-  const std::filesystem::path directory =
-      std::filesystem::path(config_.worker.workspace_root) / session.workspace_id;
+void WorkerSupervisor::start(const core::SessionSnapshot& session, const AgentProfile& profile) {
   try {
-    std::filesystem::create_directories(directory);
-    worker::WorkerCommand command{config_.worker.command, config_.worker.args, config_.worker.env};
-    worker::WorkerOptions options;
-    options.kill_grace = std::chrono::milliseconds(config_.worker.kill_grace_ms);
-    options.max_line_bytes = config_.worker.max_line_bytes;
-    // The worker's whole process tree ends with its session and with the gateway, and the
-    // gateway's secrets stay out of its environment (TAU_GATEWAY_* are never passed on).
-    options.supervisor_path = config_.worker.supervisor_path.empty()
-                                  ? worker::default_supervisor_path()
-                                  : config_.worker.supervisor_path;
-    options.withheld_values = {config_.auth.token, config_.auth.password,
-                               config_.store.redis.password};
-    options.clear_environment = config_.worker.clear_environment;
-    options.rlimits = config_.worker.rlimits;
-    const worker::EnvPairs session_env{{"TAU_WORKSPACE_ID", session.workspace_id},
-                                       {"TAU_EXTERNAL_SESSION_ID", session.session_id}};
+    const std::string directory = prepare_workspace(config_, session);
+    const worker::WorkerCommand command{profile.command, profile.args, profile.env};
     auto process = worker::WorkerProcess::spawn(
-        asio::make_strand(io_), command, directory.string(), session_env, options,
+        asio::make_strand(io_), command, directory, session_env(session), worker_options(config_),
         std::make_shared<SessionWorker>(*this, session.session_id));
     // Recorded before it may report anything, so its exit always finds it here.
     {

@@ -19,6 +19,16 @@
 
 namespace tau::gateway {
 
+// How every agent process is started and contained, whatever its protocol: the supervisor, the
+// kill grace, the line limit, the environment rules, the resource limits.
+worker::WorkerOptions worker_options(const GatewayConfig& config);
+// The session's own variables in its agent's environment.
+worker::EnvPairs session_env(const core::SessionSnapshot& session);
+// <workspace-root>/<workspace_id>, created if missing.
+std::string prepare_workspace(const GatewayConfig& config, const core::SessionSnapshot& session);
+// A process that could not start, in the words of the error that stopped it, as worker_failed.
+core::Error start_failure(std::string_view what);
+
 // Worker mode: joins each session to one supervised process. Output lines and the exit become
 // the session's events; the exit ends the session; a session's end stops its worker. When the
 // pool's calls may block, a worker's output and exit are recorded, each worker's in order, from
@@ -34,9 +44,10 @@ class WorkerSupervisor {
   // Throws core::Error `invalid_workspace_id` unless the id is valid and its directory is not a
   // symbolic link (which would run the agent outside the workspace root).
   void check_workspace(std::string_view workspace_id) const;
-  // Starts the worker of a session that open() has just created. When the worker cannot start,
-  // the session is discarded and this throws core::Error `worker_failed`.
-  void start(const core::SessionSnapshot& session);
+  // Starts the worker of a session that open() has just created, as `profile` (protocol lines)
+  // says. When the worker cannot start, the session is discarded and this throws core::Error
+  // `worker_failed`.
+  void start(const core::SessionSnapshot& session, const AgentProfile& profile);
   // Writes a follow-up as one line to the worker's stdin (line breaks inside it become spaces).
   // When that fails the session is marked failed with a `subprocess.stdin_error` event and this
   // returns why.

@@ -1,6 +1,7 @@
 #include "worker/output_lines.h"
 
 #include <cstdint>
+#include <utility>
 
 namespace tau::worker {
 
@@ -69,14 +70,21 @@ std::string sanitize_utf8(std::string_view bytes) {
   return result;
 }
 
-LineSplitter::LineSplitter(std::size_t max_line_bytes, Emit emit)
-    : max_line_bytes_(max_line_bytes < 4 ? 4 : max_line_bytes), emit_(std::move(emit)) {}
+LineSplitter::LineSplitter(std::size_t max_line_bytes, Emit emit, Dropped dropped)
+    : max_line_bytes_(max_line_bytes < 4 ? 4 : max_line_bytes),
+      emit_(std::move(emit)),
+      dropped_(std::move(dropped)) {}
 
 void LineSplitter::feed(std::string_view bytes) {
   while (!bytes.empty()) {
     const std::size_t newline = bytes.find('\n');
     const std::string_view part = bytes.substr(0, newline);
     partial_.append(part);
+    if (dropped_ && (dropped_bytes_ > 0 || partial_.size() > max_line_bytes_)) {
+      // Counted, not kept, so a line without end cannot grow memory.
+      dropped_bytes_ += partial_.size();
+      partial_.clear();
+    }
     // Emit full-size pieces as soon as they exist, so a line without end cannot grow memory.
     while (partial_.size() > max_line_bytes_) {
       std::size_t cut = max_line_bytes_;
@@ -91,15 +99,20 @@ void LineSplitter::feed(std::string_view bytes) {
     }
     if (newline == std::string_view::npos)
       return;
-    if (!partial_.empty() && partial_.back() == '\r')
-      partial_.pop_back();
-    emit_piece(partial_);
-    partial_.clear();
+    end_line();
     bytes.remove_prefix(newline + 1);
   }
 }
 
 void LineSplitter::finish() {
+  end_line();
+}
+
+void LineSplitter::end_line() {
+  if (dropped_bytes_ > 0) {
+    dropped_(std::exchange(dropped_bytes_, 0));
+    return;
+  }
   if (!partial_.empty() && partial_.back() == '\r')
     partial_.pop_back();
   emit_piece(partial_);

@@ -417,10 +417,20 @@ void WorkerProcess::start() {
 asio::awaitable<void> WorkerProcess::read_output(asio::posix::stream_descriptor& pipe,
                                                  OutputStream stream) {
   // Lines are reported only until the exit is: nothing may follow the exit event.
-  LineSplitter lines(options_.max_line_bytes, [this, stream](std::string line) {
-    if (!exited_)
-      listener_->on_output(stream, std::move(line));
-  });
+  LineSplitter::Dropped dropped;
+  if (options_.drop_long_lines) {
+    dropped = [this, stream](std::size_t line_bytes) {
+      if (!exited_)
+        listener_->on_dropped_line(stream, line_bytes);
+    };
+  }
+  LineSplitter lines(
+      options_.max_line_bytes,
+      [this, stream](std::string line) {
+        if (!exited_)
+          listener_->on_output(stream, std::move(line));
+      },
+      std::move(dropped));
   std::array<char, 65536> buffer;
   while (true) {
     auto [error, read] =

@@ -32,6 +32,9 @@ struct WorkerCommand {
 struct WorkerOptions {
   std::chrono::milliseconds kill_grace{5000};
   std::size_t max_line_bytes = 65536;
+  // A longer output line is dropped whole (the listener's on_dropped_line) instead of being
+  // reported in pieces: for agents that speak one JSON message per line.
+  bool drop_long_lines = false;
   // Follow-up bytes waiting for a worker that does not read its stdin.
   std::size_t max_stdin_backlog_bytes = 1024 * 1024;
 
@@ -70,6 +73,8 @@ class WorkerListener {
  public:
   virtual ~WorkerListener() = default;
   virtual void on_output(OutputStream stream, std::string line) = 0;
+  // With WorkerOptions::drop_long_lines: a line over max_line_bytes was dropped.
+  virtual void on_dropped_line(OutputStream /*stream*/, std::size_t /*line_bytes*/) {}
   virtual void on_exit(const ExitStatus& status) = 0;
 };
 
