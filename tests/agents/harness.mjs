@@ -14,7 +14,8 @@ import { SESSIONS_PATH, startGateway } from '../clients/gateway.mjs';
 import { CLAUDE_ARGS, agentBinary, agentSandbox, claudeAgent, opencodeAgent } from './agents.mjs';
 import { startFakeModelServer } from './fake_model_server.mjs';
 
-export const WAIT_MS = 40_000;
+// Generous: an OpenCode start alone takes seconds of CPU, and `make test` runs other tests beside.
+export const WAIT_MS = 60_000;
 
 const toml = (value) => JSON.stringify(value); // a TOML basic string is a JSON string
 const tomlTable = (object) =>

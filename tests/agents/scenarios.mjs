@@ -10,6 +10,14 @@ import { fileIn, messageText, turnPrompts } from './harness.mjs';
 
 const STATES = ['starting', 'idle', 'prompting', 'awaiting_permission', 'exited'];
 
+// Every scenario ends here: the real agent said nothing the client took for a protocol error,
+// then the session is closed.
+async function closeClean(h, id) {
+  const errors = (await h.api.events(id)).filter((e) => e.event_type === 'agent.protocol_error');
+  assert.deepEqual(errors.map((e) => e.message), [], 'the agent client reported protocol errors');
+  await h.api.close(id);
+}
+
 // The snapshot's agent.pending_permissions: the pending requests (a count, if it ever is one).
 const pendingCount = (agent) =>
   Array.isArray(agent.pending_permissions) ? agent.pending_permissions.length : agent.pending_permissions;
@@ -28,7 +36,7 @@ export async function plainTurn(h, agent, workspaceId) {
   const after = await h.api.session(id);
   assert.equal(after.agent.turns_completed, 1);
   assert.equal(after.agent.state, 'idle');
-  await h.api.close(id);
+  await closeClean(h, id);
 }
 
 // Waits for the session's first permission request and answers it with the option of `kind`
@@ -65,7 +73,7 @@ export async function approvedToolCall(h, agent, workspaceId) {
     'no completed agent.tool_call_update',
   );
   assert.ok(messageText(events, 1).includes(FINAL_TEXT), `turn 1 said ${JSON.stringify(messageText(events, 1))}`);
-  await h.api.close(id);
+  await closeClean(h, id);
 }
 
 export async function rejectedToolCall(h, agent, workspaceId) {
@@ -75,7 +83,7 @@ export async function rejectedToolCall(h, agent, workspaceId) {
   assert.ok(!fileIn(h, workspaceId, 'rejected.txt'), 'the rejected command ran: rejected.txt exists');
   const session = await h.api.session(id);
   assert.equal(pendingCount(session.agent), 0);
-  await h.api.close(id);
+  await closeClean(h, id);
 }
 
 // Cancels a turn whose model streams a little and then stalls; resolves to its agent.turn_ended.
@@ -95,7 +103,7 @@ export async function cancelledSlowTurn(h, agent, workspaceId) {
   await h.api.followup(id, 'say hello');
   await h.api.waitForTurnEnd(id, 2);
   assert.ok(messageText(await h.api.events(id), 2).includes(HELLO_TEXT));
-  await h.api.close(id);
+  await closeClean(h, id);
   return ended;
 }
 
@@ -118,5 +126,5 @@ export async function followupsInOrder(h, agent, workspaceId) {
     .filter((e) => e.event_type === 'agent.turn_started' || e.event_type === 'agent.turn_ended')
     .map((e) => `${e.event_type === 'agent.turn_started' ? 'start' : 'end'}:${e.data.turn}`);
   assert.deepEqual(order, ['start:1', 'end:1', 'start:2', 'end:2', 'start:3', 'end:3']);
-  await h.api.close(id);
+  await closeClean(h, id);
 }
