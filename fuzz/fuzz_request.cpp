@@ -54,6 +54,7 @@
 #include "gateway/config.h"
 #include "gateway/event_stream.h"
 #include "gateway/gateway_api.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
 #include "store/memory_store.h"
@@ -115,7 +116,8 @@ struct Gateway {
         rate_limiter(config.auth.rate_limit_window_seconds, config.auth.rate_limit_max_requests,
                      [] { return kNowUnixMs; }),
         workers(io, pool, config),
-        api(config, pool, authenticator, rate_limiter, workers) {
+        agents(io, pool, config),
+        api(config, pool, authenticator, rate_limiter, workers, agents) {
     pool.set_end_listener(
         [this](const core::SessionSnapshot& session) { workers.on_session_end(session); });
     api.set_browser_policy(gateway::browser_policy(config, port));
@@ -129,6 +131,7 @@ struct Gateway {
   auth::Authenticator authenticator;
   auth::LocalRateLimiter rate_limiter;
   gateway::WorkerSupervisor workers;
+  gateway::AgentSessions agents;
   gateway::GatewayApi api;
 };
 

@@ -116,10 +116,13 @@ Output AgentConnection::on_exit(std::int64_t /*now_ms*/) {
   Output out;
   flush_text(out);
   exited_ = true;
-  // Nobody is left to answer: later answers are told the request is resolved.
-  for (const auto& request : pending_)
-    resolved_ids_.insert(request.request_id);
+  // Nobody is left to answer: each request is logged as cancelled (its reply goes nowhere), and
+  // later answers are told it is resolved.
+  std::vector<PendingPermission> pending = std::move(pending_);
   pending_.clear();
+  for (auto& request : pending)
+    resolve(out, std::move(request), Outcome::cancelled, nullptr, "exit");
+  out.lines_to_agent.clear();
   return out;
 }
 

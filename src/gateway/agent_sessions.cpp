@@ -115,20 +115,24 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
   }
 
   void on_dropped_line(worker::OutputStream stream, std::size_t line_bytes) override {
+    const std::string what = "a line of " + std::to_string(line_bytes) +
+                             " bytes dropped: over --worker-max-line-bytes (" +
+                             std::to_string(owner_.config_.worker.max_line_bytes) + ")";
     {
       std::lock_guard lock(mutex_);
-      apply_locked(connection_->report_protocol_error(
-          std::string(stream == worker::OutputStream::stdout_stream ? "stdout" : "stderr") +
-          " line of " + std::to_string(line_bytes) + " bytes dropped: over --worker-max-line-bytes (" +
-          std::to_string(owner_.config_.worker.max_line_bytes) + ")"));
+      // stderr is not protocol: only stdout's lines are the agent's messages.
+      if (stream == worker::OutputStream::stderr_stream)
+        outbox_.push_back(Item{{std::string(event_types::stderr_line), "(" + what + ")"}, {}});
+      else
+        apply_locked(connection_->report_protocol_error("stdout: " + what));
     }
     after_change();
   }
 
   void on_exit(const worker::ExitStatus& status) override {
-    boost::json::object final_snapshot;
     {
       std::lock_guard lock(mutex_);
+      process_.reset();  // it holds this listener: no cycle once it is gone
       const agent::AgentState before = connection_->state();
       apply_locked(connection_->on_exit(steady_ms()));
       // An agent that leaves mid-turn, before it was ready, or with an error has failed; one
@@ -140,12 +144,10 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
                   ? core::SessionStatus::completed
                   : core::SessionStatus::failed;
       outbox_.push_back(Item{{std::string(event_types::exit), status.describe()}, end});
-      final_snapshot = snapshot_locked();
-      process_.reset();  // it holds this listener: no cycle once it is gone
     }
     timer_.cancel();
     flush();
-    owner_.agent_exited(session_id_, std::move(final_snapshot));
+    owner_.agent_exited(session_id_);
   }
 
   json::object snapshot() const {
@@ -240,9 +242,9 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
       }
     }
     for (auto& event : out.events) {
-      outbox_.push_back(Item{{std::move(event.event_type), std::move(event.message),
-                              json::serialize(event.data)},
-                             {}});
+      outbox_.push_back(
+          Item{{std::move(event.event_type), std::move(event.message), json::serialize(event.data)},
+               {}});
     }
     if (connection_->state() == agent::AgentState::idle)
       want_followup_ = true;
@@ -369,11 +371,11 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
     std::lock_guard lock(mutex_);
     if (ended_ || connection_->state() != agent::AgentState::idle) {
       // The agent left between the look and the take: the follow-up stays in the log.
-      outbox_.push_back(Item{{std::string(event_types::undelivered),
-                              "not delivered: the agent is " +
-                                  std::string(agent::to_string(connection_->state())),
-                              json::serialize(json::object{{"message", taken.followups.front()}})},
-                             {}});
+      outbox_.push_back(Item{
+          {std::string(event_types::undelivered),
+           "not delivered: the agent is " + std::string(agent::to_string(connection_->state())),
+           json::serialize(json::object{{"message", taken.followups.front()}})},
+          {}});
       return;
     }
     apply_locked(connection_->prompt(taken.followups.front(), steady_ms()));
@@ -434,8 +436,11 @@ void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfi
 std::shared_ptr<AgentSessions::AgentSession> AgentSessions::find(
     std::string_view session_id) const {
   std::lock_guard lock(mutex_);
-  auto found = running_.find(std::string(session_id));
-  return found == running_.end() ? nullptr : found->second;
+  if (auto found = running_.find(std::string(session_id)); found != running_.end())
+    return found->second;
+  if (auto found = exited_.find(std::string(session_id)); found != exited_.end())
+    return found->second;
+  return nullptr;
 }
 
 std::shared_ptr<AgentSessions::AgentSession> AgentSessions::find_or_throw(
@@ -446,8 +451,7 @@ std::shared_ptr<AgentSessions::AgentSession> AgentSessions::find_or_throw(
 }
 
 bool AgentSessions::runs(std::string_view session_id) const {
-  std::lock_guard lock(mutex_);
-  return running_.contains(std::string(session_id)) || exited_.contains(std::string(session_id));
+  return find(session_id) != nullptr;
 }
 
 void AgentSessions::followup_queued(const std::string& session_id) {
@@ -458,49 +462,30 @@ void AgentSessions::followup_queued(const std::string& session_id) {
 json::value AgentSessions::agent_json(std::string_view session_id) const {
   if (auto session = find(session_id))
     return session->snapshot();
-  std::lock_guard lock(mutex_);
-  if (auto found = exited_.find(std::string(session_id)); found != exited_.end())
-    return found->second;
   return nullptr;
 }
 
 bool AgentSessions::cancel(std::string_view session_id) {
-  auto session = find(session_id);
-  if (!session) {
-    if (runs(session_id))
-      return false;  // the agent has exited: no turn runs
-    throw core::errors::not_an_agent_session();
-  }
-  return session->cancel();
+  return find_or_throw(session_id)->cancel();
 }
 
 json::array AgentSessions::pending_permissions(std::string_view session_id) const {
-  if (auto session = find(session_id))
-    return session->pending();
-  if (runs(session_id))
-    return {};
-  throw core::errors::not_an_agent_session();
+  return find_or_throw(session_id)->pending();
 }
 
 void AgentSessions::answer_permission(std::string_view session_id, std::string_view request_id,
                                       std::string_view option_id) {
-  auto status = agent::AnswerStatus::not_found;
-  if (auto session = find(session_id)) {
-    status = session->answer(request_id, option_id);
-  } else if (!runs(session_id)) {
-    throw core::errors::not_an_agent_session();
-  }
-  switch (status) {
+  switch (find_or_throw(session_id)->answer(request_id, option_id)) {
     case agent::AnswerStatus::answered:
       return;
     case agent::AnswerStatus::not_found:
-      throw core::Error(core::ErrorCode::permission_request_not_found,
-                        "no request for permission '" + std::string(request_id) +
-                            "' in this session");
+      throw core::Error(
+          core::ErrorCode::permission_request_not_found,
+          "no request for permission '" + std::string(request_id) + "' in this session");
     case agent::AnswerStatus::already_resolved:
-      throw core::Error(core::ErrorCode::permission_request_resolved,
-                        "the request for permission '" + std::string(request_id) +
-                            "' is already resolved");
+      throw core::Error(
+          core::ErrorCode::permission_request_resolved,
+          "the request for permission '" + std::string(request_id) + "' is already resolved");
     case agent::AnswerStatus::invalid_option:
       throw core::Error(core::ErrorCode::invalid_option,
                         "'" + std::string(option_id) + "' is not one of the request's options");
@@ -512,13 +497,16 @@ void AgentSessions::on_session_end(const core::SessionSnapshot& session) {
     agent_session->on_session_end();
 }
 
-void AgentSessions::agent_exited(const std::string& session_id, json::object final_snapshot) {
+void AgentSessions::agent_exited(const std::string& session_id) {
   std::function<void()> all_exited;
   {
     std::lock_guard lock(mutex_);
-    running_.erase(session_id);
-    if (exited_.insert_or_assign(session_id, std::move(final_snapshot)).second)
+    auto found = running_.find(session_id);
+    if (found == running_.end())
+      return;
+    if (exited_.insert_or_assign(session_id, std::move(found->second)).second)
       exited_order_.push_back(session_id);
+    running_.erase(found);
     while (exited_order_.size() > kMaxExitedSnapshots) {
       exited_.erase(exited_order_.front());
       exited_order_.pop_front();
@@ -540,14 +528,12 @@ json::object AgentSessions::status_json() const {
   json::array profiles;
   for (const auto& profile : config_.agents.profiles) {
     if (profile.protocol != AgentProtocol::lines)
-      profiles.push_back(json::object{{"name", profile.name},
-                                      {"protocol", to_string(profile.protocol)}});
+      profiles.push_back(
+          json::object{{"name", profile.name}, {"protocol", to_string(profile.protocol)}});
   }
   return json::object{
-      {"profiles", std::move(profiles)},
-      {"default_agent", config_.agents.default_agent},
-      {"running", running_.size()},
-      {"started", started_},
+      {"profiles", std::move(profiles)},     {"default_agent", config_.agents.default_agent},
+      {"running", running_.size()},          {"started", started_},
       {"failed_to_start", failed_to_start_},
   };
 }

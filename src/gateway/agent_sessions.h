@@ -72,7 +72,7 @@ class AgentSessions {
   friend class AgentSession;
   std::shared_ptr<AgentSession> find(std::string_view session_id) const;
   std::shared_ptr<AgentSession> find_or_throw(std::string_view session_id) const;
-  void agent_exited(const std::string& session_id, boost::json::object final_snapshot);
+  void agent_exited(const std::string& session_id);
   bool shutting_down() const;
 
   boost::asio::io_context& io_;
@@ -81,8 +81,9 @@ class AgentSessions {
 
   mutable std::mutex mutex_;  // never held while calling into the pool or a session
   std::unordered_map<std::string, std::shared_ptr<AgentSession>> running_;
-  // The last agent object of sessions whose agent has exited, the oldest dropped past a bound.
-  std::unordered_map<std::string, boost::json::object> exited_;
+  // Sessions whose agent has exited (its connection's final state, no process), the oldest
+  // forgotten past a bound.
+  std::unordered_map<std::string, std::shared_ptr<AgentSession>> exited_;
   std::deque<std::string> exited_order_;
   std::uint64_t started_ = 0;
   std::uint64_t failed_to_start_ = 0;

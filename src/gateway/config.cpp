@@ -109,6 +109,7 @@ constexpr const char* kConfigFileHelp =
     "  env = { KEY = \"value\" }\n"
     "  permission = \"ask\"              # ask | allow | deny\n"
     "  permission_timeout_ms = 600000  # an unanswered request is rejected after this\n"
+    "  startup_timeout_ms = 30000      # acp: from the start until ready for a first prompt\n"
     "  max_events = 10000              # events kept per session\n"
     "--worker-command, --worker-arg and --worker-env are the profile named default (lines).\n"
     "A bad file, key or value exits with status 2 naming the file, line and key.";

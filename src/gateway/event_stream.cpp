@@ -45,9 +45,17 @@ http::SseFrame frame(std::optional<std::string> id, std::string event, std::stri
   return result;
 }
 
+json::object session_json(const core::SessionSnapshot& session, const StreamSettings& settings) {
+  json::object result = to_json(session);
+  if (settings.agent_of)
+    result["agent"] = settings.agent_of(session.session_id);
+  return result;
+}
+
 std::string snapshot_frame(const core::SessionSnapshot& session,
-                           std::optional<std::uint64_t> cursor, std::optional<std::int64_t> retry) {
-  json::object data{{"session", to_json(session)}};
+                           std::optional<std::uint64_t> cursor, std::optional<std::int64_t> retry,
+                           const StreamSettings& settings) {
+  json::object data{{"session", session_json(session, settings)}};
   data["replay_after_sequence_id"] = cursor ? json::value(*cursor) : json::value(nullptr);
   http::SseFrame snapshot =
       frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(data));
@@ -64,8 +72,8 @@ std::string feed_lost_frame() {
                                      "the last event id"))));
 }
 
-std::string final_frames(const core::SessionSnapshot& session) {
-  json::object data{{"session", to_json(session)}};
+std::string final_frames(const core::SessionSnapshot& session, const StreamSettings& settings) {
+  json::object data{{"session", session_json(session, settings)}};
   return http::serialize_sse(
              frame(std::nullopt, "external_coding_agent.snapshot", json::serialize(data))) +
          http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
@@ -73,8 +81,8 @@ std::string final_frames(const core::SessionSnapshot& session) {
 
 // The first block of every stream: retry and snapshot, the gap signal, and the replay.
 std::string opening_frames(const bridge::Replay& replay, std::optional<std::uint64_t> cursor,
-                           std::int64_t retry_ms) {
-  std::string frames = snapshot_frame(replay.session, cursor, retry_ms);
+                           const StreamSettings& settings) {
+  std::string frames = snapshot_frame(replay.session, cursor, settings.retry_ms, settings);
   // Events were lost when the first one kept comes after the one following the cursor (written
   // so that no cursor, however large, wraps around).
   if (cursor && replay.first_retained_sequence_id > 0 &&
@@ -234,7 +242,7 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionServi
                                 follower.notified_since_rearm()))
         continue;
     } else if (update.finished) {
-      co_await exchange.write_stream(final_frames(update.session));
+      co_await exchange.write_stream(final_frames(update.session, settings));
       co_await exchange.end_stream();
       co_return;
     }
@@ -311,7 +319,7 @@ asio::awaitable<StreamOpening> open_stream(http::Exchange& exchange, bridge::Ses
         std::make_unique<FollowRegistration>(pool, request.session_id, opening.follower);
     opening.follower->sent_through(start.replay.encoded_bytes_total);
   }
-  opening.frames = opening_frames(start.replay, request.cursor, settings.retry_ms);
+  opening.frames = opening_frames(start.replay, request.cursor, settings);
   if (!request.follow)
     opening.frames += http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
   // A cursor past the newest event still means "already seen": live events start after it.

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "bridge/session_service.h"
 #include "gateway/blocking_calls.h"
@@ -16,6 +19,8 @@ struct StreamSettings {
   std::int64_t heartbeat_ms = 15000;
   std::uint64_t max_buffered_bytes = 1024 * 1024;
   std::int64_t stream_max_ms = 0;  // 0: no cap
+  // The snapshot's `agent` object for a session (null without one); unset: no `agent` field.
+  std::function<boost::json::value(std::string_view session_id)> agent_of;
 };
 
 struct StreamRequest {

@@ -71,10 +71,9 @@ bridge::PoolLimits pool_limits(const GatewayConfig& config) {
   std::uint64_t max_events = sessions.max_events;
   for (const auto& profile : config.agents.profiles)
     max_events = std::max(max_events, profile.max_events);
-  return bridge::PoolLimits{sessions.inactivity_timeout_ms, sessions.max_active,
-                            static_cast<std::size_t>(max_events),
-                            sessions.retention_hours * 3600 * 1000,
-                            sessions.max_event_memory_bytes};
+  return bridge::PoolLimits{
+      sessions.inactivity_timeout_ms, sessions.max_active, static_cast<std::size_t>(max_events),
+      sessions.retention_hours * 3600 * 1000, sessions.max_event_memory_bytes};
 }
 
 // The local backend: loads what the store holds. Throws StoreError when it cannot be read.
@@ -95,9 +94,9 @@ SessionBackend open_local_backend(const GatewayConfig& config) {
   // keep their events in memory.
   store::StoredState stored = backend.local_store->load_sessions(store::LoadScope::running_events);
   const std::vector<store::StoredAuthSession> stored_tokens = token_store->load_tokens();
-  auto pool = std::make_unique<bridge::SessionPool>(pool_limits(config),
-                                                    core::system_clock_unix_ms, nullptr,
-                                                    encode_event_frame, backend.local_store);
+  auto pool =
+      std::make_unique<bridge::SessionPool>(pool_limits(config), core::system_clock_unix_ms,
+                                            nullptr, encode_event_frame, backend.local_store);
   const std::size_t restored_sessions = stored.sessions.size();
   pool->restore(std::move(stored.sessions));
   auto tokens = std::make_shared<auth::LocalTokenRegistry>(token_store);

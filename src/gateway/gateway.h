@@ -10,10 +10,10 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "bridge/session_service.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/config.h"
 #include "gateway/gateway_api.h"
 #include "gateway/logging.h"
-#include "gateway/agent_sessions.h"
 #include "gateway/session_launcher.h"
 #include "gateway/worker_supervisor.h"
 #include "http/server.h"
@@ -99,13 +99,13 @@ class Gateway {
   SessionBackend backend_;
   auth::Authenticator authenticator_;  // over backend_.tokens
   IoContext io_;
-  WorkerSupervisor workers_;              // io_, the pool
-  AgentSessions agents_;                  // io_, the pool
-  SessionLauncher launcher_;              // the pool, workers_, agents_ (for routed follow-ups)
-  WorkerHooks worker_hooks_;              // the pool -> workers_, agents_; goes before them
-  GatewayApi api_;  // the pool, authenticator_, the rate limiter, workers_, agents_
-  std::unique_ptr<http::Server> server_;  // io_, api_; listening once constructed
-  boost::asio::signal_set signals_;       // io_: SIGINT, SIGTERM
+  WorkerSupervisor workers_;  // io_, the pool
+  AgentSessions agents_;      // io_, the pool
+  SessionLauncher launcher_;  // the pool, workers_, agents_ (for routed follow-ups)
+  WorkerHooks worker_hooks_;  // the pool -> workers_, agents_; goes before them
+  GatewayApi api_;            // the pool, authenticator_, the rate limiter, workers_, agents_
+  std::unique_ptr<http::Server> server_;         // io_, api_; listening once constructed
+  boost::asio::signal_set signals_;              // io_: SIGINT, SIGTERM
   boost::asio::steady_timer shutdown_deadline_;  // io_: bounds the wait for workers to exit
   std::atomic<bool> stopping_{false};
   bool wound_down_ = false;

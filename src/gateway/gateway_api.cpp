@@ -112,8 +112,10 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       rate_limiter_(rate_limiter),
       agents_(agents),
       launcher_(pool, config.agents, workers, agents),
-      stream_settings_{config.sse.retry_ms, config.sse.heartbeat_ms, config.sse.max_buffered_bytes,
-                       config.sse.stream_max_ms},
+      stream_settings_{
+          config.sse.retry_ms, config.sse.heartbeat_ms, config.sse.max_buffered_bytes,
+          config.sse.stream_max_ms,
+          [&agents](std::string_view session_id) { return agents.agent_json(session_id); }},
       status_page_(pool, authenticator, rate_limiter, workers, agents, streams_),
       metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
       admit_blocks_(authenticator.calls_block() || rate_limiter.calls_block()),
@@ -664,6 +666,7 @@ json::object GatewayApi::close_session(RequestContext& context) {
 }
 
 json::object GatewayApi::cancel_turn(RequestContext& context) {
+  context.json_body();              // takes no fields, but must be a JSON object when present
   pool_.get(context.session_id());  // 404 for a session that does not exist
   const bool cancelled = agents_.cancel(context.session_id());
   return json::object{{"cancelled", cancelled},

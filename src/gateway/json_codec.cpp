@@ -91,8 +91,7 @@ std::string_view required_string(const json::object& body, std::string_view fiel
   return value->get_string();
 }
 
-std::optional<std::string_view> optional_string(const json::object& body,
-                                                std::string_view field) {
+std::optional<std::string_view> optional_string(const json::object& body, std::string_view field) {
   const json::value* value = body.if_contains(field);
   if (value == nullptr || value->is_null())
     return std::nullopt;

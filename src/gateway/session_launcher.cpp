@@ -8,7 +8,8 @@
 
 namespace tau::gateway {
 
-const AgentProfile* SessionLauncher::profile_for(const std::optional<std::string>& requested) const {
+const AgentProfile* SessionLauncher::profile_for(
+    const std::optional<std::string>& requested) const {
   if (requested) {
     if (const AgentProfile* profile = profiles_.find(*requested))
       return profile;
@@ -37,7 +38,8 @@ LaunchResult SessionLauncher::launch(const LaunchRequest& request) {
   }
   LaunchResult result{opened.session, opened.created, opened.commit_ticket};
   if (request.prompt) {
-    const bridge::AppendResult queued = deliver_followup(opened.session.session_id, *request.prompt);
+    const bridge::AppendResult queued =
+        deliver_followup(opened.session.session_id, *request.prompt);
     result.session = queued.session;
     result.commit_ticket = std::max(result.commit_ticket, queued.commit_ticket);
   }

@@ -20,6 +20,9 @@ json::object StatusPage::render() const {
       {"followups_drain_endpoint", paths::followups_drain},
       {"stream_endpoint", paths::stream},
       {"close_endpoint", paths::close},
+      {"cancel_endpoint", paths::cancel},
+      {"permissions_endpoint", paths::permissions},
+      {"permission_answer_endpoint", paths::permission_answer},
       {"reap_endpoint", paths::reap},
       {"runtime", runtime_json(pool_.runtime())},
   };

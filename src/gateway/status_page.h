@@ -5,8 +5,8 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "bridge/session_service.h"
-#include "gateway/stream_counts.h"
 #include "gateway/agent_sessions.h"
+#include "gateway/stream_counts.h"
 #include "gateway/worker_supervisor.h"
 
 namespace tau::gateway {

@@ -6,8 +6,9 @@
 // headers, schemas and error codes the document gives them.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,26 @@ const TOKEN = 'openapi-test-token';
 const SESSIONS = '/gateway/external-coding-agent/sessions';
 const SESSION = `${SESSIONS}/{session_id}`;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+const FAKE_AGENTS = join(here, '..', 'support', 'fake_agents');
+
+// A config file with two scripted fake agents. Two, and no default_agent, so that a session
+// whose open names no agent runs none (with one profile it would be the default); max_events 3
+// keeps the retention the test sets with --max-events-per-session.
+function fakeAgentsConfig() {
+  const dir = mkdtempSync(join(tmpdir(), 'tau-gateway-openapi-'));
+  const profile = (name, protocol, script) =>
+    `[agents.${name}]\nprotocol = "${protocol}"\ncommand = ${JSON.stringify(process.execPath)}\n` +
+    `args = [${JSON.stringify(join(FAKE_AGENTS, script))}]\nmax_events = 3\n`;
+  const path = join(dir, 'gateway.toml');
+  writeFileSync(
+    path,
+    profile('fake', 'acp', 'fake_acp_agent.mjs') +
+      profile('fake-claude', 'claude-stream-json', 'fake_stream_json_agent.mjs'),
+  );
+  return path;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function loadDocument() {
   const { parse } = await importClientPackage('yaml');
@@ -433,6 +454,7 @@ test('what the gateway answers fits the document (token mode)', { timeout: 60_00
     '--max-input-chars', '100',
     '--max-events-per-session', '3',
     '--rate-limit-max-requests', '100000',
+    '--config', fakeAgentsConfig(),
   ]);
   t.after(() => gateway.stop());
   const { call, verify, seen } = conformance(doc, checker, gateway.baseUrl);
@@ -507,6 +529,51 @@ test('what the gateway answers fits the document (token mode)', { timeout: 60_00
   await call('GET', stream, { params: { session_id: id }, query: '?limit=0', expect: 400 });
   await call('GET', stream, { params: { session_id: 'unknown' }, expect: 404 });
   await call('GET', stream, { params: { session_id: id }, token: null, expect: 401 });
+
+  // An agent session (the scripted fake ACP agent): open with a prompt, answer its request for
+  // permission, cancel a turn; and the errors of the agent endpoints.
+  await call('POST', SESSIONS, { body: { workspace_id: 'agent', agent: 'nope' }, expect: 400 });
+  await call('POST', SESSIONS, { body: { workspace_id: 'agent', agent: 'fake', prompt: ' ' }, expect: 400 });
+  await call('POST', SESSIONS, { body: { workspace_id: 'agent', agent: 5 }, expect: 400 });
+  const { body: agentOpened } = await call('POST', SESSIONS, {
+    body: { workspace_id: 'agent', agent: 'fake', prompt: 'write notes.txt' },
+    expect: 200,
+  });
+  const agentId = agentOpened.session.session_id;
+  assert.equal(agentOpened.session.agent.name, 'fake');
+  assert.equal(agentOpened.session.agent.protocol, 'acp');
+  const permissions = `${SESSION}/permissions`;
+  const answer = `${SESSION}/permissions/{request_id}`;
+  let pending;
+  for (let i = 0; i < 500 && !pending; i += 1) {
+    const { body } = await call('GET', permissions, { params: { session_id: agentId }, expect: 200 });
+    pending = body.permissions[0];
+    if (!pending) await sleep(20);
+  }
+  assert.ok(pending, 'the fake agent asked for no permission');
+  assert.equal(pending.request_id, 'perm-1');
+  const perm = { session_id: agentId, request_id: pending.request_id };
+  await call('POST', answer, { params: perm, body: { option_id: 'maybe' }, expect: 400 });
+  await call('POST', answer, { params: perm, body: {}, expect: 400 });
+  await call('POST', answer, { params: { ...perm, request_id: 'perm-99' }, body: { option_id: 'allow' }, expect: 404 });
+  await call('POST', answer, { params: { ...perm, session_id: 'unknown' }, body: { option_id: 'allow' }, expect: 404 });
+  await call('POST', answer, { params: { ...perm, session_id: id }, body: { option_id: 'allow' }, expect: 409 });
+  const { body: answered } = await call('POST', answer, { params: perm, body: { option_id: 'allow' }, expect: 200 });
+  assert.equal(answered.outcome, 'selected');
+  await call('POST', answer, { params: perm, body: { option_id: 'allow' }, expect: 409 });
+  await call('POST', `${SESSION}/followups`, { params: { session_id: agentId }, body: { message: 'slow' }, expect: 200 });
+  let cancelled = false;
+  for (let i = 0; i < 500 && !cancelled; i += 1) {
+    ({ body: { cancelled } } = await call('POST', `${SESSION}/cancel`, { params: { session_id: agentId }, expect: 200 }));
+    if (!cancelled) await sleep(20);
+  }
+  assert.ok(cancelled, 'no turn to cancel');
+  await call('POST', `${SESSION}/cancel`, { params: { session_id: id }, expect: 409 });
+  await call('POST', `${SESSION}/cancel`, { params: { session_id: 'unknown' }, expect: 404 });
+  await call('GET', permissions, { params: { session_id: id }, expect: 409 });
+  await call('GET', permissions, { params: { session_id: 'unknown' }, expect: 404 });
+  const { body: agentClosed } = await call('POST', `${SESSION}/close`, { params: { session_id: agentId }, expect: 200 });
+  assert.equal(agentClosed.session.status, 'closed');
 
   await call('POST', `${SESSION}/close`, { params: { session_id: id }, expect: 200 });
   await call('POST', `${SESSION}/close`, { params: { session_id: id }, expect: 200 });

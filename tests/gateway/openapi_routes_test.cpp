@@ -11,6 +11,7 @@
 #include "auth/authenticator.h"
 #include "auth/rate_limiter.h"
 #include "bridge/session_pool.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/assets.h"
 #include "gateway/config.h"
 #include "gateway/gateway_api.h"
@@ -31,7 +32,8 @@ std::set<Route> registered_routes() {
   auth::LocalRateLimiter rate_limiter(60, 100, clock);
   boost::asio::io_context io;
   WorkerSupervisor workers(io, pool, config);
-  GatewayApi api(config, pool, authenticator, rate_limiter, workers);
+  AgentSessions agents(io, pool, config);
+  GatewayApi api(config, pool, authenticator, rate_limiter, workers, agents);
   const auto routes = api.routes();
   return std::set<Route>(routes.begin(), routes.end());
 }
@@ -57,7 +59,7 @@ std::set<Route> described_routes() {
 TEST(OpenApi, DescribesEveryRegisteredRouteAndNoOther) {
   const auto registered = registered_routes();
   const auto described = described_routes();
-  ASSERT_GE(registered.size(), 18u);
+  ASSERT_GE(registered.size(), 21u);
   for (const auto& route : registered)
     EXPECT_TRUE(described.contains(route))
         << "not in docs/openapi.yaml: " << route.first << " " << route.second;

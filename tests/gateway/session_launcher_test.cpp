@@ -20,6 +20,7 @@
 #include "bridge/session_pool.h"
 #include "core/clock.h"
 #include "core/errors.h"
+#include "gateway/agent_sessions.h"
 #include "gateway/api_error.h"
 #include "gateway/config.h"
 #include "gateway/worker_supervisor.h"
@@ -58,6 +59,12 @@ GatewayConfig worker_config(const std::string& command, const std::string& works
   config.worker.workspace_root = workspace_root;
   config.worker.kill_grace_ms = 500;
   config.worker.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
+  // As the configuration does it: the worker flags are the profile named default (lines).
+  if (!command.empty()) {
+    config.agents.profiles.push_back(
+        {.name = "default", .protocol = AgentProtocol::lines, .command = command});
+    config.agents.default_agent = "default";
+  }
   return config;
 }
 
@@ -79,7 +86,8 @@ class Launcher {
       : config_(worker_config(worker_command, dir_.path() + "/workspaces")),
         pool_(bridge::PoolLimits{}, core::system_clock_unix_ms),
         workers_(io_, pool_, config_),
-        launcher_(pool_, workers_) {
+        agents_(io_, pool_, config_),
+        launcher_(pool_, config_.agents, workers_, agents_) {
     pool_.set_end_listener(
         [this](const core::SessionSnapshot& session) { workers_.on_session_end(session); });
     io_thread_ = std::thread([this] { io_.run(); });
@@ -128,6 +136,7 @@ class Launcher {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   WorkerSupervisor workers_;
+  AgentSessions agents_;
   SessionLauncher launcher_;
   std::thread io_thread_;
 };

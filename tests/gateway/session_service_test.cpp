@@ -214,6 +214,12 @@ gateway::GatewayConfig make_config(const std::string& worker_command,
   config.worker.workspace_root = workspace_root;
   config.worker.kill_grace_ms = 500;
   config.worker.supervisor_path = TAU_WORKER_SUPERVISOR_BINARY;
+  // As the configuration does it: the worker flags are the profile named default (lines).
+  if (!worker_command.empty()) {
+    config.agents.profiles.push_back(
+        {.name = "default", .protocol = gateway::AgentProtocol::lines, .command = worker_command});
+    config.agents.default_agent = "default";
+  }
   return config;
 }
 
@@ -232,7 +238,8 @@ class InProcessGateway {
         authenticator_(auth::AuthConfig{config_.auth.mode, "", "", 60}, core::system_clock_unix_ms),
         rate_limiter_(60, config_.auth.rate_limit_max_requests, core::system_clock_unix_ms),
         workers_(io_, sessions_, config_),
-        api_(config_, sessions_, authenticator_, rate_limiter_, workers_) {
+        agents_(io_, sessions_, config_),
+        api_(config_, sessions_, authenticator_, rate_limiter_, workers_, agents_) {
     store_->load();
     sessions_.set_end_listener(
         [this](const core::SessionSnapshot& session) { workers_.on_session_end(session); });
@@ -270,6 +277,7 @@ class InProcessGateway {
   auth::Authenticator authenticator_;
   auth::LocalRateLimiter rate_limiter_;
   gateway::WorkerSupervisor workers_;
+  gateway::AgentSessions agents_;
   gateway::GatewayApi api_;
   std::unique_ptr<http::Server> server_;
   std::vector<std::thread> threads_;

@@ -375,6 +375,7 @@ async function loadSessions() {
   if (workspace) params.set('workspace_id', workspace);
   if (cursor) params.set('cursor', cursor);
   const signedIn = credentials;
+  const mark = agentMark();
   const answer = await api('GET', `${SESSIONS}?${params}`);
   if (credentials !== signedIn) return;
   state.sessions = answer.sessions ?? [];
@@ -386,10 +387,11 @@ async function loadSessions() {
   if (view.id) {
     const listed = state.sessions.find((session) => session.session_id === view.id);
     if (listed) {
-      updateSnapshot(listed);
+      updateSnapshot(listed, mark);
     } else if (!view.missing) {
       try {
-        updateSnapshot((await api('GET', sessionPath(view.id))).session);
+        const detailMark = agentMark();
+        updateSnapshot((await api('GET', sessionPath(view.id))).session, detailMark);
       } catch (error) {
         if (error.status !== 404) throw error; // a deleted session: its view says so already
       }
@@ -510,7 +512,14 @@ function freshView(id = null) {
     workerExited: false,  // subprocess.exit shown: no later event will come
     missing: false,       // the gateway answered 404 for this id
     eventsShown: 0,
-    stickScheduled: false,
+    // Agent sessions (the snapshot's `agent` is an object, or agent.* events arrive).
+    isAgent: false,
+    plain: false,         // a snapshot said `"agent": null`: no conversation to build
+    agent: null,          // newest known agent object: fetched, or moved on by the events since
+    stateEvents: 0,       // events seen that change the agent's state (see agentMark())
+    agentFetch: { busy: false, again: false },
+    conversation: freshConversation(),
+    tab: 'conversation',
   };
 }
 let view = freshView();
@@ -530,6 +539,8 @@ function openSessionView(id) {
   show($('session-detail'));
   $('session-id').textContent = id;
   $('event-list').replaceChildren();
+  $('conversation').replaceChildren();
+  renderAgentMode();
   for (const note of ['action-error', 'drain-result']) show($(note), false);
   $('followup-input').value = '';
   const listed = state.sessions.find((session) => session.session_id === id);
@@ -538,6 +549,8 @@ function openSessionView(id) {
   renderEventCount();
   markSelectedRow();
   connectStream();
+  // The stream's snapshot does not say whether the session runs an agent: the detail does.
+  if (!listed || listed.agent === undefined) refreshAgent();
 }
 
 function closeSessionView() {
@@ -567,13 +580,18 @@ function renderSnapshotPlaceholder(label = '…') {
   for (const id of ['session-workspace', 'session-started', 'session-activity', 'session-queued']) {
     $(id).textContent = label === '…' ? '…' : '—';
   }
-  for (const id of ['followup-input', 'followup-send', 'drain', 'close-session']) $(id).disabled = true;
+  for (const id of ['followup-input', 'followup-send', 'drain', 'close-session', 'cancel-turn']) $(id).disabled = true;
 }
 
 // Shows a snapshot of the open session (from the stream, the list, or an action's answer).
-function updateSnapshot(session) {
+// `mark` is agentMark() from when the snapshot was asked for (see applyAgent).
+function updateSnapshot(session, mark = null) {
   if (!session || session.session_id !== view.id) return;
+  // Shown again (after an action): its agent may be older than what the events have shown since.
+  const again = session === view.snapshot;
   view.snapshot = session;
+  if (session.agent && !again) applyAgent(session.agent, mark);
+  if (session.agent === null) view.plain = true;
   $('session-status').replaceWith(statusBadge(session.status, { id: 'session-status', 'data-testid': 'session-status' }));
   $('session-workspace').textContent = session.workspace_id;
   $('session-started').replaceChildren(formatWhen(session.started_unix_ms), ' (',
@@ -592,6 +610,7 @@ function updateSnapshot(session) {
   $('followup-input').placeholder = running
     ? 'Queue a message for the agent (Ctrl+Enter sends)'
     : `The session is ${session.status}: it takes no more follow-ups.`;
+  if (view.isAgent) renderAgentControls();
 
   // Keep the list row in step without waiting for the next poll.
   const row = $('sessions-body').querySelector(`tr[data-session-id="${CSS.escape(session.session_id)}"]`);
@@ -680,13 +699,14 @@ function listen(source, onDone) {
   return current;
 }
 
-// With workers, a session's last events (the worker's final output and its subprocess.exit) are
-// recorded after the session ended, so its follow stream, which ends with the session, may miss
-// them. A few replays from the last shown event pick them up while the worker is being stopped.
+// With workers and agents, a session's last events (the process's final output and its
+// subprocess.exit) are recorded after the session ended, so its follow stream, which ends with
+// the session, may miss them. A few replays from the last shown event pick them up while the
+// process is being stopped.
 const LATE_REPLAY_DELAYS_MS = [1000, 3000, 8000];
 
 function scheduleLateReplays() {
-  if (!workerMode || view.workerExited) return;
+  if (!(workerMode || view.isAgent) || view.workerExited) return;
   const { id } = view;
   view.lateTimers = LATE_REPLAY_DELAYS_MS.map((ms) => setTimeout(() => {
     if (view.id === id && !view.workerExited) replayOnce();
@@ -738,31 +758,36 @@ function onEventFrame(frame) {
   el('p', { class: 'event-message' }, String(event.message))));
   view.eventsShown += 1;
   renderEventCount();
+  onConversationEvent(event);
 }
 
 function showGap(from, to) {
   if (to < from) return;
   view.lastSequenceId = Math.max(view.lastSequenceId, to);
   const range = from === to ? `Event ${from} is` : `Events ${from}–${to} are`;
-  appendEventRow(el('li', { class: 'event gap', 'data-testid': 'event-gap' },
-    `${range} no longer kept by the gateway (retention) and cannot be shown.`));
+  const text = `${range} no longer kept by the gateway (retention) and cannot be shown.`;
+  appendEventRow(el('li', { class: 'event gap', 'data-testid': 'event-gap' }, text));
+  appendConversation(el('li', { class: 'conv note gap', 'data-testid': 'conversation-gap' }, text));
 }
 
 // Appends to the event list, keeping it scrolled to the newest event if it was there already.
 function appendEventRow(row) {
   const list = $('event-list');
-  if (!view.stickScheduled) {
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
-    if (atBottom) {
-      view.stickScheduled = true;
-      requestAnimationFrame(() => {
-        view.stickScheduled = false;
-        list.scrollTop = list.scrollHeight;
-      });
-    }
-  }
+  stickToEnd(list);
   list.append(row);
   while (list.childElementCount > MAX_EVENTS_SHOWN) list.firstElementChild.remove();
+}
+
+// Call before adding to `list`: if it shows its end now, it will show the new end afterwards.
+const stickScheduled = new WeakSet();
+function stickToEnd(list) {
+  if (stickScheduled.has(list)) return;
+  if (list.scrollHeight - list.scrollTop - list.clientHeight >= 48) return;
+  stickScheduled.add(list);
+  requestAnimationFrame(() => {
+    stickScheduled.delete(list);
+    list.scrollTop = list.scrollHeight;
+  });
 }
 
 function renderEventCount() {
@@ -770,6 +795,439 @@ function renderEventCount() {
   $('event-count').textContent = view.eventsShown > MAX_EVENTS_SHOWN
     ? `newest ${shown} of ${view.eventsShown} received`
     : `${view.eventsShown} event${view.eventsShown === 1 ? '' : 's'}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent sessions: the agent's state, and its events as a conversation. Everything the agent
+// says, names or asks is hostile input: it reaches the page as text nodes only.
+
+const AGENT_STATES = ['starting', 'idle', 'prompting', 'awaiting_permission', 'exited'];
+const AGENT_STATE_LABELS = { awaiting_permission: 'awaiting permission' };
+// A turn runs in these states: Cancel applies to it.
+const CANCELLABLE_STATES = ['prompting', 'awaiting_permission'];
+// Events after which the agent's state (in the session detail) may differ.
+const AGENT_STATE_EVENTS = ['followup', 'agent.turn_started', 'agent.turn_ended',
+  'agent.permission_requested', 'agent.permission_resolved', 'subprocess.exit'];
+const TOOL_STATUSES = ['pending', 'in_progress', 'completed', 'failed'];
+const PERMISSION_OUTCOMES = { cancelled: 'Cancelled', timed_out: 'Timed out: refused' };
+const MAX_STDERR_LINES = 200;
+
+function freshConversation() {
+  return {
+    last: null,          // {kind, key, body} of the newest item, which text may continue
+    tools: new Map(),    // `${turn}:${tool_call_id}` and tool_call_id -> row
+    permissions: new Map(), // request_id -> card
+    plan: null,          // {turn, node}: the current turn's plan, updated in place
+    turn: 0,
+  };
+}
+
+// Text of a value from an event: strings as they are, anything else as JSON.
+function asText(value) {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function asObject(value) {
+  return value && typeof value === 'object' && !Array.isArray(value) ? value : {};
+}
+
+// What the page knew of the agent's state-changing events when it asked for a snapshot: a
+// snapshot asked for before the newest of these events may predate it, and is not applied.
+function agentMark() {
+  return `${view.id}#${view.stateEvents}`;
+}
+
+function applyAgent(agent, mark) {
+  enterAgentMode();
+  if (mark !== null && mark !== agentMark()) return; // stale; a newer detail is on its way
+  view.agent = { ...agent, pending_permissions: [...(agent.pending_permissions ?? [])] };
+  renderAgent();
+  // A request whose event is not shown (not replayed yet, or dropped by retention) still gets
+  // its buttons; its event, when it comes, moves the card to its place.
+  for (const request of view.agent.pending_permissions) {
+    const requestId = asText(request?.request_id);
+    if (requestId && !view.conversation.permissions.has(requestId)) addPermissionRequest(asObject(request));
+  }
+}
+
+// Asks for the session detail, one request at a time: events arriving meanwhile ask once more.
+function refreshAgent() {
+  const current = view;
+  const fetchState = current.agentFetch;
+  if (!current.id || fetchState.busy) {
+    fetchState.again = true;
+    return;
+  }
+  fetchState.busy = true;
+  fetchState.again = false;
+  const mark = agentMark();
+  api('GET', sessionPath(current.id))
+    .then((answer) => updateSnapshot(answer.session, mark))
+    .catch(() => {}) // the list's refresh reports what is wrong with the gateway
+    .finally(() => {
+      fetchState.busy = false;
+      if (fetchState.again && view === current) setTimeout(refreshAgent, 100);
+    });
+}
+
+function enterAgentMode() {
+  if (view.isAgent) return;
+  view.isAgent = true;
+  renderAgentMode();
+}
+
+// Agent sessions show the agent and the conversation (the raw events one tab away); the others
+// keep the event list and the follow-up form as they always were.
+function renderAgentMode() {
+  const agentMode = view.isAgent;
+  show($('agent-bar'), agentMode);
+  show($('view-tabs'), agentMode);
+  show($('events-heading'), !agentMode);
+  show($('cancel-turn'), agentMode);
+  show($('drain'), !agentMode); // draining would take queued prompts away from the agent
+  $('followup-label').textContent = agentMode ? 'Prompt' : 'Follow-up message';
+  $('followup-send').textContent = agentMode ? 'Send prompt' : 'Send follow-up';
+  selectTab(agentMode ? view.tab : 'events');
+  if (agentMode) renderAgent();
+}
+
+function selectTab(tab) {
+  const conversation = tab === 'conversation';
+  if (view.isAgent) view.tab = tab;
+  $('tab-conversation').setAttribute('aria-selected', String(conversation));
+  $('tab-events').setAttribute('aria-selected', String(!conversation));
+  show($('conversation'), conversation);
+  show($('event-list'), !conversation);
+  const list = conversation ? $('conversation') : $('event-list');
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderAgent() {
+  const agent = view.agent;
+  $('agent-name').textContent = agent ? asText(agent.name) : '…';
+  $('agent-protocol').textContent = agent ? asText(agent.protocol) : '';
+  show($('agent-protocol'), Boolean(agent));
+  const stateName = agent ? asText(agent.state) : '…';
+  const known = AGENT_STATES.includes(stateName) ? stateName : 'unknown';
+  const badge = el('span', { id: 'agent-state', class: `badge agent-state state-${known}`,
+    'data-testid': 'agent-state', 'data-state': stateName }, AGENT_STATE_LABELS[stateName] ?? stateName);
+  $('agent-state').replaceWith(badge);
+  const turns = Number(agent?.turns_completed ?? 0);
+  const pending = agent?.pending_permissions?.length ?? 0;
+  $('agent-turns').textContent = !agent ? '' : [
+    `${turns} turn${turns === 1 ? '' : 's'} completed`,
+    agent.last_stop_reason ? `last stop: ${asText(agent.last_stop_reason)}` : null,
+    pending ? `${pending} permission request${pending === 1 ? '' : 's'} waiting` : null,
+  ].filter(Boolean).join(' · ');
+  renderAgentControls();
+}
+
+function renderAgentControls() {
+  const running = view.snapshot?.status === 'running';
+  const agentState = view.agent?.state;
+  $('cancel-turn').disabled = !running || !CANCELLABLE_STATES.includes(agentState);
+  const open = running && agentState !== 'exited';
+  $('followup-input').disabled = !open;
+  $('followup-send').disabled = !open;
+  $('followup-input').placeholder = !running
+    ? `The session is ${view.snapshot?.status ?? 'not running'}: it takes no more prompts.`
+    : agentState === 'exited' ? 'The agent has exited: it takes no more prompts.'
+      : CANCELLABLE_STATES.includes(agentState)
+        ? 'Queue the next prompt: it starts when this turn ends (Ctrl+Enter sends)'
+        : 'Ask the agent (Ctrl+Enter sends)';
+}
+
+// Moves the known agent state on with an event at once; the detail asked for next confirms it.
+function advanceAgentState(event, data) {
+  const agent = view.agent;
+  if (!agent) return;
+  switch (event.event_type) {
+    case 'agent.turn_started':
+      agent.state = 'prompting';
+      break;
+    case 'agent.permission_requested':
+      agent.state = 'awaiting_permission';
+      if (!agent.pending_permissions.some((request) => request?.request_id === data.request_id)) {
+        agent.pending_permissions.push(data);
+      }
+      break;
+    case 'agent.permission_resolved':
+      agent.pending_permissions = agent.pending_permissions
+        .filter((request) => request?.request_id !== data.request_id);
+      if (agent.state === 'awaiting_permission' && agent.pending_permissions.length === 0) agent.state = 'prompting';
+      break;
+    case 'agent.turn_ended':
+      agent.state = 'idle';
+      agent.pending_permissions = [];
+      agent.last_stop_reason = data.stop_reason ?? null;
+      if (Number.isSafeInteger(data.turn)) agent.turns_completed = Math.max(agent.turns_completed ?? 0, data.turn);
+      break;
+    case 'subprocess.exit':
+      agent.state = 'exited';
+      break;
+    default:
+      return;
+  }
+  renderAgent();
+}
+
+// Every event also goes to the conversation (shown for agent sessions).
+function onConversationEvent(event) {
+  const type = String(event.event_type);
+  const data = asObject(event.data);
+  if (type.startsWith('agent.')) enterAgentMode();
+  if (AGENT_STATE_EVENTS.includes(type)) {
+    view.stateEvents += 1;
+    advanceAgentState(event, data);
+    if (view.isAgent) refreshAgent();
+  }
+  if (view.plain && !view.isAgent) return;
+  switch (type) {
+    case 'followup': return addUserPrompt(asText(event.message), null);
+    case 'agent.turn_started': return startTurn(data);
+    case 'agent.message': return addAgentText('message', data);
+    case 'agent.thought': return addAgentText('thought', data);
+    case 'agent.tool_call': return addToolCall(data);
+    case 'agent.tool_call_update': return updateToolCall(data);
+    case 'agent.plan': return showPlan(data);
+    case 'agent.permission_requested': return addPermissionRequest(data);
+    case 'agent.permission_resolved': return resolvePermission(data);
+    case 'agent.turn_ended': return endTurn(data);
+    case 'agent.protocol_error':
+      return addNote('error', 'Protocol error', asText(data.detail ?? event.message));
+    case 'subprocess.stderr': return addStderr(asText(event.message));
+    case 'subprocess.exit': return addNote('error', 'Agent exited', asText(event.message));
+    default: return addNote('', TYPE_LABELS[type] ?? type, asText(event.message));
+  }
+}
+
+// Appends an item to the conversation; `continues` is the text it may be continued with.
+function appendConversation(node, continues = null) {
+  const list = $('conversation');
+  stickToEnd(list);
+  list.append(node);
+  while (list.childElementCount > MAX_EVENTS_SHOWN) list.firstElementChild.remove();
+  view.conversation.last = continues;
+}
+
+function bubble(kind, head, text, props = {}) {
+  const body = el('div', { class: 'bubble-text' }, text);
+  const node = el('li', { ...props, class: `conv bubble ${kind}` },
+    el('div', { class: 'bubble-head' }, ...head), body);
+  return { node, body };
+}
+
+// A prompt: queued (a follow-up event) until a turn starts with it.
+function addUserPrompt(text, turn) {
+  const tag = el('span', { class: 'bubble-tag', 'data-testid': 'prompt-state' },
+    turn === null ? 'queued' : `turn ${turn}`);
+  const { node } = bubble('user', ['You', tag], text,
+    { 'data-testid': 'user-prompt', 'data-state': turn === null ? 'queued' : 'sent' });
+  appendConversation(node);
+  return node;
+}
+
+function startTurn(data) {
+  const prompt = asText(data.prompt);
+  const turn = Number.isSafeInteger(data.turn) ? data.turn : view.conversation.turn + 1;
+  view.conversation.turn = turn;
+  // Turns take the queued prompts in order: the oldest queued one with this text is this turn's.
+  const queued = [...$('conversation').querySelectorAll('[data-testid="user-prompt"][data-state="queued"]')];
+  const match = queued.find((node) => node.querySelector('.bubble-text').textContent === prompt);
+  if (match) {
+    match.dataset.state = 'sent';
+    match.querySelector('[data-testid="prompt-state"]').textContent = `turn ${turn}`;
+    view.conversation.last = null;
+  } else {
+    addUserPrompt(prompt, turn);
+  }
+}
+
+// Text pieces: consecutive ones of the same message (or run of thought) grow one bubble.
+function addAgentText(kind, data) {
+  const conversation = view.conversation;
+  const key = kind === 'message' ? `message:${asText(data.message_id)}` : `thought:${asText(data.turn)}`;
+  const text = asText(data.text);
+  if (conversation.last?.key === key && conversation.last.body.isConnected) {
+    stickToEnd($('conversation'));
+    conversation.last.body.append(text);
+    return;
+  }
+  const name = view.agent?.name ? asText(view.agent.name) : 'Agent';
+  const { node, body } = kind === 'message'
+    ? bubble('agent', [name], text, { 'data-testid': 'agent-message', 'data-message-id': asText(data.message_id) })
+    : bubble('thought', ['Thinking'], text, { 'data-testid': 'agent-thought' });
+  appendConversation(node, { key, body });
+}
+
+function toolStatusBadge(status) {
+  const known = TOOL_STATUSES.includes(status) ? status : 'unknown';
+  return el('span', { class: `badge tool-status tool-${known}`, 'data-testid': 'tool-status' },
+    status ? status.replace('_', ' ') : '…');
+}
+
+function addToolCall(data) {
+  const id = asText(data.tool_call_id);
+  const status = asText(data.status);
+  const row = el('li', { class: 'conv tool', 'data-testid': 'tool-call', 'data-tool-call-id': id, 'data-status': status },
+    el('span', { class: 'chip mono', title: 'tool kind' }, asText(data.kind) || 'tool'),
+    el('span', { class: 'tool-title', title: id }, asText(data.title) || id),
+    toolStatusBadge(status));
+  view.conversation.tools.set(`${asText(data.turn)}:${id}`, row);
+  view.conversation.tools.set(id, row);
+  appendConversation(row);
+  return row;
+}
+
+function updateToolCall(data) {
+  const id = asText(data.tool_call_id);
+  const tools = view.conversation.tools;
+  // An agent may reuse a tool call id in another turn: the turn's own call comes first.
+  const row = tools.get(`${asText(data.turn)}:${id}`) ?? tools.get(id) ?? addToolCall({ ...data, status: null });
+  if (data.status === null || data.status === undefined) return;
+  const status = asText(data.status);
+  row.dataset.status = status;
+  row.querySelector('[data-testid="tool-status"]').replaceWith(toolStatusBadge(status));
+}
+
+function showPlan(data) {
+  const entries = Array.isArray(data.entries) ? data.entries : [];
+  const list = el('ol', { class: 'plan-entries' }, entries.map((entry) => {
+    const item = asObject(entry);
+    const status = asText(item.status);
+    return el('li', { class: `plan-entry plan-${TOOL_STATUSES.includes(status) ? status : 'unknown'}`,
+      title: [status, asText(item.priority)].filter(Boolean).join(', ') }, asText(item.content));
+  }));
+  const conversation = view.conversation;
+  if (conversation.plan?.turn === conversation.turn && conversation.plan.node.isConnected) {
+    conversation.plan.node.querySelector('.plan-entries').replaceWith(list);
+    return;
+  }
+  const node = el('li', { class: 'conv plan', 'data-testid': 'agent-plan' },
+    el('div', { class: 'bubble-head' }, 'Plan'), list);
+  conversation.plan = { turn: conversation.turn, node };
+  appendConversation(node);
+}
+
+function optionButtonClass(kind) {
+  if (kind.startsWith('allow')) return 'button small primary';
+  if (kind.startsWith('reject')) return 'button small danger';
+  return 'button small';
+}
+
+function addPermissionRequest(data) {
+  const requestId = asText(data.request_id);
+  const shown = view.conversation.permissions.get(requestId);
+  if (shown?.isConnected && !shown.dataset.outcome) {
+    appendConversation(shown); // shown from a snapshot before its event: now in its place
+    return;
+  }
+  const toolCall = asObject(data.tool_call);
+  const options = Array.isArray(data.options) ? data.options.map(asObject) : [];
+  const actions = el('div', { class: 'permission-actions', 'data-testid': 'permission-options' });
+  const note = el('p', { class: 'permission-note', role: 'status' });
+  const card = el('li', { class: 'conv permission', 'data-testid': 'permission-request', 'data-request-id': requestId },
+    el('div', { class: 'bubble-head' }, 'Permission requested',
+      toolCall.kind ? el('span', { class: 'chip mono' }, asText(toolCall.kind)) : null),
+    el('p', { class: 'permission-title' }, asText(toolCall.title) || asText(toolCall.tool_call_id) || requestId),
+    actions, note);
+  for (const option of options) {
+    actions.append(el('button', {
+      type: 'button',
+      class: optionButtonClass(asText(option.kind)),
+      title: asText(option.kind),
+      'data-option-id': asText(option.option_id),
+      onclick: () => answerPermission(card, requestId, asText(option.option_id)),
+    }, asText(option.name) || asText(option.option_id)));
+  }
+  view.conversation.permissions.set(requestId, card);
+  appendConversation(card);
+}
+
+async function answerPermission(card, requestId, optionId) {
+  const { id } = view;
+  const mark = agentMark();
+  const buttons = [...card.querySelectorAll('.permission-actions button')];
+  const note = card.querySelector('.permission-note');
+  for (const button of buttons) button.disabled = true;
+  note.className = 'permission-note';
+  note.textContent = 'Sending the answer…';
+  try {
+    const answer = await api('POST', `${sessionPath(id)}/permissions/${encodeURIComponent(requestId)}`,
+      { body: { option_id: optionId } });
+    updateSnapshot(answer.session, mark);
+    if (!card.dataset.outcome) note.textContent = 'Answered; waiting for the agent…';
+  } catch (error) {
+    if (view.id !== id || card.dataset.outcome || error.status === 401) return;
+    for (const button of buttons) button.disabled = false;
+    note.className = 'permission-note error';
+    note.textContent = `Not answered: ${error.describe()}`;
+  }
+}
+
+function resolvePermission(data) {
+  const requestId = asText(data.request_id);
+  const outcome = asText(data.outcome);
+  let card = view.conversation.permissions.get(requestId);
+  if (!card?.isConnected) {
+    addPermissionRequest({ request_id: requestId, tool_call: {}, options: [] }); // its request was not kept
+    card = view.conversation.permissions.get(requestId);
+  }
+  const chosen = card.querySelector(`.permission-actions button[data-option-id="${CSS.escape(asText(data.option_id))}"]`);
+  const by = data.by ? ` (by ${asText(data.by)})` : '';
+  card.dataset.outcome = outcome;
+  card.querySelector('.permission-actions').remove();
+  const note = card.querySelector('.permission-note');
+  note.className = `permission-note outcome-${outcome === 'selected' ? 'selected' : 'refused'}`;
+  note.textContent = outcome === 'selected'
+    ? `Answered: ${chosen?.textContent ?? asText(data.option_id)}${by}`
+    : `${PERMISSION_OUTCOMES[outcome] ?? outcome}${by}`;
+  view.conversation.last = null;
+}
+
+function formatUsage(data) {
+  const usage = asObject(data.usage);
+  const input = usage.input_tokens ?? usage.inputTokens;
+  const output = usage.output_tokens ?? usage.outputTokens;
+  return [
+    Number.isFinite(input) ? `${input} in` : null,
+    Number.isFinite(output) ? `${output} out` : null,
+    Number.isFinite(data.total_cost_usd) ? `$${data.total_cost_usd.toFixed(4)}` : null,
+  ].filter(Boolean).join(' · ');
+}
+
+function endTurn(data) {
+  const reason = asText(data.stop_reason) || 'unknown';
+  const failed = data.is_error === true || reason === 'error' || data.error !== undefined;
+  const tone = failed ? 'bad' : reason === 'end_turn' || reason === 'success' ? 'good' : 'warn';
+  const usage = formatUsage(data);
+  const error = data.error === undefined ? '' : asText(asObject(data.error).message ?? data.error);
+  appendConversation(el('li', { class: `conv turn-end ${tone}`, 'data-testid': 'turn-end', 'data-stop-reason': reason },
+    el('span', { class: 'turn-end-label' },
+      `Turn ${asText(data.turn)} ended: ${reason.replaceAll('_', ' ')}`,
+      usage ? ` · ${usage}` : '', error ? ` · ${error}` : '')));
+}
+
+// Things that are not conversation (progress from the API, restarts, the agent's exit).
+function addNote(tone, label, text) {
+  appendConversation(el('li', { class: `conv note ${tone}`, 'data-testid': 'conversation-note' },
+    el('strong', {}, label), text ? `: ${text}` : ''));
+}
+
+// The agent's stderr: consecutive lines share one block, which keeps its newest lines.
+function addStderr(text) {
+  const conversation = view.conversation;
+  if (conversation.last?.key === 'stderr' && conversation.last.body.isConnected) {
+    const { body } = conversation.last;
+    stickToEnd($('conversation'));
+    body.append(`${text}\n`);
+    while (body.childNodes.length > MAX_STDERR_LINES) body.firstChild.remove();
+    return;
+  }
+  const body = el('pre', { class: 'stderr-lines' }, `${text}\n`);
+  appendConversation(el('li', { class: 'conv stderr', 'data-testid': 'agent-stderr' },
+    el('div', { class: 'bubble-head' }, 'stderr'), body), { key: 'stderr', body });
 }
 
 // EventSource does not say why it gave up; the detail endpoint answers the same way the stream
@@ -816,10 +1274,11 @@ function showActionError(error) {
 // Runs one action on the open session: disables its button meanwhile and shows its error.
 async function sessionAction(button, action) {
   const id = view.id;
+  const mark = agentMark();
   button.disabled = true;
   showActionError(null);
   try {
-    await action(id);
+    await action(id, mark);
     refresh(); // the list and the counters change with it
   } catch (error) {
     if (error.status !== 401 && view.id === id) showActionError(error);
@@ -838,18 +1297,18 @@ function postFollowup() {
     showActionError(new ApiError(0, '', 'Write a message first.'));
     return;
   }
-  sessionAction($('followup-send'), async (id) => {
+  sessionAction($('followup-send'), async (id, mark) => {
     const answer = await api('POST', `${sessionPath(id)}/followups`, { body: { message } });
     // The event itself arrives over the stream, like everyone else's.
     if (view.id === id) input.value = '';
-    updateSnapshot(answer.session);
+    updateSnapshot(answer.session, mark);
   });
 }
 
 function drainFollowups() {
-  sessionAction($('drain'), async (id) => {
+  sessionAction($('drain'), async (id, mark) => {
     const answer = await api('POST', `${sessionPath(id)}/followups/drain`, { body: {} });
-    updateSnapshot(answer.session);
+    updateSnapshot(answer.session, mark);
     const result = $('drain-result');
     const count = answer.drained_count ?? answer.followups?.length ?? 0;
     result.replaceChildren(
@@ -861,10 +1320,19 @@ function drainFollowups() {
 }
 
 function closeSession() {
-  sessionAction($('close-session'), async (id) => {
+  sessionAction($('close-session'), async (id, mark) => {
     const answer = await api('POST', `${sessionPath(id)}/close`);
     // The stream follows with the final snapshot and `done`.
-    updateSnapshot(answer.session);
+    updateSnapshot(answer.session, mark);
+  });
+}
+
+// Asks the agent to stop its turn; the turn's end arrives over the stream (stop reason
+// `cancelled`), and every permission request still waiting is answered `cancelled`.
+function cancelTurn() {
+  sessionAction($('cancel-turn'), async (id, mark) => {
+    const answer = await api('POST', `${sessionPath(id)}/cancel`);
+    updateSnapshot(answer.session, mark);
   });
 }
 
@@ -932,6 +1400,9 @@ function start() {
     }
   });
   $('drain').addEventListener('click', drainFollowups);
+  $('cancel-turn').addEventListener('click', cancelTurn);
+  $('tab-conversation').addEventListener('click', () => selectTab('conversation'));
+  $('tab-events').addEventListener('click', () => selectTab('events'));
   $('close-session').addEventListener('click', closeSession);
   $('stream-retry').addEventListener('click', () => connectStream());
   $('session-dismiss').addEventListener('click', () => {
