@@ -14,7 +14,8 @@ DEBIAN_PACKAGES := cmake ninja-build g++ make pkg-config ccache \
 	libsqlite3-dev libssl-dev libgoogle-perftools-dev libyaml-cpp-dev libhiredis-dev
 
 # What only the tests run (`make test-deps`, through `make test`, `test-asan` and `test-tsan`):
-# Node.js and Chromium for the real-client tests (with the npm packages pinned in tests/clients),
+# Node.js and Chromium for the real-client tests (with the npm packages pinned in tests/clients;
+# the real agents of tests/agents pinned there),
 # promtool (prometheus) for the /metrics check, redis-server and redis-cli for the Redis tests.
 TEST_PACKAGES := nodejs chromium prometheus redis-server redis-tools
 
@@ -30,6 +31,7 @@ deps:
 test-deps: deps
 	@scripts/install-deps.sh $(TEST_PACKAGES)
 	@scripts/install-node-deps.sh tests/clients
+	@scripts/install-node-deps.sh tests/agents --platform-binaries
 
 bench-deps: deps
 	@scripts/install-deps.sh $(BENCH_PACKAGES)

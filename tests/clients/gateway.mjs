@@ -38,10 +38,11 @@ export async function importClientPackage(name) {
 // Starts the gateway with `--bind 127.0.0.1:0 --state-dir <fresh tmp dir>` and `args`, waits for
 // its `listening on http://127.0.0.1:PORT` line and returns
 // {port, baseUrl, stderr(), stop()}. stop() sends SIGTERM, waits for the exit and resolves to
-// {code, signal}; it may be called more than once.
-export async function startGateway(args = [], { startupTimeoutMs = 10_000 } = {}) {
+// {code, signal}; it may be called more than once. With `stateDir` the gateway uses that
+// directory and stop() leaves it in place (a restart test starts the next gateway on it).
+export async function startGateway(args = [], { startupTimeoutMs = 10_000, stateDir: givenStateDir } = {}) {
   const binary = gatewayBinary();
-  const stateDir = await mkdtemp(join(tmpdir(), 'tau-gateway-clients-'));
+  const stateDir = givenStateDir ?? (await mkdtemp(join(tmpdir(), 'tau-gateway-clients-')));
 
   // Only the flags given here configure the gateway: no TAU_GATEWAY_* from the caller's environment.
   const env = Object.fromEntries(
@@ -92,7 +93,7 @@ export async function startGateway(args = [], { startupTimeoutMs = 10_000 } = {}
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       const status = await exited;
       clearTimeout(timer);
-      await rm(stateDir, { recursive: true, force: true });
+      if (!givenStateDir) await rm(stateDir, { recursive: true, force: true });
       return status;
     })();
     return stopping;
