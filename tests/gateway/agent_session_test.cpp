@@ -460,6 +460,9 @@ TEST(AgentSessions, AfterARestartAnAgentThatLoadsSessionsIsResumedAndTheOthersAr
   EXPECT_EQ(agents.detail(resumable).at("status"), "running");
   EXPECT_EQ(agents.detail(resumable).at("agent").at("turns_completed"), 1);
   EXPECT_EQ(agents.events_of(resumable, "followup").size(), 2u);
+  // What the agent replayed while loading its session is not logged a second time.
+  for (const auto& message : agents.events_of(resumable, "agent.message"))
+    EXPECT_NE(text_of(message), "old history");
 
   agents.wait_for_status(lost, "failed");
   EXPECT_EQ(agents.events_of(lost, "agent.lost").size(), 1u);

@@ -151,7 +151,8 @@ TEST(Lifecycle, ReapTimesOutSessionsIdleLongerThanTheTimeout) {
   runtime.erase("event_memory");  // and what memory holds, the event memory tests'
   EXPECT_EQ(runtime, json::parse(R"({"active_sessions":0,
       "inactivity_timeout_ms":600000,"max_active_sessions":16,"max_events_per_session":256,
-      "open_streams":0,"worker":null})"));
+      "open_streams":0,"worker":null,"agents":{"profiles":[],"default_agent":"","running":0,
+      "started":0,"failed_to_start":0}})"));
 
   EXPECT_EQ(client.get(session_path(id)).json().at("session").at("status"), "timed_out");
   EXPECT_NE(open_session(client, "idle"), id);
@@ -210,10 +211,17 @@ TEST(Lifecycle, StatusDescribesEndpointsAuthAndRuntime) {
             "/gateway/external-coding-agent/sessions/{session_id}/followups/drain",
         "stream_endpoint": "/gateway/external-coding-agent/sessions/{session_id}/stream",
         "close_endpoint": "/gateway/external-coding-agent/sessions/{session_id}/close",
+        "cancel_endpoint": "/gateway/external-coding-agent/sessions/{session_id}/cancel",
+        "permissions_endpoint":
+            "/gateway/external-coding-agent/sessions/{session_id}/permissions",
+        "permission_answer_endpoint":
+            "/gateway/external-coding-agent/sessions/{session_id}/permissions/{request_id}",
         "reap_endpoint": "/gateway/external-coding-agent/reap",
         "runtime": {"active_sessions": 1, "inactivity_timeout_ms": 1234,
                     "max_active_sessions": 5, "max_events_per_session": 7,
                     "open_streams": 0, "worker": null,
+                    "agents": {"profiles": [], "default_agent": "", "running": 0,
+                               "started": 0, "failed_to_start": 0},
                     "event_memory": {"held_bytes": 0, "budget_bytes": 268435456,
                                      "events_let_go": 0, "appends_refused": 0}}}}})");
   EXPECT_EQ(body, expected) << status.body;

@@ -50,6 +50,8 @@ std::string concrete(const std::string& path_template, const std::string& sessio
   std::string path = path_template;
   if (const auto at = path.find("{session_id}"); at != std::string::npos)
     path.replace(at, 12, session_id);
+  if (const auto at = path.find("{request_id}"); at != std::string::npos)
+    path.replace(at, 12, "perm-1");
   return path;
 }
 
@@ -75,9 +77,10 @@ void expect_every_private_route_refuses(std::uint16_t port, const std::string& s
     }
     ++checked;
   }
-  // status, metrics, list, open, detail, progress, follow-ups, drain, stream, close, reap: a
-  // new route must be added here on purpose, public or not.
-  EXPECT_EQ(checked, 11) << what;
+  // status, metrics, list, open, detail, progress, follow-ups, drain, stream, close, reap,
+  // cancel, permissions, permission answer: a new route must be added here on purpose, public or
+  // not.
+  EXPECT_EQ(checked, 14) << what;
 }
 
 // The sweeps send dozens of wrong tokens on purpose: they are not slowed (AuthThrottle tests in

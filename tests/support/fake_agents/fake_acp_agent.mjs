@@ -11,7 +11,7 @@
 //                (expects -32601), then ends the turn
 //   exit         exits with code 3 in the middle of the turn
 // Environment: FAKE_ACP_NO_INITIALIZE=1 never answers initialize; FAKE_ACP_LOAD_SESSION=1
-// advertises loadSession and accepts session/load.
+// advertises loadSession and accepts session/load (replaying "old history" first).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -121,6 +121,9 @@ function onMessage(message) {
       return send({ id, result: { sessionId: `fake-${process.pid}` } });
     case 'session/load':
       cwd = params.cwd || cwd;
+      // As ACP asks: the conversation so far is replayed before the answer.
+      update(params.sessionId, { sessionUpdate: 'user_message_chunk', content: { type: 'text', text: 'old prompt' } });
+      chunk(params.sessionId, 'old history');
       return send({ id, result: {} });
     case 'session/prompt':
       prompt(id, params);
