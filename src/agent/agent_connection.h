@@ -84,7 +84,10 @@ class AgentConnection {
   boost::json::object snapshot(std::string_view name) const;
 
  protected:
-  explicit AgentConnection(AgentOptions options) : options_(std::move(options)) {}
+  explicit AgentConnection(AgentOptions options)
+      : options_(std::move(options)),
+        turn_(options_.resume_turns),
+        turns_completed_(options_.resume_turns_completed) {}
 
   // How each protocol spells a turn's prompt, a cancellation, and the reply to a request for
   // permission (`chosen` null: cancelled or rejected without an option; `reason` says why).

@@ -74,6 +74,9 @@ struct AgentOptions {
   std::int64_t startup_timeout_ms = 30000;      // from start() until the agent is idle
   // ACP: continue this agent session (session/load) instead of starting one (session/new).
   std::string resume_session_id;
+  // With it, the turns the session had so far: numbering goes on from there.
+  std::uint64_t resume_turns = 0;
+  std::uint64_t resume_turns_completed = 0;
 };
 
 namespace event_types {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -61,14 +62,16 @@ agent::PermissionPolicy policy_of(PermissionPolicy policy) {
 
 std::unique_ptr<agent::AgentConnection> make_connection(const AgentProfile& profile,
                                                         std::string workspace_dir,
-                                                        std::string resume_session_id) {
+                                                        const AgentSessions::ResumePoint& resume) {
   agent::AgentOptions options;
   options.workspace_dir = std::move(workspace_dir);
   options.client_version = kClientVersion;
   options.permission = policy_of(profile.permission);
   options.permission_timeout_ms = profile.permission_timeout_ms;
   options.startup_timeout_ms = profile.startup_timeout_ms;
-  options.resume_session_id = std::move(resume_session_id);
+  options.resume_session_id = resume.agent_session_id;
+  options.resume_turns = resume.turns;
+  options.resume_turns_completed = resume.turns_completed;
   if (profile.protocol == AgentProtocol::acp)
     return std::make_unique<agent::AcpClient>(std::move(options));
   return std::make_unique<agent::StreamJsonClient>(std::move(options));
@@ -89,14 +92,14 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
                                     public std::enable_shared_from_this<AgentSession> {
  public:
   AgentSession(AgentSessions& owner, const core::SessionSnapshot& session,
-               const AgentProfile& profile, std::string workspace_dir, std::string resume_id)
+               const AgentProfile& profile, std::string workspace_dir, const ResumePoint& resume)
       : owner_(owner),
         session_id_(session.session_id),
         name_(profile.name),
         protocol_(to_string(profile.protocol)),
         strand_(asio::make_strand(owner.io_)),
         timer_(strand_),
-        connection_(make_connection(profile, std::move(workspace_dir), std::move(resume_id))) {}
+        connection_(make_connection(profile, std::move(workspace_dir), resume)) {}
 
   asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
 
@@ -433,7 +436,7 @@ AgentSessions::~AgentSessions() {
 
 void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfile& profile) {
   try {
-    launch(session, profile, "");
+    launch(session, profile, ResumePoint{});
   } catch (const std::exception& error) {
     {
       std::lock_guard lock(mutex_);
@@ -445,11 +448,10 @@ void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfi
 }
 
 void AgentSessions::launch(const core::SessionSnapshot& session, const AgentProfile& profile,
-                           std::string resume_session_id) {
+                           ResumePoint resume) {
   try {
     const std::string directory = prepare_workspace(config_, session);
-    auto agent_session = std::make_shared<AgentSession>(*this, session, profile, directory,
-                                                        std::move(resume_session_id));
+    auto agent_session = std::make_shared<AgentSession>(*this, session, profile, directory, resume);
     worker::WorkerOptions options = worker_options(config_);
     options.drop_long_lines = true;
     auto process = worker::WorkerProcess::spawn(
@@ -469,7 +471,7 @@ void AgentSessions::launch(const core::SessionSnapshot& session, const AgentProf
 }
 
 std::string AgentSessions::resume_refusal(const std::string& session_id,
-                                          const AgentProfile*& profile, std::string& resume,
+                                          const AgentProfile*& profile, ResumePoint& resume,
                                           bool& agent_session) {
   const bridge::Replay replay =
       pool_.replay(session_id, std::nullopt, pool_.limits().max_events_per_session);
@@ -477,13 +479,20 @@ std::string AgentSessions::resume_refusal(const std::string& session_id,
   bool load_session = false;
   for (const auto& retained : replay.events) {
     const core::SessionEvent& event = retained->event;
+    if (event.event_type == agent::event_types::turn_started) {
+      // Numbered from the turn the log names (retention may have dropped the first ones).
+      const json::value turn = json::parse(event.data).at("turn");
+      resume.turns = std::max(resume.turns, turn.to_number<std::uint64_t>());
+    }
+    if (event.event_type == agent::event_types::turn_ended)
+      ++resume.turns_completed;
     if (event.event_type != event_types::started && event.event_type != event_types::ready)
       continue;
     const json::value data = json::parse(event.data);
     if (event.event_type == event_types::started) {
       name = data.at("agent").as_string();
     } else {
-      resume = data.at("agent_session_id").as_string();
+      resume.agent_session_id = data.at("agent_session_id").as_string();
       load_session = data.at("load_session").as_bool();
     }
   }
@@ -493,7 +502,7 @@ std::string AgentSessions::resume_refusal(const std::string& session_id,
   profile = config_.agents.find(name);
   if (!profile)
     return "its profile '" + name + "' is no longer configured";
-  if (profile->protocol != AgentProtocol::acp || !load_session || resume.empty())
+  if (profile->protocol != AgentProtocol::acp || !load_session || resume.agent_session_id.empty())
     return "agent " + name + " cannot load a session (ACP loadSession)";
   return {};
 }
@@ -502,7 +511,7 @@ void AgentSessions::recover(const std::vector<std::string>& session_ids) {
   for (const auto& session_id : session_ids) {
     try {
       const AgentProfile* profile = nullptr;
-      std::string resume;
+      ResumePoint resume;
       bool agent_session = false;
       std::string refusal = resume_refusal(session_id, profile, resume, agent_session);
       if (refusal.empty()) {

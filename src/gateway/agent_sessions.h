@@ -73,15 +73,21 @@ class AgentSessions {
   void shutdown(std::function<void()> done);
 
   class AgentSession;
+  // Where a resumed agent picks up, as its session's log says.
+  struct ResumePoint {
+    std::string agent_session_id;  // empty: a new agent session
+    std::uint64_t turns = 0;
+    std::uint64_t turns_completed = 0;
+  };
 
  private:
   friend class AgentSession;
   std::shared_ptr<AgentSession> find(std::string_view session_id) const;
   void launch(const core::SessionSnapshot& session, const AgentProfile& profile,
-              std::string resume_session_id);
+              ResumePoint resume);
   // Why the session's agent cannot be resumed; empty when it can (and sets `profile`, `resume`).
   std::string resume_refusal(const std::string& session_id, const AgentProfile*& profile,
-                             std::string& resume, bool& agent_session);
+                             ResumePoint& resume, bool& agent_session);
   std::shared_ptr<AgentSession> find_or_throw(std::string_view session_id) const;
   void agent_exited(const std::string& session_id);
   bool shutting_down() const;

@@ -456,6 +456,7 @@ TEST(AgentSessions, AfterARestartAnAgentThatLoadsSessionsIsResumedAndTheOthersAr
   agents.wait_for_event(resumable, "agent.resumed");
   const json::object next = agents.wait_for_event(resumable, "agent.turn_started", 2);
   EXPECT_EQ(next.at("data").at("prompt"), "echo after the restart");
+  EXPECT_EQ(next.at("data").at("turn"), 2);  // turns are numbered on across the restart
   agents.wait_for_event(resumable, "agent.turn_ended");
   EXPECT_EQ(agents.detail(resumable).at("status"), "running");
   EXPECT_EQ(agents.detail(resumable).at("agent").at("turns_completed"), 1);
