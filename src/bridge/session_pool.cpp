@@ -26,7 +26,7 @@ SessionPool::~SessionPool() {
 }
 
 store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sessions,
-                                   std::vector<std::string>* deferred) {
+                                   std::vector<std::string>* lost_workers_out) {
   const std::int64_t now = clock_();
   std::lock_guard lock(mutex_);
   std::vector<Session*> lost_workers;
@@ -60,9 +60,9 @@ store::Ticket SessionPool::restore(std::vector<store::StoredSession> stored_sess
     }
   }
   store::Ticket ticket = 0;
-  if (deferred) {
+  if (lost_workers_out) {
     for (Session* session : lost_workers)
-      deferred->push_back(session->snapshot.session_id);
+      lost_workers_out->push_back(session->snapshot.session_id);
     lost_workers.clear();
   }
   for (Session* session : lost_workers) {

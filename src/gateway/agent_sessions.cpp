@@ -103,17 +103,17 @@ class AgentSessions::AgentSession : public worker::WorkerListener,
 
   asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
 
-  void begin(std::shared_ptr<worker::WorkerProcess> process) {
+  void begin(const std::shared_ptr<worker::WorkerProcess>& process) {
     {
       std::lock_guard lock(mutex_);
-      process_ = std::move(process);
+      process_ = process;
       outbox_.push_back(Item{
           {std::string(event_types::started), "agent " + name_ + " (" + protocol_ + ") started",
            json::serialize(json::object{{"agent", name_}, {"protocol", protocol_}})},
           {}});
       apply_locked(connection_->start(steady_ms()));
     }
-    process_->start();
+    process->start();  // (not process_: its exit may reset that at once)
     after_change();
   }
 
@@ -448,7 +448,7 @@ void AgentSessions::start(const core::SessionSnapshot& session, const AgentProfi
 }
 
 void AgentSessions::launch(const core::SessionSnapshot& session, const AgentProfile& profile,
-                           ResumePoint resume) {
+                           const ResumePoint& resume) {
   try {
     const std::string directory = prepare_workspace(config_, session);
     auto agent_session = std::make_shared<AgentSession>(*this, session, profile, directory, resume);
@@ -462,7 +462,7 @@ void AgentSessions::launch(const core::SessionSnapshot& session, const AgentProf
       running_.emplace(session.session_id, agent_session);
       ++started_;
     }
-    agent_session->begin(std::move(process));
+    agent_session->begin(process);
   } catch (...) {
     std::lock_guard lock(mutex_);
     running_.erase(session.session_id);
@@ -643,17 +643,19 @@ json::object AgentSessions::status_json() const {
 
 void AgentSessions::shutdown(std::function<void()> done) {
   std::vector<std::shared_ptr<AgentSession>> running;
+  std::function<void()> done_now;
   {
     std::lock_guard lock(mutex_);
     shutting_down_ = true;
-    if (!running_.empty()) {
+    for (const auto& [session_id, session] : running_)
+      running.push_back(session);
+    if (running.empty())
+      done_now = std::move(done);
+    else
       on_all_exited_ = std::move(done);
-      for (const auto& [session_id, session] : running_)
-        running.push_back(session);
-    }
   }
-  if (running.empty()) {
-    done();
+  if (done_now) {
+    done_now();
     return;
   }
   for (const auto& session : running)

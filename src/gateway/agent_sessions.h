@@ -84,7 +84,7 @@ class AgentSessions {
   friend class AgentSession;
   std::shared_ptr<AgentSession> find(std::string_view session_id) const;
   void launch(const core::SessionSnapshot& session, const AgentProfile& profile,
-              ResumePoint resume);
+              const ResumePoint& resume);
   // Why the session's agent cannot be resumed; empty when it can (and sets `profile`, `resume`).
   std::string resume_refusal(const std::string& session_id, const AgentProfile*& profile,
                              ResumePoint& resume, bool& agent_session);

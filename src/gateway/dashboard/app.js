@@ -994,6 +994,11 @@ function onConversationEvent(event) {
     case 'agent.permission_requested': return addPermissionRequest(data);
     case 'agent.permission_resolved': return resolvePermission(data);
     case 'agent.turn_ended': return endTurn(data);
+    // Bookkeeping for restarts (which profile, which agent session): in the Events tab only.
+    case 'agent.started':
+    case 'agent.ready':
+      return undefined;
+    case 'agent.lost': return addNote('error', 'Agent lost', asText(event.message));
     case 'agent.protocol_error':
       return addNote('error', 'Protocol error', asText(data.detail ?? event.message));
     case 'subprocess.stderr': return addStderr(asText(event.message));
