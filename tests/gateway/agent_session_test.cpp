@@ -308,6 +308,38 @@ TEST(AgentSessions, APermissionAnsweredThroughTheApiLetsTheToolRun) {
   EXPECT_EQ(updates[0].at("data").at("status"), "completed");
 }
 
+// The threat: a hostile page in the user's browser approving a tool's permission would run
+// code on the user's machine. Its simple cross-site requests are refused before anything is
+// answered, and the request stays pending for the real client.
+TEST(AgentSessions, ACrossSitePageCanNeitherAnswerAPermissionNorCancelTheTurn) {
+  AgentGateway agents;
+  const std::string id(agents.open({{"prompt", "write pwned.txt"}}).at("session_id").as_string());
+  const json::object requested = agents.wait_for_event(id, "agent.permission_requested");
+  const std::string answer = session_path(
+      id, "/permissions/" + std::string(requested.at("data").at("request_id").as_string()));
+  const std::string allow = json_body({{"option_id", "allow"}});
+  const auto cross_site = agents.client->post(
+      answer, allow, {{"Origin", "http://evil.example"}, {"Content-Type", "text/plain"}});
+  EXPECT_EQ(cross_site.status, 403u) << cross_site.body;
+  EXPECT_EQ(cross_site.error_code(), "origin_not_allowed");
+  // Without an Origin, a form's body types are still not JSON.
+  EXPECT_EQ(agents.client->post(answer, allow, {{"Content-Type", "text/plain"}}).status, 415u);
+  const auto cancel =
+      agents.client->post(session_path(id, "/cancel"), "", {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(cancel.error_code(), "origin_not_allowed");
+
+  const json::value listed = json::parse(agents.client->get(session_path(id, "/permissions")).body);
+  EXPECT_EQ(listed.at("permissions").as_array().size(), 1u);
+  EXPECT_EQ(listed.at("session").at("agent").at("state"), "awaiting_permission");
+  EXPECT_TRUE(agents.events_of(id, "agent.permission_resolved").empty());
+  EXPECT_FALSE(std::filesystem::exists(agents.workspaces() + "/ws/pwned.txt"));
+  // The real client still can.
+  agents.post(id, "/permissions/" + std::string(requested.at("data").at("request_id").as_string()),
+              {{"option_id", "reject"}});
+  agents.wait_for_event(id, "agent.turn_ended");
+  EXPECT_FALSE(std::filesystem::exists(agents.workspaces() + "/ws/pwned.txt"));
+}
+
 TEST(AgentSessions, ARejectedPermissionKeepsTheToolFromRunning) {
   AgentGateway agents;
   const std::string id(agents.open({{"prompt", "write b.txt"}}).at("session_id").as_string());
