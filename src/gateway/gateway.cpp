@@ -197,9 +197,8 @@ Gateway::Gateway(GatewayConfig config)
       io_(static_cast<int>(config_.http.threads)),
       workers_(io_, *backend_.sessions, config_),
       agents_(io_, *backend_.sessions, config_),
-      launcher_(*backend_.sessions, config_.agents, workers_, agents_),
-      worker_hooks_(*backend_.sessions, workers_, agents_, launcher_),
       api_(config_, *backend_.sessions, authenticator_, *backend_.rate_limiter, workers_, agents_),
+      worker_hooks_(*backend_.sessions, workers_, agents_, api_.launcher()),
       server_(listen(io_, api_, config_)),
       signals_(io_, SIGINT, SIGTERM),
       shutdown_deadline_(io_) {

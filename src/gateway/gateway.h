@@ -103,9 +103,9 @@ class Gateway {
   IoContext io_;
   WorkerSupervisor workers_;  // io_, the pool
   AgentSessions agents_;      // io_, the pool
-  SessionLauncher launcher_;  // the pool, workers_, agents_ (for routed follow-ups)
-  WorkerHooks worker_hooks_;  // the pool -> workers_, agents_; goes before them
   GatewayApi api_;            // the pool, authenticator_, the rate limiter, workers_, agents_
+  // The pool -> workers_, agents_ and api_'s launcher (routed follow-ups); goes before them.
+  WorkerHooks worker_hooks_;
   std::unique_ptr<http::Server> server_;         // io_, api_; listening once constructed
   boost::asio::signal_set signals_;              // io_: SIGINT, SIGTERM
   boost::asio::steady_timer shutdown_deadline_;  // io_: bounds the wait for workers to exit

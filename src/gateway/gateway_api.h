@@ -73,6 +73,8 @@ class GatewayApi {
   // Where calls into the pool that may block are made (also for others, e.g. a periodic reap).
   // Join it before destroying the coroutines of requests still being answered.
   BlockingCalls& blocking_calls() { return blocking_; }
+  // Where sessions and follow-ups are handed to their agents (also routed ones, from a store).
+  SessionLauncher& launcher() { return launcher_; }
   // Joins the threads of blocking_calls() and those that read streams from the store.
   void join_blocking_calls() {
     blocking_.join();
