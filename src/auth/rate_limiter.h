@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,6 +25,13 @@ class RateLimiter {
   // Counts a request of the principal and decides on it. May wait on the network when
   // `calls_block()` (a limit shared by several gateways).
   virtual RateDecision check(std::string_view principal_key) = 0;
+  // Decides as check() does when that needs no wait on the network (a limit counted here, a
+  // lease of a shared one at hand); nullopt, with nothing counted, when only check() can.
+  virtual std::optional<RateDecision> try_check(std::string_view principal_key) {
+    if (calls_block())
+      return std::nullopt;
+    return check(principal_key);
+  }
   // Requests this process refused.
   virtual std::uint64_t rejected_requests() const = 0;
   virtual std::int64_t window_seconds() const = 0;

@@ -246,11 +246,10 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   }
   const RouteSpec& spec = *routed;
   co_await wait_for_turn(spec, context);
-  // Tokens and rate limits shared through Redis are checked on the API's own threads.
-  if (admit_blocks_)
-    co_await blocking_.run([&] { admit(spec, context); });
-  else
-    admit(spec, context);
+  // Tokens and rate limits shared through Redis are checked on the API's own threads, unless
+  // they can be decided here (a rate limit lease at hand).
+  if (!admit(spec, context, !admit_blocks_))
+    co_await blocking_.run([&] { return admit(spec, context, true); });
   context.body_rule = spec.body;
   if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
@@ -307,18 +306,25 @@ asio::awaitable<void> GatewayApi::wait_for_turn(const RouteSpec& spec, RequestCo
   }
 }
 
-void GatewayApi::admit(const RouteSpec& spec, RequestContext& context) {
+bool GatewayApi::admit(const RouteSpec& spec, RequestContext& context, bool may_wait) {
+  if (!may_wait && authenticator_.calls_block())
+    return false;
   const auto& header = context.exchange.header();
   const std::string principal_key = authorize(spec, context);
-  if (const auto decision =
-          spec.rate_limited ? rate_limiter_.check(principal_key) : auth::RateDecision{true, 0};
-      !decision.allowed) {
+  std::optional<auth::RateDecision> decision = auth::RateDecision{true, 0};
+  if (spec.rate_limited)
+    decision =
+        may_wait ? rate_limiter_.check(principal_key) : rate_limiter_.try_check(principal_key);
+  if (!decision)
+    return false;
+  if (!decision->allowed) {
     throw ApiError(429, "rate_limited", "too many requests; retry later")
-        .with_header("Retry-After", std::to_string(decision.retry_after_seconds));
+        .with_header("Retry-After", std::to_string(decision->retry_after_seconds));
   }
   // No body but JSON is read: a cross-site page can send text/plain or a form without asking.
   if (const auto refusal = http::check_body_media_type(header))
     throw ApiError(refusal->status, refusal->code, refusal->message);
+  return true;
 }
 
 http::OriginVerdict GatewayApi::admit_browser(RequestContext& context) const {

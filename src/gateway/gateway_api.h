@@ -115,7 +115,9 @@ class GatewayApi {
   // slow attempts down (auth::AttemptThrottle); 429 when the turn is too far off.
   boost::asio::awaitable<void> wait_for_turn(const RouteSpec& spec, RequestContext& context);
   // Authenticates, rate-limits and checks the body's media type; throws ApiError to refuse.
-  void admit(const RouteSpec& spec, RequestContext& context);
+  // Returns false, with nothing counted, when that would wait on the network and `may_wait` is
+  // false (a shared limit without a lease at hand, tokens kept in Redis).
+  bool admit(const RouteSpec& spec, RequestContext& context, bool may_wait);
   // The browser protections (see http::BrowserPolicy): throws ApiError for a Host or an Origin
   // refused; for a listed origin, the exchange's answer will carry the CORS headers.
   http::OriginVerdict admit_browser(RequestContext& context) const;

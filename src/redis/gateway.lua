@@ -64,21 +64,41 @@ local function end_session(id, status)
   publish(id, {})
 end
 
--- `data` ('' or nil for none) is stored and published only when the event has some, so an event
--- without data is stored and published exactly as before data existed.
-local function append_event(id, event_type, message, max_events, data)
-  local seq = redis.call('HINCRBY', skey(id), 'seq', 1)
+-- A session's fields in one read, for the append path: nil when there is no such session.
+local function load(id)
+  local h = redis.call('HMGET', skey(id), 'ws', 'status', 'started', 'activity', 'seq')
+  if not h[2] then return nil end
+  return {ws = h[1], status = h[2], started = tonumber(h[3]), activity = tonumber(h[4]),
+          seq = tonumber(h[5]) or 0}
+end
+
+-- Appends an event to a session loaded by `load` (updated in place: seq, activity), whose queue
+-- holds `queued` follow-ups, and publishes it with the state after it. The state is the one in
+-- hand, so an append reads the session once. `data` ('' or nil for none) is stored and
+-- published only when the event has some, so an event without data is stored and published
+-- exactly as before data existed.
+local function append_event(id, s, queued, event_type, message, max_events, data)
+  s.seq = s.seq + 1
   if data == nil or data == '' then
     data = nil
-    redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
-               'ts', now)
+    redis.call('XADD', ekey(id), 'MAXLEN', max_events, s.seq .. '-0', 't', event_type,
+               'm', message, 'ts', now)
   else
-    redis.call('XADD', ekey(id), 'MAXLEN', max_events, seq .. '-0', 't', event_type, 'm', message,
-               'ts', now, 'd', data)
+    redis.call('XADD', ekey(id), 'MAXLEN', max_events, s.seq .. '-0', 't', event_type,
+               'm', message, 'ts', now, 'd', data)
   end
-  touch(id)
-  publish(id, {seq, event_type, message, now, data})
-  return seq
+  if s.status == 'running' then
+    s.activity = now
+    redis.call('HSET', skey(id), 'seq', s.seq, 'activity', now)
+    redis.call('ZADD', P .. 'activity', now, id)
+    redis.call('ZADD', P .. 'all', now, id)
+  else
+    redis.call('HSET', skey(id), 'seq', s.seq)
+  end
+  redis.call('PUBLISH', P .. 'feed', cjson.encode({id, s.ws, s.status, s.started, s.activity,
+                                                   queued, {s.seq, event_type, message, now,
+                                                            data}}))
+  return s.seq
 end
 
 -- Times out running sessions idle for longer than the timeout (a bounded number per call).
@@ -137,15 +157,20 @@ if operation == 'append' then
   local max_events, require_running, queue = tonumber(ARGV[8]), ARGV[9] == '1', ARGV[10] == '1'
   local data = ARGV[11]
   reap_stale()
-  if not exists(id) then return {'error', 'not_found'} end
-  local status = redis.call('HGET', skey(id), 'status')
-  if require_running and status ~= 'running' then
-    return {'error', 'not_running', status}
+  local s = load(id)
+  if not s then return {'error', 'not_found'} end
+  if require_running and s.status ~= 'running' then
+    return {'error', 'not_running', s.status}
   end
   -- Queued first, so the feed message of the event reports the queue with it.
-  if queue then redis.call('RPUSH', fkey(id), message) end
-  local seq = append_event(id, event_type, message, max_events, data)
-  return {'ok', seq, snapshot(id)}
+  local queued
+  if queue then
+    queued = redis.call('RPUSH', fkey(id), message)
+  else
+    queued = redis.call('LLEN', fkey(id))
+  end
+  local seq = append_event(id, s, queued, event_type, message, max_events, data)
+  return {'ok', seq, {id, s.ws, s.status, s.started, s.activity, queued}}
 end
 
 if operation == 'append_many' then
@@ -153,9 +178,11 @@ if operation == 'append_many' then
   -- Whatever the state.
   local id, max_events = ARGV[5], tonumber(ARGV[6])
   reap_stale()
-  if not exists(id) then return {'error', 'not_found'} end
+  local s = load(id)
+  if not s then return {'error', 'not_found'} end
+  local queued = redis.call('LLEN', fkey(id))
   for i = 7, #ARGV, 3 do
-    append_event(id, ARGV[i], ARGV[i + 1], max_events, ARGV[i + 2])
+    append_event(id, s, queued, ARGV[i], ARGV[i + 1], max_events, ARGV[i + 2])
   end
   return {'ok'}
 end
@@ -209,8 +236,9 @@ if operation == 'lease' then
   for _, owner in ipairs(redis.call('SMEMBERS', P .. 'owners')) do
     if redis.call('EXISTS', P .. 'lease:' .. owner) == 0 then
       for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. owner)) do
-        if redis.call('HGET', skey(id), 'status') == 'running' then
-          append_event(id, 'gateway.owner_lost',
+        local s = load(id)
+        if s and s.status == 'running' then
+          append_event(id, s, redis.call('LLEN', fkey(id)), 'gateway.owner_lost',
                        'the gateway that ran this session\'s worker stopped renewing its lease',
                        max_events)
           end_session(id, 'failed')
@@ -303,14 +331,19 @@ if operation == 'stats' then
 end
 
 if operation == 'rate' then
-  -- ARGV: principal digest, window ms, max requests. A fixed window aligned to the epoch.
-  local window = tonumber(ARGV[5])
+  -- ARGV: principal digest, window ms, max requests, lease size. A fixed window aligned to the
+  -- epoch, of which the caller takes up to `lease` requests at once (a lease, counted down by
+  -- the gateway: src/redis/redis_rate_limiter.h), never past the limit.
+  -- Reply: {'ok', requests granted}; 0 is a refusal.
+  local window, max, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
   local start = now - (now % window)
   local key = P .. 'rate:' .. ARGV[4] .. ':' .. start
-  local count = redis.call('INCR', key)
-  if count == 1 then redis.call('PEXPIRE', key, window * 2) end
-  if count > tonumber(ARGV[6]) then return {'ok', 0, start + window - now} end
-  return {'ok', 1, 0}
+  local count = tonumber(redis.call('GET', key) or '0')
+  local granted = math.min(lease, max - count)
+  if granted <= 0 then return {'ok', 0} end
+  redis.call('INCRBY', key, granted)
+  if count == 0 then redis.call('PEXPIRE', key, window * 2) end
+  return {'ok', granted}
 end
 
 if operation == 'token_add' then

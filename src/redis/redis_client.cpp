@@ -4,8 +4,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/url/parse.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 
 namespace tau::redis {
 
@@ -154,6 +157,194 @@ void RedisConnection::shut_down() {
   ::shutdown(context_->fd, SHUT_RDWR);
 }
 
+int RedisConnection::socket() const {
+  return context_->fd;
+}
+
+PipelinedConnection::PipelinedConnection(const RedisAddress& address,
+                                         std::chrono::milliseconds connect_timeout,
+                                         std::chrono::milliseconds command_timeout)
+    : command_timeout_(command_timeout),
+      description_(address.describe()),
+      // The command timeout is the socket's too: a send Redis does not take within it fails,
+      // and an idle reader wakes that often to look for overdue replies.
+      connection_(std::make_unique<RedisConnection>(address, connect_timeout, command_timeout)),
+      socket_(connection_->socket()),
+      reader_(redisReaderCreate()) {
+  if (reader_ == nullptr)
+    throw RedisUnavailable("cannot allocate a Redis reply reader");
+  reader_thread_ = std::thread([this] { read_replies(); });
+}
+
+PipelinedConnection::~PipelinedConnection() {
+  fail("the connection to " + description_ + " was closed");
+  reader_thread_.join();
+  redisReaderFree(reader_);
+}
+
+bool PipelinedConnection::broken() const {
+  std::lock_guard lock(mutex_);
+  return broken_;
+}
+
+std::size_t PipelinedConnection::in_flight() const {
+  std::lock_guard lock(mutex_);
+  return waiting_.size();
+}
+
+std::uint64_t PipelinedConnection::writes() const {
+  std::lock_guard lock(mutex_);
+  return writes_;
+}
+
+std::uint64_t PipelinedConnection::commands() const {
+  std::lock_guard lock(mutex_);
+  return commands_;
+}
+
+Reply PipelinedConnection::command(const std::vector<std::string>& arguments) {
+  std::vector<const char*> pointers;
+  std::vector<std::size_t> lengths;
+  pointers.reserve(arguments.size());
+  lengths.reserve(arguments.size());
+  for (const auto& argument : arguments) {
+    pointers.push_back(argument.data());
+    lengths.push_back(argument.size());
+  }
+  char* formatted = nullptr;
+  const int length = redisFormatCommandArgv(&formatted, static_cast<int>(arguments.size()),
+                                            pointers.data(), lengths.data());
+  if (length < 0)
+    throw std::bad_alloc();
+  std::unique_ptr<char, void (*)(char*)> owned(formatted, redisFreeCommand);
+  std::future<Reply> reply;
+  bool writes_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (broken_)
+      throw RedisUnavailable(broken_reason_);
+    // Queued and expected under one lock, so the replies' order is the bytes' order.
+    queued_.append(formatted, static_cast<std::size_t>(length));
+    waiting_.push_back(Call{{}, std::chrono::steady_clock::now()});
+    reply = waiting_.back().reply.get_future();
+    ++commands_;
+    writes_now = !std::exchange(writing_, true);
+  }
+  owned.reset();
+  if (writes_now)
+    write_queued();
+  return reply.get();
+}
+
+void PipelinedConnection::write_queued() {
+  std::string batch;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queued_.empty() || broken_) {
+        writing_ = false;
+        return;
+      }
+      batch.swap(queued_);
+      ++writes_;
+    }
+    // No lock held while the socket takes the bytes: callers keep queueing for the next write.
+    std::size_t sent = 0;
+    while (sent < batch.size()) {
+      const ssize_t written =
+          ::send(socket_, batch.data() + sent, batch.size() - sent, MSG_NOSIGNAL);
+      if (written < 0 && errno == EINTR)
+        continue;
+      if (written <= 0) {
+        const std::string reason = written < 0 ? std::strerror(errno) : "nothing written";
+        fail("Redis connection lost while sending: " + reason);
+        std::lock_guard lock(mutex_);
+        writing_ = false;
+        return;
+      }
+      sent += static_cast<std::size_t>(written);
+    }
+    batch.clear();
+  }
+}
+
+void PipelinedConnection::read_replies() {
+  std::array<char, 16384> buffer{};
+  while (true) {
+    const ssize_t received = ::recv(socket_, buffer.data(), buffer.size(), 0);
+    if (received < 0 && errno == EINTR)
+      continue;
+    if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // The socket's timeout passed without a byte: only a problem when a reply is overdue.
+      if (reply_overdue()) {
+        fail("Redis at " + description_ + " did not answer within " +
+             std::to_string(command_timeout_.count()) + " ms");
+        return;
+      }
+      continue;
+    }
+    if (received <= 0) {
+      fail(received == 0 ? "Redis closed the connection"
+                         : std::string("Redis connection lost: ") + std::strerror(errno));
+      return;
+    }
+    if (redisReaderFeed(reader_, buffer.data(), static_cast<std::size_t>(received)) != REDIS_OK) {
+      fail("cannot buffer Redis's reply");
+      return;
+    }
+    while (true) {
+      void* raw = nullptr;
+      if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+        fail("Redis sent a malformed reply");
+        return;
+      }
+      if (raw == nullptr)
+        break;
+      std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
+                                                         freeReplyObject);
+      hand_over(copy_reply(*reply));
+    }
+    if (broken())
+      return;
+  }
+}
+
+void PipelinedConnection::hand_over(Reply reply) {
+  std::unique_lock lock(mutex_);
+  if (waiting_.empty()) {
+    lock.unlock();
+    fail("Redis sent a reply to no command");
+    return;
+  }
+  Call call = std::move(waiting_.front());
+  waiting_.pop_front();
+  lock.unlock();
+  call.reply.set_value(std::move(reply));
+}
+
+bool PipelinedConnection::reply_overdue() {
+  std::lock_guard lock(mutex_);
+  return !waiting_.empty() &&
+         std::chrono::steady_clock::now() - waiting_.front().queued_at >= command_timeout_;
+}
+
+void PipelinedConnection::fail(const std::string& reason) {
+  std::deque<Call> failed;
+  {
+    std::lock_guard lock(mutex_);
+    if (!broken_) {
+      broken_ = true;
+      broken_reason_ = reason;
+    }
+    failed.swap(waiting_);
+    queued_.clear();
+  }
+  // Wakes the reader (recv returns) and refuses any later write.
+  ::shutdown(socket_, SHUT_RDWR);
+  for (Call& call : failed)
+    call.reply.set_exception(std::make_exception_ptr(RedisUnavailable(reason)));
+}
+
 RedisClient::RedisClient(RedisAddress address, Options options)
     : address_(std::move(address)), options_(options) {}
 
@@ -162,71 +353,67 @@ bool RedisClient::unavailable() const {
   return unavailable_;
 }
 
-std::unique_ptr<RedisConnection> RedisClient::acquire() {
-  std::unique_lock lock(mutex_);
-  while (true) {
-    if (!idle_.empty()) {
-      auto connection = std::move(idle_.back());
-      idle_.pop_back();
-      return connection;
-    }
-    if (open_connections_ < options_.max_connections)
-      break;
-    connection_released_.wait(lock);
+std::size_t RedisClient::in_flight() const {
+  std::shared_ptr<PipelinedConnection> current;
+  {
+    std::lock_guard lock(mutex_);
+    current = connection_;
   }
+  return current ? current->in_flight() : 0;
+}
+
+std::shared_ptr<PipelinedConnection> RedisClient::connection() {
+  std::unique_lock lock(mutex_);
+  // One caller connects; the others wait for its connection rather than open their own.
+  connect_finished_.wait(lock, [&] { return !connecting_; });
+  if (connection_ && !connection_->broken())
+    return connection_;
   // Fail fast while Redis is known to be down: one connect attempt per backoff period.
   if (unavailable_ && std::chrono::steady_clock::now() < retry_at_)
     throw RedisUnavailable("Redis at " + address_.describe() + " is unreachable");
-  ++open_connections_;
+  connecting_ = true;
+  std::shared_ptr<PipelinedConnection> broken = std::move(connection_);
   lock.unlock();
+  broken.reset();  // joins its reader, outside the lock
+  std::shared_ptr<PipelinedConnection> connected;
   try {
-    return std::make_unique<RedisConnection>(address_, options_.connect_timeout,
-                                             options_.command_timeout);
+    connected = std::make_shared<PipelinedConnection>(address_, options_.connect_timeout,
+                                                      options_.command_timeout);
   } catch (const RedisUnavailable&) {
     lock.lock();
-    --open_connections_;
+    connecting_ = false;
     lock.unlock();
-    connection_released_.notify_one();
-    mark_failed();
+    connect_finished_.notify_all();
+    mark_failed(nullptr);
     throw;
   }
+  lock.lock();
+  connection_ = connected;
+  connecting_ = false;
+  unavailable_ = false;
+  backoff_ = std::chrono::milliseconds(0);
+  lock.unlock();
+  connect_finished_.notify_all();
+  return connected;
 }
 
-void RedisClient::release(std::unique_ptr<RedisConnection> connection) {
-  {
-    std::lock_guard lock(mutex_);
-    if (connection) {
-      idle_.push_back(std::move(connection));
-    } else {
-      --open_connections_;
-    }
-  }
-  connection_released_.notify_one();
-}
-
-void RedisClient::mark_failed() {
+void RedisClient::mark_failed(const std::shared_ptr<PipelinedConnection>& broken) {
   std::lock_guard lock(mutex_);
+  // Only the connection that failed is dropped (another caller may have replaced it already).
+  if (broken && connection_ != broken)
+    return;
   backoff_ =
       std::clamp(backoff_ * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
   retry_at_ = std::chrono::steady_clock::now() + backoff_;
   unavailable_ = true;
-  // The idle connections most likely broke too.
-  open_connections_ -= idle_.size();
-  idle_.clear();
 }
 
 Reply RedisClient::command(const std::vector<std::string>& arguments) {
-  auto connection = acquire();
+  std::shared_ptr<PipelinedConnection> current = connection();
   try {
-    Reply reply = connection->command(arguments);
-    release(std::move(connection));
-    std::lock_guard lock(mutex_);
-    unavailable_ = false;
-    backoff_ = std::chrono::milliseconds(0);
-    return reply;
+    return current->command(arguments);
   } catch (const RedisUnavailable&) {
-    release(nullptr);
-    mark_failed();
+    mark_failed(current);
     throw;
   }
 }

@@ -3,16 +3,20 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
 struct redisContext;
+struct redisReader;
 
 namespace tau::redis {
 
@@ -66,20 +70,81 @@ class RedisConnection {
   Reply next_reply();
   // Wakes a thread blocked in `next_reply` from another thread (it then throws).
   void shut_down();
+  // The socket, for a PipelinedConnection that takes the connection over once it is set up.
+  int socket() const;
 
  private:
   redisContext* context_ = nullptr;
 };
 
-// A small pool of connections shared by the threads that call Redis. When Redis is down, calls
-// fail at once (RedisUnavailable) instead of each waiting for a connect timeout; a new connect
-// is tried after a backoff that grows from 50 ms to 1 s.
+// One connection shared by every thread that calls Redis (auto-pipelining, as ioredis and
+// Lettuce do it): a caller queues its command and waits for its own reply only; whatever is
+// queued while a write is under way goes out in the next write, all in one; one reader thread
+// hands each reply to the caller whose command it answers (Redis answers in order). When the
+// connection breaks, or a reply is later than the command timeout, every command in flight fails
+// with RedisUnavailable (nothing is known to have happened to them) and the connection stays
+// broken. Thread-safe.
+class PipelinedConnection {
+ public:
+  // Connects, authenticates and selects the database (as RedisConnection); throws
+  // RedisUnavailable.
+  PipelinedConnection(const RedisAddress& address, std::chrono::milliseconds connect_timeout,
+                      std::chrono::milliseconds command_timeout);
+  // Fails what is still in flight and stops the reader.
+  ~PipelinedConnection();
+  PipelinedConnection(const PipelinedConnection&) = delete;
+  PipelinedConnection& operator=(const PipelinedConnection&) = delete;
+
+  // Sends a command and waits for its reply. An error reply is returned, not thrown; a broken
+  // connection throws RedisUnavailable.
+  Reply command(const std::vector<std::string>& arguments);
+  bool broken() const;
+  // Commands sent or queued whose replies have not come yet.
+  std::size_t in_flight() const;
+  // Writes made and commands sent so far: their ratio is the mean pipeline depth.
+  std::uint64_t writes() const;
+  std::uint64_t commands() const;
+
+ private:
+  struct Call {
+    std::promise<Reply> reply;
+    std::chrono::steady_clock::time_point queued_at;
+  };
+
+  // Sends what is queued, and what is queued meanwhile, until nothing is; one thread at a time.
+  void write_queued();
+  // The reader thread: parses replies (hiredis' reader) and hands each to its caller.
+  void read_replies();
+  void hand_over(Reply reply);
+  // Marks the connection broken and fails every command in flight.
+  void fail(const std::string& reason);
+  bool reply_overdue();
+
+  const std::chrono::milliseconds command_timeout_;
+  const std::string description_;
+  std::unique_ptr<RedisConnection> connection_;  // the socket's owner
+  const int socket_;
+  redisReader* reader_ = nullptr;  // the reader thread's only
+
+  mutable std::mutex mutex_;
+  std::string queued_;        // formatted commands not written yet
+  std::deque<Call> waiting_;  // commands without a reply, oldest first (the order sent)
+  bool writing_ = false;      // a caller is writing; others only queue
+  bool broken_ = false;
+  std::string broken_reason_;
+  std::uint64_t writes_ = 0;
+  std::uint64_t commands_ = 0;
+  std::thread reader_thread_;
+};
+
+// The gateway's way to Redis: one PipelinedConnection, replaced when it breaks. While Redis is
+// down, calls fail at once (RedisUnavailable) instead of each waiting for a connect timeout; a
+// new connect is tried after a backoff that grows from 50 ms to 1 s.
 class RedisClient {
  public:
   struct Options {
     std::chrono::milliseconds connect_timeout{500};
     std::chrono::milliseconds command_timeout{2000};
-    std::size_t max_connections = 8;
   };
   RedisClient(RedisAddress address, Options options);
 
@@ -88,18 +153,20 @@ class RedisClient {
   bool unavailable() const;
   const RedisAddress& address() const { return address_; }
   const Options& options() const { return options_; }
+  // Commands waiting for their replies on the current connection.
+  std::size_t in_flight() const;
 
  private:
-  std::unique_ptr<RedisConnection> acquire();
-  void release(std::unique_ptr<RedisConnection> connection);
-  void mark_failed();
+  // The current connection; connects one (one caller at a time) when there is none.
+  std::shared_ptr<PipelinedConnection> connection();
+  void mark_failed(const std::shared_ptr<PipelinedConnection>& broken);
 
   const RedisAddress address_;
   const Options options_;
   mutable std::mutex mutex_;
-  std::condition_variable connection_released_;
-  std::vector<std::unique_ptr<RedisConnection>> idle_;
-  std::size_t open_connections_ = 0;  // idle or in use
+  std::condition_variable connect_finished_;
+  std::shared_ptr<PipelinedConnection> connection_;
+  bool connecting_ = false;
   bool unavailable_ = false;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{0};

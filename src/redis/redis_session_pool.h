@@ -103,6 +103,8 @@ class RedisSessionPool final : public bridge::SessionService {
 
   // Whether the live feed's subscription is up (for tests and readiness).
   bool feed_connected() const { return feed_.connected(); }
+  // Commands sent to Redis whose replies have not come yet.
+  std::size_t redis_in_flight() const { return script_->client().in_flight(); }
 
  private:
   // Runs one operation of the script at `now` (the clock's time when absent). `changes`: it may

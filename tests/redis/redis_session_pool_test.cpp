@@ -35,9 +35,11 @@ class RedisSessionPoolTest : public ::testing::Test {
   RedisSessionPoolTest() { spdlog::default_logger(); }
 
   // What one gateway holds: its own connections and script.
-  std::shared_ptr<RedisScript> make_script() {
+  std::shared_ptr<RedisScript> make_script(
+      std::chrono::milliseconds command_timeout = RedisClient::Options{}.command_timeout) {
     RedisClient::Options options;
     options.connect_timeout = std::chrono::milliseconds(300);
+    options.command_timeout = command_timeout;
     return std::make_shared<RedisScript>(std::make_shared<RedisClient>(
         std::get<RedisAddress>(parse_redis_url(redis_.url())), options));
   }
@@ -426,6 +428,143 @@ TEST_F(RedisSessionPoolTest, TheRateLimitIsOneBudgetAcrossGateways) {
   EXPECT_TRUE(b.check("token").allowed);
   // Keys name a digest of the principal, never the principal (it may be a credential).
   EXPECT_EQ(redis_.cli({"--scan", "--pattern", "*token*"}), "");
+}
+
+TEST_F(RedisSessionPoolTest, RateLimitLeasesNeverAdmitMoreThanTheLimitAcrossGateways) {
+  RedisRateLimiter a(make_script(), prefix_, 60, 160, clock_.as_clock());
+  RedisRateLimiter b(make_script(), prefix_, 60, 160, clock_.as_clock());
+  ASSERT_EQ(a.lease_size(), 10u);
+  clock_.set(60'000 * 1000 + 15'000);
+  // Before a lease is taken only check() can decide; after, most requests are decided here.
+  EXPECT_FALSE(a.try_check("token").has_value());
+  EXPECT_TRUE(a.check("token").allowed);  // takes a lease of 10, uses 1
+  const auto counted = [&] {
+    return std::stoull(redis_.cli({"GET", prefix_ + "rate:" + auth::token_digest("token") + ":" +
+                                              std::to_string(60'000 * 1000)}));
+  };
+  EXPECT_EQ(counted(), 10u);
+  for (int i = 0; i < 9; ++i) {
+    const auto local = a.try_check("token");
+    ASSERT_TRUE(local.has_value());
+    EXPECT_TRUE(local->allowed);
+  }
+  EXPECT_FALSE(a.try_check("token").has_value());  // used up: the next one asks Redis
+
+  // The slack: b takes the rest of the budget while a holds a lease it has not used.
+  EXPECT_TRUE(a.check("token").allowed);  // a's second lease, 9 left unused
+  int admitted_by_b = 0;
+  while (b.check("token").allowed)
+    ++admitted_by_b;
+  EXPECT_EQ(admitted_by_b, 160 - 20);
+  EXPECT_EQ(counted(), 160u);
+  // a still admits what it holds, then is refused: never more than the limit in all.
+  int admitted_by_a = 0;
+  while (a.check("token").allowed)
+    ++admitted_by_a;
+  EXPECT_EQ(admitted_by_a, 9);
+  EXPECT_EQ(counted(), 160u);
+  // A refusal is known here until the window ends.
+  const auto refused = a.try_check("token");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->allowed);
+  EXPECT_EQ(refused->retry_after_seconds, 45);
+  clock_.advance(45'000);  // the next window
+  EXPECT_TRUE(a.check("token").allowed);
+  EXPECT_TRUE(b.check("token").allowed);
+}
+
+TEST_F(RedisSessionPoolTest, ConcurrentRateChecksOnManyGatewaysAdmitExactlyTheLimit) {
+  constexpr int kGateways = 3;
+  constexpr int kThreadsPerGateway = 4;
+  constexpr std::uint64_t kLimit = 500;
+  std::vector<std::unique_ptr<RedisRateLimiter>> gateways;
+  for (int i = 0; i < kGateways; ++i)
+    gateways.push_back(
+        std::make_unique<RedisRateLimiter>(make_script(), prefix_, 60, kLimit, clock_.as_clock()));
+  std::atomic<std::uint64_t> admitted{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kGateways * kThreadsPerGateway; ++i) {
+    threads.emplace_back([&, gateway = gateways[i % kGateways].get()] {
+      for (int request = 0; request < 100; ++request) {
+        if (gateway->check("token").allowed)
+          ++admitted;
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  // 1,200 requests: every gateway asks until Redis refuses it, so every lease is used up.
+  EXPECT_EQ(admitted.load(), kLimit);
+}
+
+TEST_F(RedisSessionPoolTest, PipelinedRepliesReachTheCallerWhoseCommandTheyAnswer) {
+  RedisClient client(std::get<RedisAddress>(parse_redis_url(redis_.url())), {});
+  constexpr int kThreads = 16;
+  constexpr int kCommands = 300;
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string counter = prefix_ + "counter:" + std::to_string(t);
+      for (int i = 1; i <= kCommands; ++i) {
+        const std::string tag = std::to_string(t) + "/" + std::to_string(i);
+        if (client.command({"ECHO", tag}).text != tag)
+          ++mismatches;
+        if (client.command({"INCR", counter}).integer != i)
+          ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  // An error reply goes to its own caller too, and leaves the connection usable.
+  EXPECT_TRUE(client.command({"INCR", prefix_ + "counter:0", "extra"}).is_error());
+  EXPECT_EQ(client.command({"ECHO", "after"}).text, "after");
+}
+
+TEST_F(RedisSessionPoolTest, ALostConnectionFailsEveryAppendInFlightAndLosesNothingAcknowledged) {
+  // A command timeout far off: the appends wait for the kill, however slow this machine is.
+  auto pool = std::make_unique<RedisSessionPool>(make_script(std::chrono::minutes(2)),
+                                                 RedisPoolSettings{.prefix = prefix_},
+                                                 bridge::PoolLimits{}, clock_.as_clock(), encode);
+  const std::string id = pool->open("ws", false).session.session_id;
+  pool->append_progress(id, "acknowledged");
+  // Redis holds every command it receives from now on, so the appends below stay in flight.
+  redis_.cli({"CLIENT", "PAUSE", "60000", "ALL"});
+  constexpr int kAppends = 8;
+  std::vector<ErrorCode> errors(kAppends, ErrorCode::invalid_message);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kAppends; ++i) {
+    threads.emplace_back([&, i] {
+      errors[i] = error_of([&] { pool->append_progress(id, "in flight " + std::to_string(i)); });
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pool->redis_in_flight() < kAppends) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the appends never got in flight";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  redis_.kill();
+  for (auto& thread : threads)
+    thread.join();
+  for (const ErrorCode error : errors)
+    EXPECT_EQ(error, ErrorCode::store_unavailable);
+
+  redis_.start();  // from its append-only file: what it acknowledged is there
+  const auto recovered = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (true) {
+    try {
+      const auto replay = pool->replay(id, std::nullopt, 10);
+      ASSERT_EQ(replay.events.size(), 1u);
+      EXPECT_EQ(replay.events[0]->event.message, "acknowledged");
+      break;
+    } catch (const Error& error) {
+      ASSERT_EQ(error.code(), ErrorCode::store_unavailable);
+      ASSERT_LT(std::chrono::steady_clock::now(), recovered) << "never recovered";
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
 }
 
 TEST_F(RedisSessionPoolTest, ATokenIssuedByOneGatewayWorksOnAnotherUntilItExpires) {
