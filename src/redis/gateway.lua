@@ -88,10 +88,14 @@ local function append_event(id, s, queued, event_type, message, max_events, data
                'm', message, 'ts', now, 'd', data)
   end
   if s.status == 'running' then
-    s.activity = now
     redis.call('HSET', skey(id), 'seq', s.seq, 'activity', now)
-    redis.call('ZADD', P .. 'activity', now, id)
-    redis.call('ZADD', P .. 'all', now, id)
+    -- The indexes by activity change only when the time does (a busy session's appends often
+    -- share a millisecond).
+    if s.activity ~= now then
+      redis.call('ZADD', P .. 'activity', now, id)
+      redis.call('ZADD', P .. 'all', now, id)
+    end
+    s.activity = now
   else
     redis.call('HSET', skey(id), 'seq', s.seq)
   end
