@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -188,6 +189,17 @@ class SessionService {
   virtual void discard(std::string_view session_id) = 0;
   virtual core::SessionSnapshot get(std::string_view session_id) = 0;
   virtual AppendResult append_progress(std::string_view session_id, std::string_view message) = 0;
+  // append_progress without holding the calling thread, for a pool whose calls wait on the
+  // network (`calls_block()`): `done` gets the result, or the error append_progress would
+  // throw, once, on a thread of the pool's own. It must return quickly and not throw. Returns
+  // false, with nothing done and `done` not called, when the pool cannot make the call this way
+  // now (the default: never); the caller then calls append_progress from a thread that may wait.
+  // A message append_progress refuses is refused here too, by a throw.
+  using AppendDone = std::function<void(std::exception_ptr, AppendResult)>;
+  virtual bool append_progress_async(std::string_view /*session_id*/, std::string_view /*message*/,
+                                     AppendDone /*done*/) {
+    return false;
+  }
   // Appends a `followup` event and queues the message for the agent.
   virtual AppendResult append_followup(std::string_view session_id, std::string_view message) = 0;
   // Appends an event of any type, whatever the session's state: facts the gateway records about

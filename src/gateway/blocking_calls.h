@@ -8,8 +8,12 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -42,6 +46,17 @@ class BlockingCalls {
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&>> run(F f);
 
+  // A call the service answers without a thread of ours (e.g. Redis replies read by the client's
+  // own reader): `start(done)` starts it and hands over `done`, which the service calls once, on
+  // a thread of its own, with (exception_ptr, R); the coroutine resumes on its own executor with
+  // the result, or the exception rethrown. nullopt when `start` returns false (the call was not
+  // made: make it through run()). An exception `start` throws is rethrown as well. join() waits
+  // for these calls too.
+  template <class R>
+  using Done = std::function<void(std::exception_ptr, R)>;
+  template <class R, class Start>
+  boost::asio::awaitable<std::optional<R>> run_without_thread(Start start);
+
   // The threads' executor, for work that needs no answer (nullopt when there are none).
   std::optional<boost::asio::thread_pool::executor_type> executor() {
     if (!pool_)
@@ -54,6 +69,8 @@ class BlockingCalls {
   void join() {
     if (pool_)
       pool_->join();
+    std::unique_lock lock(answers_mutex_);
+    answers_done_.wait(lock, [this] { return awaiting_answers_ == 0; });
   }
 
  private:
@@ -77,7 +94,22 @@ class BlockingCalls {
     }
   };
 
+  void answer_expected() {
+    std::lock_guard lock(answers_mutex_);
+    ++awaiting_answers_;
+  }
+  void answer_handed_over() {
+    {
+      std::lock_guard lock(answers_mutex_);
+      --awaiting_answers_;
+    }
+    answers_done_.notify_all();
+  }
+
   std::optional<boost::asio::thread_pool> pool_;
+  std::mutex answers_mutex_;
+  std::condition_variable answers_done_;
+  std::size_t awaiting_answers_ = 0;  // calls of run_without_thread not answered yet
 };
 
 template <>
@@ -116,6 +148,46 @@ boost::asio::awaitable<std::invoke_result_t<F&>> BlockingCalls::run(F f) {
         });
       },
       asio::use_awaitable);
+  co_return outcome.take();
+}
+
+template <class R, class Start>
+boost::asio::awaitable<std::optional<R>> BlockingCalls::run_without_thread(Start start) {
+  namespace asio = boost::asio;
+  Outcome<R> outcome;
+  bool made = true;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [this, &start, &outcome, &made](auto handler) {
+        auto resume_on = asio::prefer(asio::get_associated_executor(handler),
+                                      asio::execution::outstanding_work_t::tracked);
+        // Shared, so that `done` can be a (copyable) std::function.
+        auto waiting = std::make_shared<decltype(handler)>(std::move(handler));
+        answer_expected();
+        bool threw = false;
+        try {
+          made = start(Done<R>([this, &outcome, resume_on, waiting](std::exception_ptr error,
+                                                                    R value) {
+            // Moved along, never copied: once posted, only the coroutine holds it.
+            if (error)
+              outcome.error = std::move(error);
+            else
+              outcome.value.emplace(std::move(value));
+            asio::post(resume_on, std::move(*waiting));
+            answer_handed_over();
+          }));
+        } catch (...) {
+          outcome.error = std::current_exception();
+          threw = true;
+        }
+        if (threw || !made) {
+          // `done` will not be called: resume now.
+          asio::post(resume_on, std::move(*waiting));
+          answer_handed_over();
+        }
+      },
+      asio::use_awaitable);
+  if (!made && !outcome.error)
+    co_return std::nullopt;
   co_return outcome.take();
 }
 

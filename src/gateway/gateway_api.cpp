@@ -173,7 +173,9 @@ void GatewayApi::add_routes() {
   route(verb::get, paths::sessions, {.json_handler = &GatewayApi::list_sessions});
   route(verb::get, paths::session_detail, {.json_handler = &GatewayApi::session_detail});
   route(verb::post, paths::progress,
-        {.json_handler = &GatewayApi::append_progress, .body = RequestBody::required});
+        {.json_handler = &GatewayApi::append_progress,
+         .json_handler_without_thread = &GatewayApi::append_progress_without_thread,
+         .body = RequestBody::required});
   route(verb::post, paths::followups,
         {.json_handler = &GatewayApi::append_followup, .body = RequestBody::required});
   route(verb::post, paths::followups_drain,
@@ -421,7 +423,13 @@ asio::awaitable<void> GatewayApi::answer_json(const RouteSpec& spec, RequestCont
   // Nothing is acknowledged before it is durable.
   json::object answer;
   bool durable = false;
-  if (blocking_.hops() && spec.calls_pool) {
+  std::optional<json::object> answered;
+  if (blocking_.hops() && spec.calls_pool && spec.json_handler_without_thread)
+    answered = co_await spec.json_handler_without_thread(*this, context);
+  if (answered) {
+    answer = std::move(*answered);
+    durable = co_await wait_until_durable(pool_, context.commit_ticket);
+  } else if (blocking_.hops() && spec.calls_pool) {
     // The handler and the wait for its change, in one trip to a thread that may wait.
     std::tie(answer, durable) = co_await blocking_.run([&] {
       json::object body = spec.json_handler(*this, context);
@@ -593,6 +601,20 @@ json::object GatewayApi::append_progress(RequestContext& context) {
   const auto result = pool_.append_progress(context.session_id(), message);
   context.commit_ticket = result.commit_ticket;
   return appended_json(result);
+}
+
+asio::awaitable<std::optional<json::object>> GatewayApi::append_progress_without_thread(
+    RequestContext& context) {
+  const std::string_view message = required_string(context.json_body(), "message");
+  const std::optional<bridge::AppendResult> result =
+      co_await blocking_.run_without_thread<bridge::AppendResult>(
+          [&](bridge::SessionService::AppendDone done) {
+            return pool_.append_progress_async(context.session_id(), message, std::move(done));
+          });
+  if (!result)
+    co_return std::nullopt;
+  context.commit_ticket = result->commit_ticket;
+  co_return appended_json(*result);
 }
 
 json::object GatewayApi::append_followup(RequestContext& context) {

@@ -92,8 +92,15 @@ class GatewayApi {
     std::string body;
   };
   using RawHandler = std::function<RawBody(GatewayApi&, RequestContext&)>;
+  // A JSON answer made without a thread that may wait (BlockingCalls::run_without_thread);
+  // nullopt when the service could not make the call so: json_handler then answers.
+  using JsonHandlerWithoutThread =
+      std::function<boost::asio::awaitable<std::optional<boost::json::object>>(GatewayApi&,
+                                                                              RequestContext&)>;
   struct RouteSpec {
     JsonHandler json_handler;
+    // Where calls block, tried before json_handler: the hot path of a shared store.
+    JsonHandlerWithoutThread json_handler_without_thread;
     StreamHandler stream_handler;
     RawHandler raw_handler;
     bool authenticated = true;
@@ -144,6 +151,8 @@ class GatewayApi {
   boost::json::object open_session(RequestContext& context);
   boost::json::object session_detail(RequestContext& context);
   boost::json::object append_progress(RequestContext& context);
+  boost::asio::awaitable<std::optional<boost::json::object>> append_progress_without_thread(
+      RequestContext& context);
   boost::json::object append_followup(RequestContext& context);
   boost::json::object drain_followups(RequestContext& context);
   boost::asio::awaitable<void> stream(RequestContext& context);

@@ -202,7 +202,7 @@ std::uint64_t PipelinedConnection::commands() const {
   return commands_;
 }
 
-Reply PipelinedConnection::command(const std::vector<std::string>& arguments) {
+bool PipelinedConnection::enqueue(const std::vector<std::string>& arguments, Done done) {
   std::vector<const char*> pointers;
   std::vector<std::size_t> lengths;
   pointers.reserve(arguments.size());
@@ -216,27 +216,65 @@ Reply PipelinedConnection::command(const std::vector<std::string>& arguments) {
                                             pointers.data(), lengths.data());
   if (length < 0)
     throw std::bad_alloc();
-  std::unique_ptr<char, void (*)(char*)> owned(formatted, redisFreeCommand);
-  std::future<Reply> reply;
-  bool writes_now = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (broken_)
-      throw RedisUnavailable(broken_reason_);
-    // Queued and expected under one lock, so the replies' order is the bytes' order.
-    queued_.append(formatted, static_cast<std::size_t>(length));
-    waiting_.push_back(Call{{}, std::chrono::steady_clock::now()});
-    reply = waiting_.back().reply.get_future();
-    ++commands_;
-    writes_now = !std::exchange(writing_, true);
+  const std::unique_ptr<char, void (*)(char*)> owned(formatted, redisFreeCommand);
+  std::unique_lock lock(mutex_);
+  if (broken_) {
+    const std::string reason = broken_reason_;
+    lock.unlock();
+    done(std::make_exception_ptr(RedisUnavailable(reason)), Reply{});
+    return false;
   }
-  owned.reset();
-  if (writes_now)
-    write_queued();
-  return reply.get();
+  // Queued and expected under one lock, so the replies' order is the bytes' order.
+  queued_.append(formatted, static_cast<std::size_t>(length));
+  waiting_.push_back(Call{std::move(done), std::chrono::steady_clock::now()});
+  ++commands_;
+  return !std::exchange(writing_, true);
 }
 
-void PipelinedConnection::write_queued() {
+Reply PipelinedConnection::command(const std::vector<std::string>& arguments) {
+  // The answer crosses threads as a reply or a reason, never as an exception object: the
+  // caller throws its own (an exception shared by two threads is freed by whichever lets go
+  // last, which ThreadSanitizer cannot see ordered).
+  struct Answer {
+    std::mutex mutex;
+    std::condition_variable answered;
+    bool done = false;
+    Reply reply;
+    std::optional<std::string> failure;
+  };
+  auto answer = std::make_shared<Answer>();
+  const bool writes_now = enqueue(arguments, [answer](std::exception_ptr error, Reply reply) {
+    std::optional<std::string> failure;
+    if (error) {
+      try {
+        std::rethrow_exception(std::move(error));
+      } catch (const std::exception& unavailable) {
+        failure = unavailable.what();
+      }
+    }
+    {
+      std::lock_guard lock(answer->mutex);
+      answer->reply = std::move(reply);
+      answer->failure = std::move(failure);
+      answer->done = true;
+    }
+    answer->answered.notify_one();
+  });
+  if (writes_now)
+    write_queued(true);
+  std::unique_lock lock(answer->mutex);
+  answer->answered.wait(lock, [&] { return answer->done; });
+  if (answer->failure)
+    throw RedisUnavailable(*answer->failure);
+  return std::move(answer->reply);
+}
+
+void PipelinedConnection::submit(const std::vector<std::string>& arguments, Done done) {
+  if (enqueue(arguments, std::move(done)))
+    write_queued(false);
+}
+
+void PipelinedConnection::write_queued(bool may_wait) {
   std::string batch;
   while (true) {
     {
@@ -251,12 +289,16 @@ void PipelinedConnection::write_queued() {
     // No lock held while the socket takes the bytes: callers keep queueing for the next write.
     std::size_t sent = 0;
     while (sent < batch.size()) {
-      const ssize_t written =
-          ::send(socket_, batch.data() + sent, batch.size() - sent, MSG_NOSIGNAL);
+      const ssize_t written = ::send(socket_, batch.data() + sent, batch.size() - sent,
+                                     MSG_NOSIGNAL | (may_wait ? 0 : MSG_DONTWAIT));
       if (written < 0 && errno == EINTR)
         continue;
       if (written <= 0) {
-        const std::string reason = written < 0 ? std::strerror(errno) : "nothing written";
+        // Half a command cannot be taken back: whatever the reason, the connection is done.
+        const std::string reason = written == 0 ? "nothing written"
+                                   : errno == EAGAIN || errno == EWOULDBLOCK
+                                       ? "Redis takes no more commands"
+                                       : std::strerror(errno);
         fail("Redis connection lost while sending: " + reason);
         std::lock_guard lock(mutex_);
         writing_ = false;
@@ -319,7 +361,7 @@ void PipelinedConnection::hand_over(Reply reply) {
   Call call = std::move(waiting_.front());
   waiting_.pop_front();
   lock.unlock();
-  call.reply.set_value(std::move(reply));
+  call.done(nullptr, std::move(reply));
 }
 
 bool PipelinedConnection::reply_overdue() {
@@ -342,7 +384,7 @@ void PipelinedConnection::fail(const std::string& reason) {
   // Wakes the reader (recv returns) and refuses any later write.
   ::shutdown(socket_, SHUT_RDWR);
   for (Call& call : failed)
-    call.reply.set_exception(std::make_exception_ptr(RedisUnavailable(reason)));
+    call.done(std::make_exception_ptr(RedisUnavailable(reason)), Reply{});
 }
 
 RedisClient::RedisClient(RedisAddress address, Options options)
@@ -397,10 +439,10 @@ std::shared_ptr<PipelinedConnection> RedisClient::connection() {
   return connected;
 }
 
-void RedisClient::mark_failed(const std::shared_ptr<PipelinedConnection>& broken) {
+void RedisClient::mark_failed(const PipelinedConnection* broken) {
   std::lock_guard lock(mutex_);
   // Only the connection that failed is dropped (another caller may have replaced it already).
-  if (broken && connection_ != broken)
+  if (broken != nullptr && connection_.get() != broken)
     return;
   backoff_ =
       std::clamp(backoff_ * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
@@ -408,12 +450,33 @@ void RedisClient::mark_failed(const std::shared_ptr<PipelinedConnection>& broken
   unavailable_ = true;
 }
 
+bool RedisClient::try_submit(const std::vector<std::string>& arguments,
+                             PipelinedConnection::Done done) {
+  std::shared_ptr<PipelinedConnection> current;
+  {
+    std::lock_guard lock(mutex_);
+    if (connecting_ || !connection_ || connection_->broken())
+      return false;
+    current = connection_;
+  }
+  // The callback names the connection without owning it: the connection owns the callback until
+  // it has run, and must not be destroyed by its own reader thread.
+  const PipelinedConnection* submitted_on = current.get();
+  current->submit(arguments, [this, submitted_on, done = std::move(done)](
+                                 std::exception_ptr error, Reply reply) mutable {
+    if (error)
+      mark_failed(submitted_on);
+    done(std::move(error), std::move(reply));
+  });
+  return true;
+}
+
 Reply RedisClient::command(const std::vector<std::string>& arguments) {
   std::shared_ptr<PipelinedConnection> current = connection();
   try {
     return current->command(arguments);
   } catch (const RedisUnavailable&) {
-    mark_failed(current);
+    mark_failed(current.get());
     throw;
   }
 }

@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -98,6 +100,16 @@ class PipelinedConnection {
   // Sends a command and waits for its reply. An error reply is returned, not thrown; a broken
   // connection throws RedisUnavailable.
   Reply command(const std::vector<std::string>& arguments);
+
+  // What a command submitted without waiting is answered with: its reply (an error reply too),
+  // or a RedisUnavailable. Called exactly once, on the reader thread or the thread that found
+  // the connection broken; it must return quickly and not throw.
+  using Done = std::function<void(std::exception_ptr, Reply)>;
+  // Queues a command and returns without waiting for its reply; the bytes go out before it
+  // returns, or with the write under way. It never waits on the socket: when Redis takes no more
+  // bytes (its input buffer and the socket's are full) the connection is failed instead. Safe on
+  // an I/O thread.
+  void submit(const std::vector<std::string>& arguments, Done done);
   bool broken() const;
   // Commands sent or queued whose replies have not come yet.
   std::size_t in_flight() const;
@@ -107,12 +119,15 @@ class PipelinedConnection {
 
  private:
   struct Call {
-    std::promise<Reply> reply;
+    Done done;
     std::chrono::steady_clock::time_point queued_at;
   };
 
+  // Queues the command; whether the caller is to write (no write is under way).
+  bool enqueue(const std::vector<std::string>& arguments, Done done);
   // Sends what is queued, and what is queued meanwhile, until nothing is; one thread at a time.
-  void write_queued();
+  // `may_wait`: whether a send may wait for the socket (not on an I/O thread).
+  void write_queued(bool may_wait);
   // The reader thread: parses replies (hiredis' reader) and hands each to its caller.
   void read_replies();
   void hand_over(Reply reply);
@@ -149,6 +164,10 @@ class RedisClient {
   RedisClient(RedisAddress address, Options options);
 
   Reply command(const std::vector<std::string>& arguments);
+  // Submits a command on the current connection without waiting (PipelinedConnection::submit);
+  // false, with nothing sent, when there is no connection up (connecting waits, so the caller
+  // makes the call with command() from a thread that may wait).
+  bool try_submit(const std::vector<std::string>& arguments, PipelinedConnection::Done done);
   // Whether the last attempt to reach Redis failed (until a later one succeeds).
   bool unavailable() const;
   const RedisAddress& address() const { return address_; }
@@ -159,12 +178,15 @@ class RedisClient {
  private:
   // The current connection; connects one (one caller at a time) when there is none.
   std::shared_ptr<PipelinedConnection> connection();
-  void mark_failed(const std::shared_ptr<PipelinedConnection>& broken);
+  // Starts the backoff, unless `broken` (null: a failed connect) is no longer the current one.
+  void mark_failed(const PipelinedConnection* broken);
 
   const RedisAddress address_;
   const Options options_;
   mutable std::mutex mutex_;
   std::condition_variable connect_finished_;
+  // Destroyed before the members above (a destroyed connection fails what is in flight, and
+  // those callbacks reach mark_failed).
   std::shared_ptr<PipelinedConnection> connection_;
   bool connecting_ = false;
   bool unavailable_ = false;

@@ -22,6 +22,22 @@ bool is_transient_error(std::string_view text) {
   return false;
 }
 
+// What run() makes of the script's reply: the reply, or the error to throw.
+Reply checked(Reply reply) {
+  if (reply.is_error()) {
+    if (is_transient_error(reply.text)) {
+      spdlog::warn("redis: {}", reply.text);
+      throw store_unavailable_error();
+    }
+    throw std::runtime_error("the gateway's Redis script failed: " + reply.text);
+  }
+  return reply;
+}
+
+bool is_noscript(const Reply& reply) {
+  return reply.is_error() && reply.text.starts_with("NOSCRIPT");
+}
+
 }  // namespace
 
 core::Error store_unavailable_error() {
@@ -40,12 +56,74 @@ std::string RedisScript::load() {
   return loaded.text;
 }
 
-Reply RedisScript::run(std::string_view operation, std::string_view prefix,
-                       std::int64_t now_unix_ms, std::vector<std::string> arguments) {
-  std::vector<std::string> command{
-      "EVALSHA", "", "0", std::string(operation), std::string(prefix), std::to_string(now_unix_ms)};
+std::vector<std::string> RedisScript::command_of(std::string_view operation,
+                                                 std::string_view prefix,
+                                                 std::int64_t now_unix_ms,
+                                                 std::vector<std::string> arguments) {
+  std::vector<std::string> command;
+  command.reserve(6 + arguments.size());
+  {
+    std::lock_guard lock(mutex_);
+    command.insert(command.end(), {"EVALSHA", sha_, "0", std::string(operation),
+                                   std::string(prefix), std::to_string(now_unix_ms)});
+  }
   for (auto& argument : arguments)
     command.push_back(std::move(argument));
+  return command;
+}
+
+bool RedisScript::try_run_async(std::string_view operation, std::string_view prefix,
+                                std::int64_t now_unix_ms, std::vector<std::string> arguments,
+                                Done done) {
+  auto command = std::make_shared<std::vector<std::string>>(
+      command_of(operation, prefix, now_unix_ms, std::move(arguments)));
+  const auto finish = [](const Done& done, std::exception_ptr error, Reply reply) {
+    if (error) {
+      // RedisUnavailable, logged and reported as run() does.
+      try {
+        std::rethrow_exception(std::move(error));
+      } catch (const std::exception& unavailable) {
+        spdlog::warn("redis: {}", unavailable.what());
+      }
+      done(std::make_exception_ptr(store_unavailable_error()), Reply{});
+      return;
+    }
+    // The exception goes to `done` only once its catch is left, so that `done` holds the only
+    // reference to it (see PipelinedConnection::command).
+    std::exception_ptr failure;
+    try {
+      reply = checked(std::move(reply));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure)
+      reply = Reply{};
+    done(std::move(failure), std::move(reply));
+  };
+  return client_->try_submit(
+      *command, [this, command, finish, done = std::move(done)](std::exception_ptr error,
+                                                                 Reply reply) mutable {
+        if (error || !is_noscript(reply)) {
+          finish(done, std::move(error), std::move(reply));
+          return;
+        }
+        // A restarted Redis has forgotten the script: EVAL runs it and caches it again (under
+        // the same SHA), without a wait on this thread (the client's reader).
+        (*command)[0] = "EVAL";
+        (*command)[1] = std::string(assets::redis_gateway_lua);
+        const bool sent = client_->try_submit(
+            *command, [finish, done](std::exception_ptr error, Reply reply) {
+              finish(done, std::move(error), std::move(reply));
+            });
+        if (!sent)
+          finish(done, std::make_exception_ptr(RedisUnavailable("no connection")), Reply{});
+      });
+}
+
+Reply RedisScript::run(std::string_view operation, std::string_view prefix,
+                       std::int64_t now_unix_ms, std::vector<std::string> arguments) {
+  std::vector<std::string> command =
+      command_of(operation, prefix, now_unix_ms, std::move(arguments));
   Reply reply;
   try {
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -55,7 +133,7 @@ Reply RedisScript::run(std::string_view operation, std::string_view prefix,
       }
       reply = client_->command(command);
       // A restarted Redis has forgotten the script: load it again and retry once.
-      if (attempt == 0 && reply.is_error() && reply.text.starts_with("NOSCRIPT")) {
+      if (attempt == 0 && is_noscript(reply)) {
         std::string sha = load();
         std::lock_guard lock(mutex_);
         sha_ = std::move(sha);
@@ -67,14 +145,7 @@ Reply RedisScript::run(std::string_view operation, std::string_view prefix,
     spdlog::warn("redis: {}", error.what());
     throw store_unavailable_error();
   }
-  if (reply.is_error()) {
-    if (is_transient_error(reply.text)) {
-      spdlog::warn("redis: {}", reply.text);
-      throw store_unavailable_error();
-    }
-    throw std::runtime_error("the gateway's Redis script failed: " + reply.text);
-  }
-  return reply;
+  return checked(std::move(reply));
 }
 
 const Reply& element(const Reply& reply, std::size_t index) {

@@ -58,11 +58,18 @@ Reply RedisSessionPool::run(const char* operation, std::vector<std::string> argu
   arguments.insert(arguments.begin(), std::to_string(limits_.inactivity_timeout_ms));
   const auto started = std::chrono::steady_clock::now();
   Reply reply = script_->run(operation, prefix_, now.value_or(clock_()), std::move(arguments));
-  if (changes) {
-    call_seconds_.observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    ++changes_;
-  }
+  if (changes)
+    count_change(started);
+  return checked_reply(std::move(reply));
+}
+
+void RedisSessionPool::count_change(std::chrono::steady_clock::time_point started) {
+  call_seconds_.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  ++changes_;
+}
+
+Reply RedisSessionPool::checked_reply(Reply reply) const {
   if (element(reply, 0).text == "error") {
     const std::string& code = element(reply, 1).text;
     if (code == "not_found")
@@ -106,26 +113,77 @@ SessionSnapshot RedisSessionPool::get(std::string_view session_id) {
   return snapshot_of(element(run("get", {std::string(session_id)}, false), 1));
 }
 
+std::vector<std::string> RedisSessionPool::append_arguments(std::string_view session_id,
+                                                            std::string_view event_type,
+                                                            std::string_view message,
+                                                            bool require_running, bool queue,
+                                                            std::string_view data) const {
+  return {std::to_string(limits_.inactivity_timeout_ms),
+          std::string(session_id),
+          std::string(event_type),
+          std::string(message),
+          std::to_string(limits_.max_events_per_session),
+          require_running ? "1" : "0",
+          queue ? "1" : "0",
+          std::string(data)};
+}
+
+bridge::AppendResult RedisSessionPool::appended(const Reply& reply, core::SessionEvent event,
+                                                bool queue) {
+  bridge::AppendResult result;
+  result.session = snapshot_of(element(reply, 2));
+  // Stamped with the time the script was given (an ended session's activity stays as it was).
+  event.sequence_id = static_cast<std::uint64_t>(integer_of(element(reply, 1)));
+  result.event = std::move(event);
+  ++events_appended_;
+  if (queue)
+    ++followups_queued_;
+  return result;
+}
+
 bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
                                               std::string_view event_type, std::string_view message,
                                               bool require_running, bool queue,
                                               std::string_view data) {
   const std::int64_t now = clock_();
-  const Reply reply = run("append",
-                          {std::string(session_id), std::string(event_type), std::string(message),
-                           std::to_string(limits_.max_events_per_session),
-                           require_running ? "1" : "0", queue ? "1" : "0", std::string(data)},
-                          true, now);
-  bridge::AppendResult result;
-  result.session = snapshot_of(element(reply, 2));
-  // Stamped with the time the script was given (an ended session's activity stays as it was).
-  result.event =
-      core::SessionEvent{static_cast<std::uint64_t>(integer_of(element(reply, 1))),
-                         std::string(event_type), std::string(message), now, std::string(data)};
-  ++events_appended_;
-  if (queue)
-    ++followups_queued_;
-  return result;
+  const auto started = std::chrono::steady_clock::now();
+  Reply reply = script_->run(
+      "append", prefix_, now,
+      append_arguments(session_id, event_type, message, require_running, queue, data));
+  count_change(started);
+  return appended(checked_reply(std::move(reply)),
+                  core::SessionEvent{0, std::string(event_type), std::string(message), now,
+                                     std::string(data)},
+                  queue);
+}
+
+bool RedisSessionPool::append_progress_async(std::string_view session_id,
+                                             std::string_view message, AppendDone done) {
+  const std::string_view checked = core::checked_message(message);
+  const std::int64_t now = clock_();
+  const auto started = std::chrono::steady_clock::now();
+  core::SessionEvent event{0, std::string(core::event_types::progress), std::string(checked), now,
+                           ""};
+  return script_->try_run_async(
+      "append", prefix_, now,
+      append_arguments(session_id, core::event_types::progress, checked, true, false, ""),
+      [this, started, event = std::move(event), done = std::move(done)](std::exception_ptr error,
+                                                                          Reply reply) mutable {
+        // (An error touches nothing of the pool: it may be failing calls as it goes.)
+        if (error) {
+          done(std::move(error), {});
+          return;
+        }
+        bridge::AppendResult result;
+        std::exception_ptr failure;  // handed over once its catch is left (see RedisScript)
+        try {
+          count_change(started);
+          result = appended(checked_reply(std::move(reply)), std::move(event), false);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        done(std::move(failure), std::move(result));
+      });
 }
 
 bridge::AppendResult RedisSessionPool::append_progress(std::string_view session_id,

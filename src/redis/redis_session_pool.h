@@ -66,6 +66,8 @@ class RedisSessionPool final : public bridge::SessionService {
   core::SessionSnapshot get(std::string_view session_id) override;
   bridge::AppendResult append_progress(std::string_view session_id,
                                        std::string_view message) override;
+  bool append_progress_async(std::string_view session_id, std::string_view message,
+                             AppendDone done) override;
   bridge::AppendResult append_followup(std::string_view session_id,
                                        std::string_view message) override;
   using SessionService::append_event;
@@ -111,9 +113,20 @@ class RedisSessionPool final : public bridge::SessionService {
   // write, so it is timed and counted as a commit.
   Reply run(const char* operation, std::vector<std::string> arguments, bool changes,
             std::optional<std::int64_t> now = std::nullopt);
+  // The script's {'error', code, ...} as the core::Error it stands for; the reply otherwise.
+  Reply checked_reply(Reply reply) const;
+  // Times a call that may have changed something, and counts it as a commit.
+  void count_change(std::chrono::steady_clock::time_point started);
   bridge::AppendResult append(std::string_view session_id, std::string_view event_type,
                               std::string_view message, bool require_running, bool queue,
                               std::string_view data = {});
+  // The script's arguments for an append, and what its reply says was appended (`event` without
+  // its sequence id).
+  std::vector<std::string> append_arguments(std::string_view session_id,
+                                            std::string_view event_type, std::string_view message,
+                                            bool require_running, bool queue,
+                                            std::string_view data) const;
+  bridge::AppendResult appended(const Reply& reply, core::SessionEvent event, bool queue);
   bridge::EndResult end(std::string_view session_id, core::SessionStatus status);
   // The replay's events, encoded once: those the feed's watch holds keep their encoding.
   std::vector<core::SharedEvent> retained_events(std::string_view session_id, std::uint64_t after,
