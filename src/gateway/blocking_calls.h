@@ -165,16 +165,16 @@ boost::asio::awaitable<std::optional<R>> BlockingCalls::run_without_thread(Start
         answer_expected();
         bool threw = false;
         try {
-          made = start(Done<R>([this, &outcome, resume_on, waiting](std::exception_ptr error,
-                                                                    R value) {
-            // Moved along, never copied: once posted, only the coroutine holds it.
-            if (error)
-              outcome.error = std::move(error);
-            else
-              outcome.value.emplace(std::move(value));
-            asio::post(resume_on, std::move(*waiting));
-            answer_handed_over();
-          }));
+          made = start(
+              Done<R>([this, &outcome, resume_on, waiting](std::exception_ptr error, R value) {
+                // Moved along, never copied: once posted, only the coroutine holds it.
+                if (error)
+                  outcome.error = std::move(error);
+                else
+                  outcome.value.emplace(std::move(value));
+                asio::post(resume_on, std::move(*waiting));
+                answer_handed_over();
+              }));
         } catch (...) {
           outcome.error = std::current_exception();
           threw = true;

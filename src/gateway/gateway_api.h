@@ -96,7 +96,7 @@ class GatewayApi {
   // nullopt when the service could not make the call so: json_handler then answers.
   using JsonHandlerWithoutThread =
       std::function<boost::asio::awaitable<std::optional<boost::json::object>>(GatewayApi&,
-                                                                              RequestContext&)>;
+                                                                               RequestContext&)>;
   struct RouteSpec {
     JsonHandler json_handler;
     // Where calls block, tried before json_handler: the hot path of a shared store.

@@ -462,8 +462,8 @@ bool RedisClient::try_submit(const std::vector<std::string>& arguments,
   // The callback names the connection without owning it: the connection owns the callback until
   // it has run, and must not be destroyed by its own reader thread.
   const PipelinedConnection* submitted_on = current.get();
-  current->submit(arguments, [this, submitted_on, done = std::move(done)](
-                                 std::exception_ptr error, Reply reply) mutable {
+  current->submit(arguments, [this, submitted_on, done = std::move(done)](std::exception_ptr error,
+                                                                          Reply reply) mutable {
     if (error)
       mark_failed(submitted_on);
     done(std::move(error), std::move(reply));

@@ -57,8 +57,7 @@ std::string RedisScript::load() {
 }
 
 std::vector<std::string> RedisScript::command_of(std::string_view operation,
-                                                 std::string_view prefix,
-                                                 std::int64_t now_unix_ms,
+                                                 std::string_view prefix, std::int64_t now_unix_ms,
                                                  std::vector<std::string> arguments) {
   std::vector<std::string> command;
   command.reserve(6 + arguments.size());
@@ -100,24 +99,23 @@ bool RedisScript::try_run_async(std::string_view operation, std::string_view pre
       reply = Reply{};
     done(std::move(failure), std::move(reply));
   };
-  return client_->try_submit(
-      *command, [this, command, finish, done = std::move(done)](std::exception_ptr error,
-                                                                 Reply reply) mutable {
-        if (error || !is_noscript(reply)) {
+  return client_->try_submit(*command, [this, command, finish, done = std::move(done)](
+                                           std::exception_ptr error, Reply reply) mutable {
+    if (error || !is_noscript(reply)) {
+      finish(done, std::move(error), std::move(reply));
+      return;
+    }
+    // A restarted Redis has forgotten the script: EVAL runs it and caches it again (under
+    // the same SHA), without a wait on this thread (the client's reader).
+    (*command)[0] = "EVAL";
+    (*command)[1] = std::string(assets::redis_gateway_lua);
+    const bool sent =
+        client_->try_submit(*command, [finish, done](std::exception_ptr error, Reply reply) {
           finish(done, std::move(error), std::move(reply));
-          return;
-        }
-        // A restarted Redis has forgotten the script: EVAL runs it and caches it again (under
-        // the same SHA), without a wait on this thread (the client's reader).
-        (*command)[0] = "EVAL";
-        (*command)[1] = std::string(assets::redis_gateway_lua);
-        const bool sent = client_->try_submit(
-            *command, [finish, done](std::exception_ptr error, Reply reply) {
-              finish(done, std::move(error), std::move(reply));
-            });
-        if (!sent)
-          finish(done, std::make_exception_ptr(RedisUnavailable("no connection")), Reply{});
-      });
+        });
+    if (!sent)
+      finish(done, std::make_exception_ptr(RedisUnavailable("no connection")), Reply{});
+  });
 }
 
 Reply RedisScript::run(std::string_view operation, std::string_view prefix,

@@ -34,16 +34,15 @@ class RedisScript {
   // exception_ptr, once, on a thread of the client (see PipelinedConnection::submit). False,
   // with nothing sent and `done` not called, when no connection to Redis is up: run() connects.
   using Done = std::function<void(std::exception_ptr, Reply)>;
-  bool try_run_async(std::string_view operation, std::string_view prefix,
-                     std::int64_t now_unix_ms, std::vector<std::string> arguments, Done done);
+  bool try_run_async(std::string_view operation, std::string_view prefix, std::int64_t now_unix_ms,
+                     std::vector<std::string> arguments, Done done);
 
   RedisClient& client() { return *client_; }
 
  private:
   std::string load();
   std::vector<std::string> command_of(std::string_view operation, std::string_view prefix,
-                                      std::int64_t now_unix_ms,
-                                      std::vector<std::string> arguments);
+                                      std::int64_t now_unix_ms, std::vector<std::string> arguments);
 
   const std::shared_ptr<RedisClient> client_;
   std::mutex mutex_;  // guards sha_, reloaded after a Redis restart

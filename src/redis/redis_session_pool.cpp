@@ -147,18 +147,18 @@ bridge::AppendResult RedisSessionPool::append(std::string_view session_id,
                                               std::string_view data) {
   const std::int64_t now = clock_();
   const auto started = std::chrono::steady_clock::now();
-  Reply reply = script_->run(
-      "append", prefix_, now,
-      append_arguments(session_id, event_type, message, require_running, queue, data));
+  Reply reply =
+      script_->run("append", prefix_, now,
+                   append_arguments(session_id, event_type, message, require_running, queue, data));
   count_change(started);
-  return appended(checked_reply(std::move(reply)),
-                  core::SessionEvent{0, std::string(event_type), std::string(message), now,
-                                     std::string(data)},
-                  queue);
+  return appended(
+      checked_reply(std::move(reply)),
+      core::SessionEvent{0, std::string(event_type), std::string(message), now, std::string(data)},
+      queue);
 }
 
-bool RedisSessionPool::append_progress_async(std::string_view session_id,
-                                             std::string_view message, AppendDone done) {
+bool RedisSessionPool::append_progress_async(std::string_view session_id, std::string_view message,
+                                             AppendDone done) {
   const std::string_view checked = core::checked_message(message);
   const std::int64_t now = clock_();
   const auto started = std::chrono::steady_clock::now();
@@ -168,7 +168,7 @@ bool RedisSessionPool::append_progress_async(std::string_view session_id,
       "append", prefix_, now,
       append_arguments(session_id, core::event_types::progress, checked, true, false, ""),
       [this, started, event = std::move(event), done = std::move(done)](std::exception_ptr error,
-                                                                          Reply reply) mutable {
+                                                                        Reply reply) mutable {
         // (An error touches nothing of the pool: it may be failing calls as it goes.)
         if (error) {
           done(std::move(error), {});

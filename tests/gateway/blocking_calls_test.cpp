@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace tau::gateway {
 namespace {
@@ -97,6 +100,96 @@ TEST(BlockingCalls, KeepsTheCallersIoContextRunningWhileItWaits) {
       asio::detached);
   io.run();
   EXPECT_TRUE(resumed);
+}
+
+// A service that answers on a thread of its own, as the Redis client's reader does.
+TEST(BlockingCalls, ACallAnsweredByAnotherThreadResumesOnTheCallersStrand) {
+  BlockingCalls calls(true, 1);
+  std::vector<std::thread> answerers;
+  run_on_strand([&](asio::io_context&, auto strand) -> asio::awaitable<void> {
+    for (int i = 0; i < 20; ++i) {
+      const std::optional<std::string> value = co_await calls.run_without_thread<std::string>(
+          [&answerers, i](BlockingCalls::Done<std::string> done) {
+            answerers.emplace_back(
+                [done = std::move(done), i] { done(nullptr, std::to_string(i)); });
+            return true;
+          });
+      EXPECT_TRUE(strand.running_in_this_thread());
+      EXPECT_EQ(value, std::to_string(i));
+    }
+  });
+  for (auto& thread : answerers)
+    thread.join();
+}
+
+TEST(BlockingCalls, ACallTheServiceCannotMakeThisWayIsNotMadeAndSaysSo) {
+  BlockingCalls calls(true, 1);
+  run_on_strand([&](asio::io_context&, auto) -> asio::awaitable<void> {
+    bool done_kept = false;
+    const auto value = co_await calls.run_without_thread<int>([&](BlockingCalls::Done<int> done) {
+      done_kept = static_cast<bool>(done);
+      return false;
+    });
+    EXPECT_TRUE(done_kept);
+    EXPECT_FALSE(value.has_value());
+  });
+}
+
+TEST(BlockingCalls, AnErrorAnsweredOrThrownAtTheStartIsRethrownToTheCaller) {
+  BlockingCalls calls(true, 1);
+  run_on_strand([&](asio::io_context&, auto strand) -> asio::awaitable<void> {
+    std::thread answerer;
+    try {
+      co_await calls.run_without_thread<int>([&](BlockingCalls::Done<int> done) {
+        answerer = std::thread([done = std::move(done)] {
+          done(std::make_exception_ptr(std::runtime_error("answered")), 0);
+        });
+        return true;
+      });
+      ADD_FAILURE() << "no exception";
+    } catch (const std::runtime_error& error) {
+      EXPECT_STREQ(error.what(), "answered");
+      EXPECT_TRUE(strand.running_in_this_thread());
+    }
+    answerer.join();
+    try {
+      co_await calls.run_without_thread<int>(
+          [](BlockingCalls::Done<int>) -> bool { throw std::invalid_argument("refused"); });
+      ADD_FAILURE() << "no exception";
+    } catch (const std::invalid_argument& error) {
+      EXPECT_STREQ(error.what(), "refused");
+    }
+  });
+}
+
+TEST(BlockingCalls, JoinWaitsForACallStillToBeAnswered) {
+  BlockingCalls calls(true, 1);
+  asio::io_context io;
+  BlockingCalls::Done<int> pending;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await calls.run_without_thread<int>([&](BlockingCalls::Done<int> done) {
+          pending = std::move(done);
+          return true;
+        });
+      },
+      asio::detached);
+  while (!pending && io.run_one() > 0) {
+  }  // until the call is started: `pending` holds its answer
+  ASSERT_TRUE(pending);
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    calls.join();
+    joined = true;
+  });
+  // join() cannot return before the answer: it is given only after joined is checked false.
+  EXPECT_FALSE(joined.load());
+  // Answered and let go, as a service does (`done` keeps the io_context busy until then).
+  std::exchange(pending, nullptr)(nullptr, 1);
+  joiner.join();
+  EXPECT_TRUE(joined.load());
+  io.run();
 }
 
 }  // namespace
