@@ -196,10 +196,13 @@ class SessionService {
   // now (the default: never); the caller then calls append_progress from a thread that may wait.
   // A message append_progress refuses is refused here too, by a throw.
   using AppendDone = std::function<void(std::exception_ptr, AppendResult)>;
+  // (By value: a pool that makes the call keeps `done` until it answers.)
+  // NOLINTBEGIN(performance-unnecessary-value-param)
   virtual bool append_progress_async(std::string_view /*session_id*/, std::string_view /*message*/,
                                      AppendDone /*done*/) {
     return false;
   }
+  // NOLINTEND(performance-unnecessary-value-param)
   // Appends a `followup` event and queues the message for the agent.
   virtual AppendResult append_followup(std::string_view session_id, std::string_view message) = 0;
   // Appends an event of any type, whatever the session's state: facts the gateway records about

@@ -166,8 +166,9 @@ boost::asio::awaitable<std::optional<R>> BlockingCalls::run_without_thread(Start
         bool threw = false;
         try {
           made = start(
+              // Moved along, never copied: once posted, only the coroutine holds the exception.
+              // NOLINTNEXTLINE(performance-unnecessary-value-param)
               Done<R>([this, &outcome, resume_on, waiting](std::exception_ptr error, R value) {
-                // Moved along, never copied: once posted, only the coroutine holds it.
                 if (error)
                   outcome.error = std::move(error);
                 else

@@ -8,7 +8,7 @@
 #include <boost/url/parse.hpp>
 #include <cerrno>
 #include <charconv>
-#include <cstring>
+#include <system_error>
 
 namespace tau::redis {
 
@@ -298,7 +298,7 @@ void PipelinedConnection::write_queued(bool may_wait) {
         const std::string reason = written == 0 ? "nothing written"
                                    : errno == EAGAIN || errno == EWOULDBLOCK
                                        ? "Redis takes no more commands"
-                                       : std::strerror(errno);
+                                       : std::generic_category().message(errno);
         fail("Redis connection lost while sending: " + reason);
         std::lock_guard lock(mutex_);
         writing_ = false;
@@ -327,7 +327,7 @@ void PipelinedConnection::read_replies() {
     }
     if (received <= 0) {
       fail(received == 0 ? "Redis closed the connection"
-                         : std::string("Redis connection lost: ") + std::strerror(errno));
+                         : "Redis connection lost: " + std::generic_category().message(errno));
       return;
     }
     if (redisReaderFeed(reader_, buffer.data(), static_cast<std::size_t>(received)) != REDIS_OK) {
