@@ -19,6 +19,7 @@
 #include "bridge/session_pool.h"
 #include "gateway/blocking_calls.h"
 #include "gateway/json_codec.h"
+#include "redis/redis_client.h"
 #include "redis/redis_rate_limiter.h"
 #include "redis/redis_session_pool.h"
 #include "redis/redis_token_registry.h"
@@ -127,6 +128,7 @@ SessionBackend open_redis_backend(const GatewayConfig& config) {
   backend.rate_limiter = std::make_unique<redis::RedisRateLimiter>(
       script, settings.redis_prefix, config.auth.rate_limit_window_seconds,
       config.auth.rate_limit_max_requests, core::system_clock_unix_ms);
+  backend.redis_client = client;
   spdlog::info("store: redis at {} with key prefix {}", settings.redis.describe(),
                settings.redis_prefix);
   return backend;
@@ -211,6 +213,12 @@ Gateway::Gateway(GatewayConfig config)
   auto policy = browser_policy(config_, server_->local_endpoint().port());
   spdlog::info("browser protections: {}", policy.describe());
   api_.set_browser_policy(std::move(policy));
+  // Commands the I/O threads submit to Redis are written once the handlers already queued have
+  // run: the commands of every request handled meanwhile go out in one write.
+  if (backend_.redis_client) {
+    backend_.redis_client->set_write_deferrer(
+        [this](std::function<void()> write) { asio::post(io_, std::move(write)); });
+  }
 }
 
 Gateway::~Gateway() {
@@ -292,6 +300,12 @@ void Gateway::wind_down() {
   // A shared store's feed thread calls the pool's listeners until told otherwise; the
   // supervisor they call is destroyed before the store.
   worker_hooks_.unhook();
+  // Commands whose write was left to the stopped I/O threads go out now, so that their answers
+  // come (join_blocking_calls waits for them).
+  if (backend_.redis_client) {
+    backend_.redis_client->set_write_deferrer(nullptr);
+    backend_.redis_client->flush();
+  }
   // Calls still being made for suspended requests finish before those requests are destroyed.
   api_.join_blocking_calls();
   // Suspended coroutines (connections, streams) refer to api_ and server_: destroy them now,

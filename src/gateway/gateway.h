@@ -19,6 +19,10 @@
 #include "http/server.h"
 #include "store/session_store.h"
 
+namespace tau::redis {
+class RedisClient;
+}  // namespace tau::redis
+
 namespace tau::gateway {
 
 // The gateway could not start (state directory, store or listening socket); the reason has
@@ -35,6 +39,7 @@ struct SessionBackend {
   std::unique_ptr<bridge::SessionService> sessions;
   std::shared_ptr<auth::TokenRegistry> tokens;
   std::unique_ptr<auth::RateLimiter> rate_limiter;
+  std::shared_ptr<redis::RedisClient> redis_client;  // null with a local store
   // Running sessions whose agent or worker process the last run left behind (local store).
   std::vector<std::string> lost_workers;
 };

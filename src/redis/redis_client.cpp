@@ -274,6 +274,10 @@ void PipelinedConnection::submit(const std::vector<std::string>& arguments, Done
     write_queued(false);
 }
 
+bool PipelinedConnection::queue(const std::vector<std::string>& arguments, Done done) {
+  return enqueue(arguments, std::move(done));
+}
+
 void PipelinedConnection::write_queued(bool may_wait) {
   std::string batch;
   while (true) {
@@ -469,6 +473,21 @@ bool RedisClient::try_submit(const std::vector<std::string>& arguments,
     done(std::move(error), std::move(reply));
   });
   return true;
+}
+
+void RedisClient::set_write_deferrer(WriteDeferrer defer) {
+  std::lock_guard lock(mutex_);
+  defer_writes_ = std::move(defer);
+}
+
+void RedisClient::flush() {
+  std::shared_ptr<PipelinedConnection> current;
+  {
+    std::lock_guard lock(mutex_);
+    current = connection_;
+  }
+  if (current)
+    current->flush();
 }
 
 Reply RedisClient::command(const std::vector<std::string>& arguments) {

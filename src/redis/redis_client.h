@@ -86,7 +86,7 @@ class RedisConnection {
 // connection breaks, or a reply is later than the command timeout, every command in flight fails
 // with RedisUnavailable (nothing is known to have happened to them) and the connection stays
 // broken. Thread-safe.
-class PipelinedConnection {
+class PipelinedConnection : public std::enable_shared_from_this<PipelinedConnection> {
  public:
   // Connects, authenticates and selects the database (as RedisConnection); throws
   // RedisUnavailable.
@@ -110,6 +110,12 @@ class PipelinedConnection {
   // bytes (its input buffer and the socket's are full) the connection is failed instead. Safe on
   // an I/O thread.
   void submit(const std::vector<std::string>& arguments, Done done);
+  // submit() in two steps: queue() the command; when it returns true nobody is writing, and the
+  // caller must call flush() (then, or a moment later so that more commands go in one write).
+  bool queue(const std::vector<std::string>& arguments, Done done);
+  // Writes what is queued, never waiting on the socket (as submit). Only by whoever owns the
+  // write: the caller whose queue() returned true (or whom it handed the write to).
+  void flush() { write_queued(false); }
   bool broken() const;
   // Commands sent or queued whose replies have not come yet.
   std::size_t in_flight() const;
@@ -168,6 +174,15 @@ class RedisClient {
   // false, with nothing sent, when there is no connection up (connecting waits, so the caller
   // makes the call with command() from a thread that may wait).
   bool try_submit(const std::vector<std::string>& arguments, PipelinedConnection::Done done);
+  // Where the write of commands submitted by try_submit is made: `defer(write)` runs `write` a
+  // moment later (e.g. posted to the I/O threads' executor, so that the commands of every
+  // request handled before it go out in one write). Empty (the default): at once. Before the
+  // executor stops running, set it back to empty and call flush().
+  using WriteDeferrer = std::function<void(std::function<void()>)>;
+  void set_write_deferrer(WriteDeferrer defer);
+  // Writes what is queued on the current connection, taking over a write that was deferred:
+  // only once a deferred write can no longer run (its executor stopped).
+  void flush();
   // Whether the last attempt to reach Redis failed (until a later one succeeds).
   bool unavailable() const;
   const RedisAddress& address() const { return address_; }
@@ -192,6 +207,7 @@ class RedisClient {
   bool unavailable_ = false;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds backoff_{0};
+  WriteDeferrer defer_writes_;
 };
 
 }  // namespace tau::redis
