@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -137,6 +136,8 @@ class StreamFollower : public bridge::SessionFollower,
     wake_timer_.cancel();
   }
   bool peer_gone() const { return peer_gone_; }
+  // Where the departure watch reads to: a byte that lives as long as the follower.
+  asio::mutable_buffer departure_buffer() { return asio::buffer(&departure_byte_, 1); }
   // Strand only: the stream is over, the socket may go away. Stops the departure watch.
   void detach() {
     if (socket_ != nullptr) {
@@ -164,24 +165,23 @@ class StreamFollower : public bridge::SessionFollower,
   std::atomic<bool> overflowed_{false};
   std::atomic<bool> wake_pending_{false};
   bool peer_gone_ = false;  // strand only
+  char departure_byte_ = 0;
 };
 
-// True when the timer ran its course, false when it was cancelled (a wake-up).
-asio::awaitable<bool> sleep_unless_woken(asio::steady_timer& timer) {
-  auto [error] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  co_return !error;
-}
-
 // Runs beside a follow stream for its whole life, so a departing client frees its stream at once
-// without re-arming a read on every wake-up. Touches only the follower once the read completes:
-// by then the stream may be over and its socket gone.
-asio::awaitable<void> watch_for_departure(asio::ip::tcp::socket& socket,
-                                          std::shared_ptr<StreamFollower> follower) {
-  char byte;
-  auto [error, read] =
-      co_await socket.async_read_some(asio::buffer(&byte, 1), asio::as_tuple(asio::use_awaitable));
-  if (error != asio::error::operation_aborted || read > 0)
-    follower->peer_left();
+// without re-arming a read on every wake-up. A plain completion handler rather than a spawned
+// coroutine, which would cost an idle stream three frames, and allocated exactly (not in one of
+// Asio's recycled blocks, which may be much larger). Touches only the follower once the read
+// completes: by then the stream may be over and its socket gone.
+void watch_for_departure(asio::ip::tcp::socket& socket,
+                         const std::shared_ptr<StreamFollower>& follower) {
+  socket.async_read_some(
+      follower->departure_buffer(),
+      asio::bind_allocator(std::allocator<void>(),
+                           [follower](const boost::system::error_code& error, std::size_t read) {
+                             if (error != asio::error::operation_aborted || read > 0)
+                               follower->peer_left();
+                           }));
 }
 
 // Removes the follower from the pool however the stream ends.
@@ -203,13 +203,81 @@ class FollowRegistration {
   std::shared_ptr<StreamFollower> follower_;
 };
 
+// What one read of the pool gives a follow stream: the events to write, and what comes next.
+struct LiveStep {
+  enum class Then {
+    wait,        // for a wake-up or the heartbeat (unless something was released meanwhile)
+    read_again,  // at once: the batch was full, or the session ended
+    end,         // write `closing`, end the body
+    stop,        // stop without ending the body: the client resumes from its last id
+  };
+  std::string events;  // encoded, possibly none
+  std::uint64_t last_sequence_id = 0;
+  std::uint64_t encoded_bytes_through = 0;
+  Then then = Then::wait;
+  std::string closing;  // Then::end: the final snapshot and `done`, or the feed-lost error
+};
+
+LiveStep plan_step(const bridge::FollowUpdate& update, const std::vector<core::SharedEvent>& events,
+                   const StreamSettings& settings) {
+  using Then = LiveStep::Then;
+  LiveStep step;
+  if (update.events_lost) {
+    step.then = Then::stop;  // fell behind retention: resuming shows the gap
+    return step;
+  }
+  if (!events.empty()) {
+    for (const auto& retained : events)
+      step.events += retained->encoded;
+    step.last_sequence_id = events.back()->event.sequence_id;
+    step.encoded_bytes_through = events.back()->encoded_bytes_through;
+    // Another read of the pool (and its lock) per delivery is needed only when this batch was
+    // full, the session ended, or something was released during the write (the caller checks).
+    if (!update.feed_lost && (events.size() == kBatchEvents || update.finished)) {
+      step.then = Then::read_again;
+      return step;
+    }
+  } else if (update.finished) {
+    step.then = Then::end;
+    step.closing = final_frames(update.session, settings);
+    return step;
+  }
+  if (update.feed_lost) {
+    // Nothing more will arrive on it: say why, and end without `done` so the client resumes.
+    step.then = Then::end;
+    step.closing = feed_lost_frame();
+  }
+  return step;
+}
+
+// One read of the pool after `last_sent`. A coroutine of its own, so that the update and the
+// replay it holds are not kept in the frame of an idle stream.
+asio::awaitable<LiveStep> read_live_step(bridge::SessionService& pool, const StreamRequest& request,
+                                         const StreamSettings& settings, std::uint64_t last_sent,
+                                         BlockingCalls& blocking) {
+  bridge::FollowUpdate update = pool.events_after(request.session_id, last_sent, kBatchEvents);
+  if (!update.in_store)
+    co_return plan_step(update, update.events, settings);
+  // Let go from memory: read back from the store, off this thread.
+  const bridge::Replay stored = co_await blocking.run(
+      [&] { return pool.replay(request.session_id, last_sent, kBatchEvents); });
+  if (stored.events.empty()) {
+    LiveStep gone;
+    gone.then = LiveStep::Then::stop;  // gone meanwhile (purged): resuming says how
+    co_return gone;
+  }
+  co_return plan_step(update, stored.events, settings);
+}
+
 asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionService& pool,
                                   const StreamRequest& request, const StreamSettings& settings,
                                   const std::shared_ptr<StreamFollower>& follower_ptr,
                                   std::uint64_t last_sent, BlockingCalls& blocking) {
+  using Then = LiveStep::Then;
   StreamFollower& follower = *follower_ptr;
-  asio::co_spawn(exchange.socket().get_executor(),
-                 watch_for_departure(exchange.socket(), follower_ptr), asio::detached);
+  // The request was read and answered: an idle stream keeps none of it.
+  exchange.release_request();
+  watch_for_departure(exchange.socket(), follower_ptr);
   const auto deadline = settings.stream_max_ms > 0
                             ? Clock::now() + std::chrono::milliseconds(settings.stream_max_ms)
                             : Clock::time_point::max();
@@ -218,37 +286,19 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionServi
     follower.rearm();
     if (follower.overflowed())
       co_return;  // cut off: it resumes from its last id
-    bridge::FollowUpdate update = pool.events_after(request.session_id, last_sent, kBatchEvents);
-    if (update.in_store) {
-      // Let go from memory: read back from the store, off this thread.
-      bridge::Replay stored = co_await blocking.run(
-          [&] { return pool.replay(request.session_id, last_sent, kBatchEvents); });
-      if (stored.events.empty())
-        co_return;  // gone meanwhile (purged): resuming says how
-      update.events = std::move(stored.events);
-    }
-    if (update.events_lost)
-      co_return;  // fell behind retention: resuming shows the gap
-    if (!update.events.empty()) {
-      std::string frames;
-      for (const auto& retained : update.events)
-        frames += retained->encoded;
-      co_await exchange.write_stream(std::move(frames));
-      last_sent = update.events.back()->event.sequence_id;
-      follower.sent_through(update.events.back()->encoded_bytes_through);
-      // Another read of the pool (and its lock) per delivery is needed only when this batch was
-      // full, the session ended, or something was released during the write.
-      if (!update.feed_lost && (update.events.size() == kBatchEvents || update.finished ||
-                                follower.notified_since_rearm()))
-        continue;
-    } else if (update.finished) {
-      co_await exchange.write_stream(final_frames(update.session, settings));
-      co_await exchange.end_stream();
+    LiveStep step = co_await read_live_step(pool, request, settings, last_sent, blocking);
+    if (step.then == Then::stop)
       co_return;
+    if (!step.events.empty()) {
+      co_await exchange.write_stream(std::move(step.events));
+      last_sent = step.last_sequence_id;
+      follower.sent_through(step.encoded_bytes_through);
+      if (step.then == Then::read_again ||
+          (step.then == Then::wait && follower.notified_since_rearm()))
+        continue;
     }
-    if (update.feed_lost) {
-      // Nothing more will arrive on it: say why, and end without `done` so the client resumes.
-      co_await exchange.write_stream(feed_lost_frame());
+    if (step.then == Then::end) {
+      co_await exchange.write_stream(std::move(step.closing));
       co_await exchange.end_stream();
       co_return;
     }
@@ -258,14 +308,16 @@ asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionServi
       co_await exchange.end_stream();
       co_return;
     }
+    // Woken (the timer cancelled) by notify(), or the heartbeat is due. The wait is allocated
+    // exactly: an idle stream holds it for up to a heartbeat.
     auto& timer = follower.wake_timer();
     timer.expires_at(deadline - now < heartbeat ? deadline : now + heartbeat);
-    const bool slept = co_await sleep_unless_woken(timer);
+    const auto [cancelled] = co_await timer.async_wait(
+        asio::bind_allocator(std::allocator<void>(), asio::as_tuple(asio::use_awaitable)));
     if (follower.peer_gone())
       co_return;  // the client went away
-    if (slept && Clock::now() < deadline) {
+    if (!cancelled && Clock::now() < deadline)
       co_await exchange.write_stream(http::serialize_sse_comment("keepalive"));
-    }
   }
 }
 

@@ -206,27 +206,45 @@ std::optional<FramingRefusal> framing_refusal(const RequestHeader& header) {
 }
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                   beast_http::request_parser<beast_http::string_body>& parser,
-                   asio::ip::tcp::endpoint remote, std::chrono::milliseconds body_timeout)
+                   std::unique_ptr<Parser> parser, asio::ip::tcp::endpoint remote,
+                   std::chrono::milliseconds body_timeout)
     : stream_(stream),
       buffer_(buffer),
-      parser_(parser),
+      parser_(std::move(parser)),
       remote_(std::move(remote)),
       body_timeout_(body_timeout),
-      head_(parser.get().method() == beast_http::verb::head),
-      keep_alive_(parser.get().keep_alive()) {}
+      head_(parser_->get().method() == beast_http::verb::head),
+      keep_alive_(parser_->get().keep_alive()) {}
+
+void Exchange::release_request() {
+  if (!parser_)
+    return;
+  auto header = std::make_unique<RequestHeader>();
+  const auto& request = parser_->get();
+  if (request.method() == beast_http::verb::unknown)
+    header->method_string(request.method_string());
+  else
+    header->method(request.method());
+  header->version(request.version());
+  released_header_ = std::move(header);
+  parser_.reset();
+  keep_alive_ = false;
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+}
 
 asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limit) {
-  if (const auto length = parser_.content_length(); length && *length > limit) {
+  Parser& parser = *parser_;
+  if (const auto length = parser.content_length(); length && *length > limit) {
     keep_alive_ = false;
     co_return std::nullopt;
   }
   // A chunked body is checked against the limit as it arrives.
-  parser_.body_limit(limit);
-  parser_.eager(true);
+  parser.body_limit(limit);
+  parser.eager(true);
   stream_.expires_after(body_timeout_);
   const beast::error_code ec = co_await read_parsed(
-      stream_, buffer_, parser_, [](const RequestParser& parser) { return parser.is_done(); });
+      stream_, buffer_, parser, [](const RequestParser& parser) { return parser.is_done(); });
   // Handling the request may take a while (e.g. waiting for the store); no timer may run then.
   stream_.expires_never();
   if (ec == beast_http::error::body_limit) {
@@ -241,15 +259,15 @@ asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limi
   }
   if (ec)
     throw beast::system_error(ec);
-  co_return std::move(parser_.get().body());
+  co_return std::move(parser.get().body());
 }
 
 void Exchange::prepare(beast_http::header<false>& response_header) {
   responded_ = true;
   // A body left unread would be parsed as the next request, so such a connection must close.
-  if (!parser_.is_done())
+  if (!parser_->is_done())
     keep_alive_ = false;
-  response_header.version(parser_.get().version());
+  response_header.version(parser_->get().version());
   response_header.set(beast_http::field::server, "tau-gateway");
   response_header.set(beast_http::field::date, http_date());
   for (const auto& [name, value] : response_headers_)
@@ -389,7 +407,10 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       ec = co_await skip_empty_lines(stream, buffer);
       if (ec)
         break;  // closed by the peer, or idle too long
-      RequestParser parser;
+      // On the heap, not in this frame, so that a long-lived exchange can let go of it (see
+      // Exchange::release_request).
+      auto parser_owner = std::make_unique<RequestParser>();
+      RequestParser& parser = *parser_owner;
       // The body limit is applied by Exchange::read_body once the handler has chosen one.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
@@ -426,10 +447,12 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
                             std::to_string(options_.max_target_bytes) + " bytes");
         break;
       }
-      Exchange exchange(stream, buffer, parser, remote, options_.body_timeout);
       // RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding has faulty framing
       // (HTTP/1.0 has none); it is answered, and the connection closes after.
-      if (version < 11 && parser.get().count(beast_http::field::transfer_encoding) > 0)
+      const bool faulty_framing =
+          version < 11 && parser.get().count(beast_http::field::transfer_encoding) > 0;
+      Exchange exchange(stream, buffer, std::move(parser_owner), remote, options_.body_timeout);
+      if (faulty_framing)
         exchange.close_after();
       co_await handler_(exchange);
       if (!exchange.responded() || !exchange.keep_alive())

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,11 +52,16 @@ std::optional<FramingRefusal> framing_refusal(const RequestHeader& header);
 // read a large body. A handler sends exactly one response: a whole one, or a chunked stream.
 class Exchange {
  public:
-  Exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
-           beast_http::request_parser<beast_http::string_body>& parser,
-           boost::asio::ip::tcp::endpoint remote, std::chrono::milliseconds body_timeout);
+  using Parser = beast_http::request_parser<beast_http::string_body>;
 
-  const RequestHeader& header() const { return parser_.get().base(); }
+  Exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
+           std::unique_ptr<Parser> parser, boost::asio::ip::tcp::endpoint remote,
+           std::chrono::milliseconds body_timeout);
+
+  // After release_request(), only the method and the version are left.
+  const RequestHeader& header() const {
+    return parser_ ? parser_->get().base() : *released_header_;
+  }
   // A HEAD request: its answer is the header a GET would get (Content-Length included), without
   // the body. send() and start_stream() leave the body out, and write_stream() and end_stream()
   // write nothing.
@@ -77,6 +83,12 @@ class Exchange {
   // reading) closes the connection and throws.
   void set_write_timeout(std::chrono::milliseconds timeout) { write_timeout_ = timeout; }
   boost::asio::awaitable<void> end_stream();
+  // For a response that stays open long after its request was read (a follow stream): lets go
+  // of the request's parser (header fields, target, body) and of the connection's read buffer,
+  // which an idle stream would otherwise keep for hours. Only once the response has started;
+  // header() then keeps the method and version alone, and the connection closes after the
+  // exchange (bytes the client sent after the request are dropped with the buffer).
+  void release_request();
 
   // The connection's socket, for a long-lived response that must notice the peer leaving or cut
   // a stalled peer off. Only touch it from the connection's strand.
@@ -104,7 +116,8 @@ class Exchange {
 
   boost::beast::tcp_stream& stream_;
   boost::beast::flat_buffer& buffer_;
-  beast_http::request_parser<beast_http::string_body>& parser_;
+  std::unique_ptr<Parser> parser_;                  // null after release_request()
+  std::unique_ptr<RequestHeader> released_header_;  // method and version, after it
   boost::asio::ip::tcp::endpoint remote_;
   std::chrono::milliseconds body_timeout_;
   std::chrono::milliseconds write_timeout_{0};  // 0: none
