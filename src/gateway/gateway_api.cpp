@@ -53,10 +53,14 @@ std::optional<std::uint64_t> parse_cursor(std::string_view text) {
 }  // namespace
 
 http::StringResponse json_response(unsigned status, const json::object& body) {
+  return json_response(status, json::serialize(body));
+}
+
+http::StringResponse json_response(unsigned status, std::string body) {
   http::StringResponse response{static_cast<beast_http::status>(status), 11};
   response.set(beast_http::field::content_type, "application/json");
   response.set(beast_http::field::cache_control, "no-store");
-  response.body() = json::serialize(body);
+  response.body() = std::move(body);
   return response;
 }
 
@@ -171,7 +175,7 @@ void GatewayApi::add_routes() {
   route(verb::post, paths::sessions,
         {.json_handler = &GatewayApi::open_session, .body = RequestBody::required});
   route(verb::get, paths::sessions, {.json_handler = &GatewayApi::list_sessions});
-  route(verb::get, paths::session_detail, {.json_handler = &GatewayApi::session_detail});
+  route(verb::get, paths::session_detail, {.json_text_handler = &GatewayApi::session_detail});
   route(verb::post, paths::progress,
         {.json_handler = &GatewayApi::append_progress,
          .json_handler_without_thread = &GatewayApi::append_progress_without_thread,
@@ -255,10 +259,13 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
   context.body_rule = spec.body;
   if (spec.body != RequestBody::absent)
     co_await read_request_body(exchange, context);
+  // Branches rather than one more coroutine: each awaited coroutine is a frame per request.
   if (spec.stream_handler)
     co_await spec.stream_handler(*this, context);
+  else if (spec.raw_handler)
+    co_await answer_raw(spec, context);
   else
-    co_await answer(spec, context);
+    co_await answer_json(spec, context);
 }
 
 const GatewayApi::RouteSpec* GatewayApi::route(RequestContext& context) {
@@ -388,13 +395,6 @@ asio::awaitable<void> GatewayApi::read_request_body(http::Exchange& exchange,
   context.body = std::move(*body);
 }
 
-asio::awaitable<void> GatewayApi::answer(const RouteSpec& spec, RequestContext& context) {
-  if (spec.raw_handler)
-    co_await answer_raw(spec, context);
-  else
-    co_await answer_json(spec, context);
-}
-
 asio::awaitable<void> GatewayApi::answer_raw(const RouteSpec& spec, RequestContext& context) {
   RawBody answer;
   // Whether the handler's calls must leave the I/O thread (see BlockingCalls).
@@ -420,30 +420,39 @@ asio::awaitable<void> GatewayApi::answer_raw(const RouteSpec& spec, RequestConte
 }
 
 asio::awaitable<void> GatewayApi::answer_json(const RouteSpec& spec, RequestContext& context) {
+  auto render = [&] {
+    return spec.json_text_handler ? spec.json_text_handler(*this, context)
+                                  : json::serialize(spec.json_handler(*this, context));
+  };
   // Nothing is acknowledged before it is durable.
-  json::object answer;
+  std::string answer;
   bool durable = false;
   std::optional<json::object> answered;
   if (blocking_.hops() && spec.calls_pool && spec.json_handler_without_thread)
     answered = co_await spec.json_handler_without_thread(*this, context);
   if (answered) {
-    answer = std::move(*answered);
-    durable = co_await wait_until_durable(pool_, context.commit_ticket);
+    answer = json::serialize(*answered);
+    durable = context.commit_ticket == 0;
+    if (!durable)
+      durable = co_await wait_until_durable(pool_, context.commit_ticket);
   } else if (blocking_.hops() && spec.calls_pool) {
     // The handler and the wait for its change, in one trip to a thread that may wait.
     std::tie(answer, durable) = co_await blocking_.run([&] {
-      json::object body = spec.json_handler(*this, context);
+      std::string body = render();
       return std::pair(std::move(body), block_until_durable(pool_, context.commit_ticket));
     });
   } else {
-    answer = spec.json_handler(*this, context);
-    durable = co_await wait_until_durable(pool_, context.commit_ticket);
+    answer = render();
+    // A read changed nothing: no wait, and no coroutine frame for one.
+    durable = context.commit_ticket == 0;
+    if (!durable)
+      durable = co_await wait_until_durable(pool_, context.commit_ticket);
   }
   if (!durable) {
     throw ApiError(503, "store_unavailable",
                    "the change could not be made durable; the gateway's store has failed");
   }
-  co_await context.exchange.send(json_response(200, answer));
+  co_await context.exchange.send(json_response(200, std::move(answer)));
 }
 
 void GatewayApi::record_request(const RequestContext& context,
@@ -592,8 +601,13 @@ json::object GatewayApi::open_session(RequestContext& context) {
   return json::object{{"session", session_json(launched.session)}};
 }
 
-json::object GatewayApi::session_detail(RequestContext& context) {
-  return json::object{{"session", session_json(pool_.get(context.session_id()))}};
+std::string GatewayApi::session_detail(RequestContext& context) {
+  // {"session": session_json(...)}, rendered without building the objects.
+  const core::SessionSnapshot session = pool_.get(context.session_id());
+  std::string body = R"({"session":)";
+  append_session_json(body, session, agents_.agent_json(session.session_id));
+  body += '}';
+  return body;
 }
 
 json::object GatewayApi::append_progress(RequestContext& context) {

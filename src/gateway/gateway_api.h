@@ -34,6 +34,8 @@ namespace tau::gateway {
 
 // A JSON answer with the headers every JSON response carries; an error in the envelope.
 http::StringResponse json_response(unsigned status, const boost::json::object& body);
+// The same with the object already serialized.
+http::StringResponse json_response(unsigned status, std::string body);
 http::StringResponse error_response(unsigned status, std::string_view code,
                                     std::string_view message);
 
@@ -85,6 +87,9 @@ class GatewayApi {
   // Most routes answer one JSON object; the stream route writes its response itself.
   // (JSON is built outside coroutines: g++ 12 miscompiles some brace-initialized JSON in them.)
   using JsonHandler = std::function<boost::json::object(GatewayApi&, RequestContext&)>;
+  // The same answer rendered straight to its bytes, for a route read too often to build an
+  // object for each answer.
+  using JsonTextHandler = std::function<std::string(GatewayApi&, RequestContext&)>;
   using StreamHandler = std::function<boost::asio::awaitable<void>(GatewayApi&, RequestContext&)>;
   // Answers a body that is not a JSON object: metrics text, the API description, the dashboard.
   struct RawBody {
@@ -101,6 +106,7 @@ class GatewayApi {
     JsonHandler json_handler;
     // Where calls block, tried before json_handler: the hot path of a shared store.
     JsonHandlerWithoutThread json_handler_without_thread;
+    JsonTextHandler json_text_handler;
     StreamHandler stream_handler;
     RawHandler raw_handler;
     bool authenticated = true;
@@ -133,7 +139,6 @@ class GatewayApi {
   // on a route that needs no credentials.
   std::string authorize(const RouteSpec& spec, RequestContext& context);
   boost::asio::awaitable<void> read_request_body(http::Exchange& exchange, RequestContext& context);
-  boost::asio::awaitable<void> answer(const RouteSpec& spec, RequestContext& context);
   boost::asio::awaitable<void> answer_raw(const RouteSpec& spec, RequestContext& context);
   boost::asio::awaitable<void> answer_json(const RouteSpec& spec, RequestContext& context);
   static boost::asio::awaitable<void> send_error(http::Exchange& exchange, const ApiError& error);
@@ -149,7 +154,7 @@ class GatewayApi {
   boost::json::object readyz(RequestContext& context);
   boost::json::object list_sessions(RequestContext& context);
   boost::json::object open_session(RequestContext& context);
-  boost::json::object session_detail(RequestContext& context);
+  std::string session_detail(RequestContext& context);
   boost::json::object append_progress(RequestContext& context);
   boost::asio::awaitable<std::optional<boost::json::object>> append_progress_without_thread(
       RequestContext& context);

@@ -1,7 +1,10 @@
 #include "gateway/json_codec.h"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
 
 #include "core/session_types.h"
 #include "core/text.h"
@@ -43,6 +46,52 @@ json::object to_json(const core::SessionSnapshot& session) {
       {"last_activity_unix_ms", session.last_activity_unix_ms},
       {"queued_followups", session.queued_followups},
   };
+}
+
+namespace {
+template <class Integer>
+void append_integer(std::string& out, Integer value) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+}
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+  // Printable ASCII but the quote and the backslash is written as is; anything else (control
+  // characters, bytes past ASCII) goes through Boost.JSON, whose escaping stays the rule.
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += json::serialize(json::string_view(text));
+    return;
+  }
+  out += '"';
+  out.append(text.data(), text.size());
+  out += '"';
+}
+
+void append_session_json(std::string& out, const core::SessionSnapshot& session,
+                         const json::value& agent) {
+  out += R"({"session_id":)";
+  append_json_string(out, session.session_id);
+  out += R"(,"workspace_id":)";
+  append_json_string(out, session.workspace_id);
+  out += R"(,"status":)";
+  append_json_string(out, core::to_string(session.status));
+  out += R"(,"started_unix_ms":)";
+  append_integer(out, session.started_unix_ms);
+  out += R"(,"last_activity_unix_ms":)";
+  append_integer(out, session.last_activity_unix_ms);
+  out += R"(,"queued_followups":)";
+  append_integer(out, session.queued_followups);
+  out += R"(,"agent":)";
+  if (agent.is_null())
+    out += "null";
+  else
+    out += json::serialize(agent);
+  out += '}';
 }
 
 json::object to_json(const core::SessionEvent& event) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,8 +17,16 @@ boost::json::object error_envelope(unsigned status, std::string_view code,
                                    std::string_view message);
 
 boost::json::object to_json(const core::SessionSnapshot& session);
+// The bytes boost::json::serialize writes for to_json(session) with "agent": `agent` appended
+// (the session as answers show it), without building the object: the read path answers this
+// many times per session. The field order is to_json's; a test holds the two to the same bytes.
+void append_session_json(std::string& out, const core::SessionSnapshot& session,
+                         const boost::json::value& agent);
 boost::json::object to_json(const core::SessionEvent& event);
 boost::json::object to_json(const bridge::RuntimeInfo& runtime);
+
+// `text` as boost::json::serialize writes a JSON string (quoted and escaped), appended to `out`.
+void append_json_string(std::string& out, std::string_view text);
 
 // Request bodies. Each throws ApiError 400 `malformed_json` with a message naming the problem.
 // With `body_optional`, an empty (or all-whitespace) body is an empty object.

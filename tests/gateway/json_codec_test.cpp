@@ -153,6 +153,62 @@ TEST(ToJsonTest, SessionEventDataThatIsNotAnObjectRendersAsRawText) {
   }
 }
 
+// --- append_session_json, append_json_string: the bytes Boost.JSON writes -----------------------
+
+// What the API answered before the session was rendered directly: to_json with the agent.
+std::string serialized_session(const core::SessionSnapshot& session, const json::value& agent) {
+  json::object object = to_json(session);
+  object["agent"] = agent;
+  return json::serialize(object);
+}
+
+std::string appended_session(const core::SessionSnapshot& session, const json::value& agent) {
+  std::string out = "prefix:";
+  append_session_json(out, session, agent);
+  EXPECT_EQ(out.substr(0, 7), "prefix:");
+  return out.substr(7);
+}
+
+TEST(AppendSessionJsonTest, WritesTheBytesOfTheObjectWithItsAgent) {
+  const json::value agents[] = {
+      nullptr,
+      json::parse(R"({"state":"ready","pending_permissions":2,"name":"opencode \"x\"\n"})"),
+  };
+  for (const auto status :
+       {core::SessionStatus::running, core::SessionStatus::completed, core::SessionStatus::failed,
+        core::SessionStatus::timed_out, core::SessionStatus::closed}) {
+    for (const auto& agent : agents) {
+      core::SessionSnapshot session{
+          "s-0123456789abcdef0123", "workspace one", status, 1700000000000, 1700000012345, 3};
+      EXPECT_EQ(appended_session(session, agent), serialized_session(session, agent));
+    }
+  }
+}
+
+TEST(AppendSessionJsonTest, WritesExtremeNumbersAndEscapedTextAsBoostJsonDoes) {
+  core::SessionSnapshot session{"s\"1\\",
+                                "w\x01\t\n\x7f/é\xff",
+                                core::SessionStatus::running,
+                                std::numeric_limits<std::int64_t>::min(),
+                                std::numeric_limits<std::int64_t>::max(),
+                                std::numeric_limits<std::size_t>::max()};
+  EXPECT_EQ(appended_session(session, nullptr), serialized_session(session, nullptr));
+  session = core::SessionSnapshot{"", "", core::SessionStatus::closed, 0, -1, 0};
+  EXPECT_EQ(appended_session(session, nullptr), serialized_session(session, nullptr));
+}
+
+TEST(AppendJsonStringTest, EscapesEveryByteAsBoostJsonDoes) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const std::string text = "a" + std::string(1, static_cast<char>(byte)) + "b";
+    std::string out;
+    append_json_string(out, text);
+    EXPECT_EQ(out, json::serialize(json::string_view(text))) << "byte " << byte;
+  }
+  std::string out = "x";
+  append_json_string(out, "");
+  EXPECT_EQ(out, "x\"\"");
+}
+
 TEST(ToJsonTest, RuntimeInfo) {
   bridge::RuntimeInfo runtime;
   runtime.active_sessions = 2;
