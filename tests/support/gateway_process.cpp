@@ -1,5 +1,6 @@
 #include "support/gateway_process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include <fstream>
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -58,6 +61,36 @@ std::string read_all(int fd) {
   return text;
 }
 
+// Waits for `pid` to exit, at most `limit`; false if it is still running then.
+bool exited_within(pid_t pid, std::chrono::seconds limit, int& status) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    const pid_t reaped = ::waitpid(pid, &status, WNOHANG);
+    if (reaped == pid || (reaped < 0 && errno != EINTR))
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Every thread's backtrace, from gdb when the machine has it (Debian's gdb package).
+std::string thread_stacks(pid_t pid) {
+  if (::access("/usr/bin/gdb", X_OK) != 0)
+    return "(no /usr/bin/gdb to show them)";
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    return "(pipe failed)";
+  const pid_t gdb = spawn_process(
+      {"/usr/bin/gdb", "-p", std::to_string(pid), "-batch", "-nx", "-ex", "thread apply all bt"},
+      {}, out[1], out[1]);
+  ::close(out[1]);
+  std::string text = read_all(out[0]);
+  ::close(out[0]);
+  ::waitpid(gdb, nullptr, 0);
+  return text;
+}
+
 }  // namespace
 
 pid_t spawn_process(std::vector<std::string> argv, const std::map<std::string, std::string>& env,
@@ -97,7 +130,8 @@ ExitResult run_to_exit(const std::vector<std::string>& argv,
                        const std::map<std::string, std::string>& env) {
   int out[2];
   int err[2];
-  if (::pipe(out) != 0 || ::pipe(err) != 0)
+  // Close-on-exec, so that no other process started meanwhile holds these ends open.
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
   const pid_t pid = spawn_process(argv, env, out[1], err[1]);
   ::close(out[1]);
@@ -154,7 +188,7 @@ GatewayProcess::GatewayProcess(std::vector<std::string> args,
     args.insert(args.end(), {"--store", redis_url, "--redis-prefix", prefix});
   }
   int err[2];
-  if (::pipe(err) != 0)
+  if (::pipe2(err, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
   pid_ = spawn_gateway(args, env, -1, err[1]);
   ::close(err[1]);
@@ -191,7 +225,20 @@ int GatewayProcess::stop_with(int signal) {
     return *exit_code_;
   ::kill(pid_, signal);
   int status = 0;
-  ::waitpid(pid_, &status, 0);
+  if (!exited_within(pid_, kStopLimit, status)) {
+    // A gateway that ignores SIGTERM would hang the whole test binary until CTest's timeout,
+    // with nothing to show for it: say where each of its threads is, then kill it.
+    const std::string stacks = thread_stacks(pid_);
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+    reader_.join();
+    ADD_FAILURE() << "gateway still running " << kStopLimit.count() << " s after signal " << signal
+                  << "; its threads:\n"
+                  << stacks << "\nstderr:\n"
+                  << stderr_text();
+    exit_code_ = 128 + SIGKILL;
+    return *exit_code_;
+  }
   reader_.join();
   exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return *exit_code_;

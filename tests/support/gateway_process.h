@@ -85,6 +85,10 @@ class GatewayProcess {
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
+  // How long a stopped gateway may take to exit (a sanitizer build on a busy machine included)
+  // before the test fails with its threads' stacks.
+  static constexpr std::chrono::seconds kStopLimit{120};
+
   void drain_stderr(int fd);
   int stop_with(int signal);
 
