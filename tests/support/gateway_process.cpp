@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +16,6 @@
 #include <fstream>
 #include <regex>
 #include <stdexcept>
-#include <thread>
 
 extern char** environ;
 
@@ -59,19 +57,6 @@ std::string read_all(int fd) {
   while ((got = ::read(fd, buffer, sizeof buffer)) > 0)
     text.append(buffer, static_cast<size_t>(got));
   return text;
-}
-
-// Waits for `pid` to exit, at most `limit`; false if it is still running then.
-bool exited_within(pid_t pid, std::chrono::seconds limit, int& status) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (true) {
-    const pid_t reaped = ::waitpid(pid, &status, WNOHANG);
-    if (reaped == pid || (reaped < 0 && errno != EINTR))
-      return true;
-    if (std::chrono::steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 // Every thread's backtrace, from gdb when the machine has it (Debian's gdb package).
@@ -224,36 +209,40 @@ int GatewayProcess::stop_with(int signal) {
   if (exit_code_)
     return *exit_code_;
   ::kill(pid_, signal);
-  int status = 0;
+  // Its stderr closes when it exits (the reader sees the end of the pipe).
   bool exited = false;
 #ifdef TAU_THREAD_SANITIZER
   // ThreadSanitizer runs a signal's handler late, and in rare interleavings never
   // (google/sanitizers#1179, #1855): a gateway that has not exited within a while gets the
   // signal once more, as an operator would send it. Release and ASan builds, where a lost
   // signal would be our bug, get it once.
-  exited = exited_within(pid_, std::chrono::seconds(20), status);
+  exited = stderr_closed_within(std::chrono::seconds(20));
   if (!exited && signal != SIGKILL)
     ::kill(pid_, signal);
 #endif
   if (!exited)
-    exited = exited_within(pid_, kStopLimit, status);
-  if (!exited) {
-    // A gateway that ignores SIGTERM would hang the whole test binary until CTest's timeout,
-    // with nothing to show for it: say where each of its threads is, then kill it.
-    const std::string stacks = thread_stacks(pid_);
+    exited = stderr_closed_within(kStopLimit);
+  // A gateway that ignores SIGTERM would hang the whole test binary until CTest's timeout,
+  // with nothing to show for it: say where each of its threads is, then kill it.
+  const std::string stacks = exited ? std::string() : thread_stacks(pid_);
+  if (!exited)
     ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    reader_.join();
-    ADD_FAILURE() << "gateway still running " << kStopLimit.count() << " s after signal " << signal
-                  << "; its threads:\n"
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  reader_.join();
+  if (!exited) {
+    ADD_FAILURE() << "gateway (or a process holding its stderr) still running "
+                  << kStopLimit.count() << " s after signal " << signal << "; its threads:\n"
                   << stacks << "\nstderr:\n"
                   << stderr_text();
-    exit_code_ = 128 + SIGKILL;
-    return *exit_code_;
   }
-  reader_.join();
   exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return *exit_code_;
+}
+
+bool GatewayProcess::stderr_closed_within(std::chrono::seconds limit) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, limit, [&] { return stderr_closed_; });
 }
 
 GatewayProcess::~GatewayProcess() {

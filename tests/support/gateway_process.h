@@ -91,6 +91,8 @@ class GatewayProcess {
 
   void drain_stderr(int fd);
   int stop_with(int signal);
+  // Whether the gateway's stderr reached its end (the gateway exited) within `limit`.
+  bool stderr_closed_within(std::chrono::seconds limit);
 
   TempDir state_dir_;
   pid_t pid_ = -1;
