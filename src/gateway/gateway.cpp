@@ -102,8 +102,6 @@ SessionBackend open_local_backend(const GatewayConfig& config) {
   pool->restore(std::move(stored.sessions), &backend.lost_workers);
   auto tokens = std::make_shared<auth::LocalTokenRegistry>(token_store);
   tokens->restore(stored_tokens, core::system_clock_unix_ms());
-  // What the restore changed (lost workers) is committed before anyone can ask.
-  backend.local_store->flush();
   spdlog::info("store: {} restored {} sessions and {} auth sessions",
                backend.local_store->info().kind, restored_sessions, stored_tokens.size());
   backend.sessions = std::move(pool);
@@ -209,6 +207,11 @@ Gateway::Gateway(GatewayConfig config)
   // Sessions whose process the last run left: ACP agents that can load their session are
   // started again (their processes report once run() runs the I/O threads); the others end.
   agents_.recover(backend_.lost_workers);
+  // What the restore and the recovery wrote (a lost worker's restart event and its session's
+  // end) is committed before anyone can ask: readers see only the durable part of a log, so a
+  // reader could otherwise find a failed session without the event that says why.
+  if (backend_.local_store)
+    backend_.local_store->flush();
   // The allowed Host names carry the port actually bound (--bind may say 0).
   auto policy = browser_policy(config_, server_->local_endpoint().port());
   spdlog::info("browser protections: {}", policy.describe());
