@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -218,20 +219,22 @@ asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
     ~Recorder() { api.record_request(context, started); }
   } recorder{*this, context};
 
-  std::optional<ApiError> failure;
+  // On the heap: an optional would hold an ApiError's worth of this frame for a stream's life.
+  std::unique_ptr<ApiError> failure;
   try {
     co_await dispatch(exchange, context);
   } catch (const ApiError& error) {
-    failure = error;
+    failure = std::make_unique<ApiError>(error);
   } catch (const http::BadRequest& error) {
-    failure = ApiError(400, "malformed_request", error.what());
+    failure = std::make_unique<ApiError>(400, "malformed_request", error.what());
   } catch (const core::Error& error) {
-    failure = to_api_error(error);
+    failure = std::make_unique<ApiError>(to_api_error(error));
   } catch (const boost::system::system_error&) {
     throw;  // the connection failed; there is no one to answer
   } catch (const std::exception& error) {
     spdlog::error("request failed: {}", error.what());
-    failure = ApiError(500, "internal_error", "the gateway failed to handle the request");
+    failure = std::make_unique<ApiError>(500, "internal_error",
+                                         "the gateway failed to handle the request");
   }
   if (failure && !exchange.responded())
     co_await send_error(exchange, *failure);
@@ -687,6 +690,9 @@ StreamRequest GatewayApi::stream_request(const RequestContext& context) const {
 
 asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
   const StreamRequest request = stream_request(context);
+  // The stream may stay open for hours with this context: the parsed target's strings, which the
+  // stream request took what it needs from, are let go now.
+  context.target = {};
   std::optional<StreamSlot> follow_slot;
   if (request.follow) {
     follow_slot.emplace(streams_.follow);
