@@ -12,6 +12,7 @@
 #include <limits>
 #include <memory>
 
+#include "gateway/api_error.h"
 #include "gateway/json_codec.h"
 #include "http/sse.h"
 
@@ -400,8 +401,18 @@ asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
 }  // namespace
 
 asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionService& pool,
-                                         const StreamRequest& request,
-                                         const StreamSettings& settings, BlockingCalls& blocking) {
+                                         StreamRequest request, const StreamSettings& settings,
+                                         StreamCounts& counts, BlockingCalls& blocking) {
+  std::optional<StreamSlot> follow_slot;
+  if (request.follow) {
+    follow_slot.emplace(counts.follow);
+    if (follow_slot->count() > settings.max_follow_streams) {
+      throw ApiError(503, "stream_limit_reached",
+                     "the gateway already serves the maximum of " +
+                         std::to_string(settings.max_follow_streams) + " follow streams");
+    }
+  }
+  const StreamSlot open_slot(counts.open);
   if (exchange.is_head()) {
     // The header a GET would get, and nothing else: the session must exist (404 otherwise),
     // but nothing is replayed or followed.

@@ -10,6 +10,7 @@
 
 #include "bridge/session_service.h"
 #include "gateway/blocking_calls.h"
+#include "gateway/stream_counts.h"
 #include "http/server.h"
 
 namespace tau::gateway {
@@ -18,7 +19,8 @@ struct StreamSettings {
   std::int64_t retry_ms = 3000;
   std::int64_t heartbeat_ms = 15000;
   std::uint64_t max_buffered_bytes = 1024 * 1024;
-  std::int64_t stream_max_ms = 0;  // 0: no cap
+  std::int64_t stream_max_ms = 0;            // 0: no cap
+  std::uint64_t max_follow_streams = 10000;  // more at once: 503 stream_limit_reached
   // The snapshot's `agent` object for a session (null without one); unset: no `agent` field.
   std::function<boost::json::value(std::string_view session_id)> agent_of;
 };
@@ -42,10 +44,11 @@ std::string encode_event_frame(const core::SessionEvent& event);
 // `done`). Unknown sessions throw before anything is written. The opening calls (follow or
 // replay) are made through `blocking`; the live reads (`events_after`, `unfollow`) on the
 // connection's executor.
+// The stream is counted in `counts` while it is open; a follow stream past
+// `settings.max_follow_streams` is refused (ApiError 503 `stream_limit_reached`) first.
 boost::asio::awaitable<void> write_event_stream(http::Exchange& exchange,
-                                                bridge::SessionService& pool,
-                                                const StreamRequest& request,
+                                                bridge::SessionService& pool, StreamRequest request,
                                                 const StreamSettings& settings,
-                                                BlockingCalls& blocking);
+                                                StreamCounts& counts, BlockingCalls& blocking);
 
 }  // namespace tau::gateway

@@ -118,8 +118,11 @@ GatewayApi::GatewayApi(const GatewayConfig& config, bridge::SessionService& pool
       agents_(agents),
       launcher_(pool, config.agents, workers, agents),
       stream_settings_{
-          config.sse.retry_ms, config.sse.heartbeat_ms, config.sse.max_buffered_bytes,
+          config.sse.retry_ms,
+          config.sse.heartbeat_ms,
+          config.sse.max_buffered_bytes,
           config.sse.stream_max_ms,
+          config.sse.max_streams,
           [&agents](std::string_view session_id) { return agents.agent_json(session_id); }},
       status_page_(pool, authenticator, rate_limiter, workers, agents, streams_),
       metrics_page_(pool, authenticator, rate_limiter, workers, streams_),
@@ -688,23 +691,14 @@ StreamRequest GatewayApi::stream_request(const RequestContext& context) const {
   return request;
 }
 
+// Not a coroutine: a follow stream would keep its frame for as long as it is open.
 asio::awaitable<void> GatewayApi::stream(RequestContext& context) {
-  const StreamRequest request = stream_request(context);
+  StreamRequest request = stream_request(context);
   // The stream may stay open for hours with this context: the parsed target's strings, which the
   // stream request took what it needs from, are let go now.
   context.target = {};
-  std::optional<StreamSlot> follow_slot;
-  if (request.follow) {
-    follow_slot.emplace(streams_.follow);
-    if (follow_slot->count() > config_.sse.max_streams) {
-      throw ApiError(503, "stream_limit_reached",
-                     "the gateway already serves the maximum of " +
-                         std::to_string(config_.sse.max_streams) + " follow streams");
-    }
-  }
-  StreamSlot open_slot(streams_.open);
-  co_await write_event_stream(context.exchange, pool_, request, stream_settings_,
-                              blocking_.hops() ? blocking_ : store_reads_);
+  return write_event_stream(context.exchange, pool_, std::move(request), stream_settings_, streams_,
+                            blocking_.hops() ? blocking_ : store_reads_);
 }
 
 json::object GatewayApi::close_session(RequestContext& context) {
