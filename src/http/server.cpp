@@ -207,6 +207,50 @@ std::optional<FramingRefusal> framing_refusal(const RequestHeader& header) {
                         "chunked must be the last transfer coding, and appear once"};
 }
 
+namespace {
+
+// A request the server answers itself, before any handler, closing the connection after.
+struct HeaderRefusal {
+  unsigned version;
+  unsigned status;
+  std::string_view code;
+  std::string message;
+};
+
+// What reading a request's header (ending in `ec`) leaves to refuse: a header over the limit,
+// bytes that are not HTTP/1.1, framing RFC 9112 forbids, a target over the limit. A plain
+// function: a connection's frame lives as long as the connection (for hours, under a follow
+// stream), and g++ would give each refusal's temporaries a slot of their own in it.
+std::optional<HeaderRefusal> header_refusal(const beast::error_code& ec,
+                                            const RequestParser& parser,
+                                            const ServerOptions& options) {
+  if (ec == beast_http::error::header_limit) {
+    return HeaderRefusal{
+        11, 431, "header_too_large",
+        "request header is larger than " + std::to_string(options.max_header_bytes) + " bytes"};
+  }
+  if (is_http_error(ec) && ec != beast_http::error::end_of_stream &&
+      ec != beast_http::error::partial_message) {
+    // Bytes that are not an HTTP/1.1 request header (duplicate Content-Length, a bad method or
+    // version, a bare CR or LF): say so, then close, since the framing is lost.
+    return HeaderRefusal{11, 400, "malformed_request",
+                         "the request header is not valid HTTP/1.1: " + ec.message()};
+  }
+  if (ec)
+    return std::nullopt;  // closed by the peer or timed out: no one to answer
+  const unsigned version = parser.get().version();
+  if (const auto refusal = framing_refusal(parser.get()))
+    return HeaderRefusal{version, refusal->status, refusal->code, std::string(refusal->message)};
+  if (parser.get().target().size() > options.max_target_bytes) {
+    return HeaderRefusal{
+        version, 414, "target_too_long",
+        "request target is longer than " + std::to_string(options.max_target_bytes) + " bytes"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                    std::unique_ptr<Parser> parser, asio::ip::tcp::endpoint remote,
                    std::chrono::milliseconds body_timeout)
@@ -377,9 +421,6 @@ asio::awaitable<void> Server::accept_loop() {
   }
 }
 
-// A connection's frame lives as long as the connection (for hours, under a follow stream), and
-// g++ gives every local and temporary of a coroutine its own slot: so reading and refusing a
-// header, with all their temporaries, happen in read_request's short-lived frame instead.
 asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   struct Counted {
     std::atomic<std::size_t>& connections;
@@ -391,9 +432,32 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   beast::flat_buffer buffer;
   try {
     for (bool first = true;; first = false) {
-      std::unique_ptr<RequestParser> parser = co_await read_request(stream, buffer, first);
-      if (!parser)
+      // Between requests a keep-alive connection may idle (empty lines, which RFC 9112 lets a
+      // client send before a request, included); once a request's first byte is in, its header
+      // must be complete within the header timeout. A new connection has no idle allowance: it
+      // was opened to send a request.
+      stream.expires_after(first ? options_.header_timeout : options_.idle_timeout);
+      ec = co_await skip_empty_lines(stream, buffer);
+      if (ec)
+        break;  // closed by the peer, or idle too long
+      // On the heap, not in this frame, so that a long-lived exchange can let go of it (see
+      // Exchange::release_request).
+      auto parser = std::make_unique<RequestParser>();
+      // The body limit is applied by Exchange::read_body once the handler has chosen one.
+      parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+      parser->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      if (!first)
+        stream.expires_after(options_.header_timeout);
+      ec = co_await read_parsed(stream, buffer, *parser, [](const RequestParser& parser) {
+        return parser.is_header_done();
+      });
+      if (const auto refusal = header_refusal(ec, *parser, options_)) {
+        co_await refuse(stream, refusal->version, asks_for_head(*parser, buffer), refusal->status,
+                        refusal->code, refusal->message);
         break;
+      }
+      if (ec)
+        break;  // closed by the peer or timed out: no one to answer
       // RFC 9112 section 6.1: an HTTP/1.0 message with a Transfer-Encoding has faulty framing
       // (HTTP/1.0 has none); it is answered, and the connection closes after.
       const bool faulty_framing = parser->get().version() < 11 &&
@@ -410,57 +474,6 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   }
   co_await linger(stream);
   stream.close();
-}
-
-asio::awaitable<std::unique_ptr<RequestParser>> Server::read_request(beast::tcp_stream& stream,
-                                                                     beast::flat_buffer& buffer,
-                                                                     bool first) {
-  // Between requests a keep-alive connection may idle (empty lines, which RFC 9112 lets a
-  // client send before a request, included); once a request's first byte is in, its header
-  // must be complete within the header timeout. A new connection has no idle allowance: it
-  // was opened to send a request.
-  stream.expires_after(first ? options_.header_timeout : options_.idle_timeout);
-  beast::error_code ec = co_await skip_empty_lines(stream, buffer);
-  if (ec)
-    co_return nullptr;  // closed by the peer, or idle too long
-  // On the heap, so that a long-lived exchange can let go of it (see Exchange::release_request).
-  auto parser = std::make_unique<RequestParser>();
-  // The body limit is applied by Exchange::read_body once the handler has chosen one.
-  parser->body_limit(std::numeric_limits<std::uint64_t>::max());
-  parser->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-  if (!first)
-    stream.expires_after(options_.header_timeout);
-  ec = co_await read_parsed(stream, buffer, *parser,
-                            [](const RequestParser& parser) { return parser.is_header_done(); });
-  const bool head = asks_for_head(*parser, buffer);
-  if (ec == beast_http::error::header_limit) {
-    co_await refuse(
-        stream, 11, head, 431, "header_too_large",
-        "request header is larger than " + std::to_string(options_.max_header_bytes) + " bytes");
-    co_return nullptr;
-  }
-  if (is_http_error(ec) && ec != beast_http::error::end_of_stream &&
-      ec != beast_http::error::partial_message) {
-    // Bytes that are not an HTTP/1.1 request header (duplicate Content-Length, a bad method or
-    // version, a bare CR or LF): say so, then close, since the framing is lost.
-    co_await refuse(stream, 11, head, 400, "malformed_request",
-                    "the request header is not valid HTTP/1.1: " + ec.message());
-    co_return nullptr;
-  }
-  if (ec)
-    co_return nullptr;  // closed by the peer or timed out: no one to answer
-  const unsigned version = parser->get().version();
-  if (const auto refusal = framing_refusal(parser->get())) {
-    co_await refuse(stream, version, head, refusal->status, refusal->code, refusal->message);
-    co_return nullptr;
-  }
-  if (parser->get().target().size() > options_.max_target_bytes) {
-    co_await refuse(
-        stream, version, head, 414, "target_too_long",
-        "request target is longer than " + std::to_string(options_.max_target_bytes) + " bytes");
-    co_return nullptr;
-  }
-  co_return parser;
 }
 
 asio::awaitable<void> Server::linger(beast::tcp_stream& stream) {

@@ -172,10 +172,6 @@ class Server {
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
-  // Reads the next request's header into a parser, answering one that is refused; null when the
-  // connection is to end (closed, timed out, or refused).
-  boost::asio::awaitable<std::unique_ptr<Exchange::Parser>> read_request(
-      boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer, bool first);
   // Ends a connection politely: see the definition.
   boost::asio::awaitable<void> linger(boost::beast::tcp_stream& stream);
   // Answers a request refused before its handler and closes the connection after. `head`: the
