@@ -1,16 +1,18 @@
 #include "gateway/event_stream.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "gateway/api_error.h"
 #include "gateway/json_codec.h"
@@ -100,14 +102,12 @@ std::string opening_frames(const bridge::Replay& replay, std::optional<std::uint
 }
 
 // The bridge's view of one follow stream. The pool calls notify() from whichever thread appended;
-// it only records and posts a wake-up to the stream's strand, where everything else happens.
+// it only records and posts a wake-up to the stream's executor, where everything else happens.
 class StreamFollower : public bridge::SessionFollower,
                        public std::enable_shared_from_this<StreamFollower> {
  public:
-  StreamFollower(asio::ip::tcp::socket& socket, std::uint64_t max_backlog_bytes)
-      : socket_(&socket),
-        wake_timer_(socket.get_executor()),
-        max_backlog_bytes_(max_backlog_bytes) {}
+  StreamFollower(const asio::any_io_executor& executor, std::uint64_t max_backlog_bytes)
+      : wake_timer_(executor), max_backlog_bytes_(max_backlog_bytes) {}
 
   void notify(std::uint64_t encoded_bytes_total) override {
     const std::uint64_t sent = bytes_sent_.load();
@@ -124,14 +124,16 @@ class StreamFollower : public bridge::SessionFollower,
     });
   }
 
-  // Strand only. Called before reading the pool, so a notify() after it posts a new wake-up.
+  // Executor only. Called before reading the pool, so a notify() after it posts a new wake-up.
   void rearm() { wake_pending_ = false; }
   // Whether the pool released anything since rearm(): if not, reading it again finds nothing.
   bool notified_since_rearm() const { return wake_pending_; }
   void sent_through(std::uint64_t encoded_bytes_through) { bytes_sent_ = encoded_bytes_through; }
   bool overflowed() const { return overflowed_; }
   asio::steady_timer& wake_timer() { return wake_timer_; }
-  // Strand only: the client closed its side (or sent something an event stream never expects).
+  // Executor only: the socket a stalled write is cut off on, once the stream is live.
+  void attach(asio::ip::tcp::socket& socket) { socket_ = &socket; }
+  // Executor only: the client closed its side (or sent something an event stream never expects).
   void peer_left() {
     peer_gone_ = true;
     wake_timer_.cancel();
@@ -139,7 +141,7 @@ class StreamFollower : public bridge::SessionFollower,
   bool peer_gone() const { return peer_gone_; }
   // Where the departure watch reads to: a byte that lives as long as the follower.
   asio::mutable_buffer departure_buffer() { return asio::buffer(&departure_byte_, 1); }
-  // Strand only: the stream is over, the socket may go away. Stops the departure watch.
+  // Executor only: the stream is over, the socket may go away. Stops the departure watch.
   void detach() {
     if (socket_ != nullptr) {
       boost::system::error_code ignored;
@@ -158,22 +160,21 @@ class StreamFollower : public bridge::SessionFollower,
     wake_timer_.cancel();
   }
 
-  asio::ip::tcp::socket* socket_;
+  asio::ip::tcp::socket* socket_ = nullptr;
   asio::steady_timer wake_timer_;
   const std::uint64_t max_backlog_bytes_;
   // Unknown (and the backlog unchecked) until the stream knows where its replay ended.
   std::atomic<std::uint64_t> bytes_sent_{std::numeric_limits<std::uint64_t>::max()};
   std::atomic<bool> overflowed_{false};
   std::atomic<bool> wake_pending_{false};
-  bool peer_gone_ = false;  // strand only
+  bool peer_gone_ = false;  // executor only
   char departure_byte_ = 0;
 };
 
 // Runs beside a follow stream for its whole life, so a departing client frees its stream at once
-// without re-arming a read on every wake-up. A plain completion handler rather than a spawned
-// coroutine, which would cost an idle stream three frames, and allocated exactly (not in one of
-// Asio's recycled blocks, which may be much larger). Touches only the follower once the read
-// completes: by then the stream may be over and its socket gone.
+// without re-arming a read on every wake-up. Allocated exactly (not in one of Asio's recycled
+// blocks, which may be much larger). Touches only the follower once the read completes: by then
+// the stream may be over and its socket gone.
 void watch_for_departure(asio::ip::tcp::socket& socket,
                          const std::shared_ptr<StreamFollower>& follower) {
   socket.async_read_some(
@@ -184,25 +185,6 @@ void watch_for_departure(asio::ip::tcp::socket& socket,
                                follower->peer_left();
                            }));
 }
-
-// Removes the follower from the pool however the stream ends.
-class FollowRegistration {
- public:
-  FollowRegistration(bridge::SessionService& pool, const std::string& session_id,
-                     std::shared_ptr<StreamFollower> follower)
-      : pool_(pool), session_id_(session_id), follower_(std::move(follower)) {}
-  FollowRegistration(const FollowRegistration&) = delete;
-  FollowRegistration& operator=(const FollowRegistration&) = delete;
-  ~FollowRegistration() {
-    follower_->detach();
-    pool_.unfollow(session_id_, follower_.get());
-  }
-
- private:
-  bridge::SessionService& pool_;
-  const std::string& session_id_;
-  std::shared_ptr<StreamFollower> follower_;
-};
 
 // What one read of the pool gives a follow stream: the events to write, and what comes next.
 struct LiveStep {
@@ -251,76 +233,180 @@ LiveStep plan_step(const bridge::FollowUpdate& update, const std::vector<core::S
   return step;
 }
 
-// One read of the pool after `last_sent`. A coroutine of its own, so that the update and the
-// replay it holds are not kept in the frame of an idle stream.
-asio::awaitable<LiveStep> read_live_step(bridge::SessionService& pool, const StreamRequest& request,
-                                         const StreamSettings& settings, std::uint64_t last_sent,
-                                         BlockingCalls& blocking) {
-  bridge::FollowUpdate update = pool.events_after(request.session_id, last_sent, kBatchEvents);
-  if (!update.in_store)
-    co_return plan_step(update, update.events, settings);
-  // Let go from memory: read back from the store, off this thread.
-  const bridge::Replay stored = co_await blocking.run(
-      [&] { return pool.replay(request.session_id, last_sent, kBatchEvents); });
-  if (stored.events.empty()) {
-    LiveStep gone;
-    gone.then = LiveStep::Then::stop;  // gone meanwhile (purged): resuming says how
-    co_return gone;
-  }
-  co_return plan_step(update, stored.events, settings);
-}
+// A follow stream: counted from its first step, registered with the pool by its opening read,
+// then, once the opening is written, driven by callbacks on the connection's executor (see
+// http::DetachedStream). So an idle stream holds no coroutine frame: only this object, its
+// follower, the connection, the wake-up wait and the departure watch. One operation of the loop
+// (a read of the store, a write or the wait) is pending at a time, and it holds the stream.
+class LiveStream : public std::enable_shared_from_this<LiveStream> {
+ public:
+  LiveStream(const asio::any_io_executor& executor, bridge::SessionService& pool,
+             StreamRequest request, const StreamSettings& settings, StreamCounts& counts,
+             BlockingCalls& blocking)
+      : pool_(pool),
+        request_(std::move(request)),
+        settings_(settings),
+        blocking_(blocking),
+        follow_slot_(counts.follow),
+        open_slot_(counts.open),
+        follower_(std::make_shared<StreamFollower>(executor, settings.max_buffered_bytes)) {}
+  LiveStream(const LiveStream&) = delete;
+  LiveStream& operator=(const LiveStream&) = delete;
+  ~LiveStream() { unregister(); }
 
-asio::awaitable<void> follow_live(http::Exchange& exchange, bridge::SessionService& pool,
-                                  const StreamRequest& request, const StreamSettings& settings,
-                                  const std::shared_ptr<StreamFollower>& follower_ptr,
-                                  std::uint64_t last_sent, BlockingCalls& blocking) {
+  const StreamRequest& request() const { return request_; }
+  const std::shared_ptr<StreamFollower>& follower() const { return follower_; }
+  // Follow streams open now, this one included, when it was opened.
+  std::uint64_t follow_count() const { return follow_slot_.count(); }
+  // The opening read registered the follower, and its replay ends at `encoded_bytes_total`.
+  void registered(std::uint64_t encoded_bytes_total) {
+    registered_ = true;
+    follower_->sent_through(encoded_bytes_total);
+  }
+
+  // Takes over the connection once the opening is written; live events follow
+  // `live_after_sequence_id`.
+  void start(std::shared_ptr<http::DetachedStream> out, std::uint64_t live_after_sequence_id) {
+    out_ = std::move(out);
+    last_sent_ = live_after_sequence_id;
+    follower_->attach(out_->socket());
+    watch_for_departure(out_->socket(), follower_);
+    if (settings_.stream_max_ms > 0)
+      deadline_ = Clock::now() + std::chrono::milliseconds(settings_.stream_max_ms);
+    read();
+  }
+
+ private:
   using Then = LiveStep::Then;
-  StreamFollower& follower = *follower_ptr;
-  // The request was read and answered: an idle stream keeps none of it.
-  exchange.release_request();
-  watch_for_departure(exchange.socket(), follower_ptr);
-  const auto deadline = settings.stream_max_ms > 0
-                            ? Clock::now() + std::chrono::milliseconds(settings.stream_max_ms)
-                            : Clock::time_point::max();
-  const auto heartbeat = std::chrono::milliseconds(settings.heartbeat_ms);
-  while (true) {
-    follower.rearm();
-    if (follower.overflowed())
-      co_return;  // cut off: it resumes from its last id
-    LiveStep step = co_await read_live_step(pool, request, settings, last_sent, blocking);
-    if (step.then == Then::stop)
-      co_return;
-    if (!step.events.empty()) {
-      co_await exchange.write_stream(std::move(step.events));
-      last_sent = step.last_sequence_id;
-      follower.sent_through(step.encoded_bytes_through);
-      if (step.then == Then::read_again ||
-          (step.then == Then::wait && follower.notified_since_rearm()))
-        continue;
+
+  // The top of the loop: one read of the pool after `last_sent_`.
+  void read() {
+    follower_->rearm();
+    if (follower_->overflowed())
+      return stop();  // cut off: it resumes from its last id
+    try {
+      bridge::FollowUpdate update =
+          pool_.events_after(request_.session_id, last_sent_, kBatchEvents);
+      if (!update.in_store)
+        return write_step(plan_step(update, update.events, settings_));
+      // Let go from memory: read back from the store, off this thread.
+      asio::co_spawn(out_->executor(), read_stored(std::move(update)),
+                     [self = shared_from_this()](const std::exception_ptr& error, LiveStep step) {
+                       if (error)
+                         return self->fail(error);
+                       self->write_step(std::move(step));
+                     });
+    } catch (...) {
+      fail(std::current_exception());
     }
-    if (step.then == Then::end) {
-      co_await exchange.write_stream(std::move(step.closing));
-      co_await exchange.end_stream();
-      co_return;
+  }
+
+  asio::awaitable<LiveStep> read_stored(bridge::FollowUpdate update) {
+    const bridge::Replay stored = co_await blocking_.run(
+        [&] { return pool_.replay(request_.session_id, last_sent_, kBatchEvents); });
+    if (stored.events.empty()) {
+      LiveStep gone;
+      gone.then = Then::stop;  // gone meanwhile (purged): resuming says how
+      co_return gone;
+    }
+    co_return plan_step(update, stored.events, settings_);
+  }
+
+  void write_step(LiveStep step) {
+    if (step.then == Then::stop)
+      return stop();
+    if (step.events.empty())
+      return after_events(step.then, std::move(step.closing));
+    std::string events = std::move(step.events);
+    out_->write(std::move(events), [self = shared_from_this(), step = std::move(step)](
+                                       const boost::system::error_code& error) mutable {
+      if (error)
+        return self->stop();
+      self->last_sent_ = step.last_sequence_id;
+      self->follower_->sent_through(step.encoded_bytes_through);
+      if (step.then == Then::read_again ||
+          (step.then == Then::wait && self->follower_->notified_since_rearm()))
+        return self->read();
+      self->after_events(step.then, std::move(step.closing));
+    });
+  }
+
+  void after_events(Then then, std::string closing) {
+    if (then == Then::end) {
+      out_->write(std::move(closing),
+                  [self = shared_from_this()](const boost::system::error_code& error) {
+                    if (error)
+                      return self->stop();
+                    self->end_body();
+                  });
+      return;
     }
     const auto now = Clock::now();
-    if (now >= deadline) {
-      // A clean end without `done`: the client reconnects and resumes from its last id.
-      co_await exchange.end_stream();
-      co_return;
-    }
+    if (now >= deadline_)
+      return end_body();  // a clean end without `done`: the client resumes from its last id
     // Woken (the timer cancelled) by notify(), or the heartbeat is due. The wait is allocated
     // exactly: an idle stream holds it for up to a heartbeat.
-    auto& timer = follower.wake_timer();
-    timer.expires_at(deadline - now < heartbeat ? deadline : now + heartbeat);
-    const auto [cancelled] = co_await timer.async_wait(
-        asio::bind_allocator(std::allocator<void>(), asio::as_tuple(asio::use_awaitable)));
-    if (follower.peer_gone())
-      co_return;  // the client went away
-    if (!cancelled && Clock::now() < deadline)
-      co_await exchange.write_stream(http::serialize_sse_comment("keepalive"));
+    const auto heartbeat = std::chrono::milliseconds(settings_.heartbeat_ms);
+    auto& timer = follower_->wake_timer();
+    timer.expires_at(deadline_ - now < heartbeat ? deadline_ : now + heartbeat);
+    timer.async_wait(
+        asio::bind_allocator(std::allocator<void>(),
+                             [self = shared_from_this()](const boost::system::error_code& error) {
+                               if (self->follower_->peer_gone())
+                                 return self->stop();  // the client went away
+                               if (error || Clock::now() >= self->deadline_)
+                                 return self->read();
+                               self->out_->write(http::serialize_sse_comment("keepalive"),
+                                                 [self](const boost::system::error_code& error) {
+                                                   if (error)
+                                                     return self->stop();
+                                                   self->read();
+                                                 });
+                             }));
   }
-}
+
+  void end_body() {
+    out_->end([self = shared_from_this()](const boost::system::error_code&) { self->stop(); });
+  }
+
+  void fail(const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& failure) {
+      spdlog::debug("follow stream of {} ended: {}", request_.session_id, failure.what());
+    } catch (...) {
+      spdlog::debug("follow stream of {} ended", request_.session_id);
+    }
+    stop();
+  }
+
+  // The end, however it came: the follower leaves the pool, the connection is closed politely.
+  void stop() {
+    unregister();
+    if (out_)
+      std::exchange(out_, nullptr)->finish();
+  }
+
+  void unregister() {
+    follower_->detach();
+    if (registered_) {
+      registered_ = false;
+      pool_.unfollow(request_.session_id, follower_.get());
+    }
+  }
+
+  bridge::SessionService& pool_;
+  const StreamRequest request_;
+  const StreamSettings& settings_;
+  BlockingCalls& blocking_;
+  const StreamSlot follow_slot_;
+  const StreamSlot open_slot_;
+  const std::shared_ptr<StreamFollower> follower_;
+  bool registered_ = false;
+  std::shared_ptr<http::DetachedStream> out_;
+  std::uint64_t last_sent_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+};
 
 }  // namespace
 
@@ -332,17 +418,8 @@ std::string encode_event_frame(const core::SessionEvent& event) {
 
 namespace {
 
-// Everything a stream needs before its first write, computed outside the coroutine so that the
-// frame a follow stream keeps for hours does not hold the replay or the response header.
-struct StreamOpening {
-  std::shared_ptr<StreamFollower> follower;  // follow streams only
-  std::unique_ptr<FollowRegistration> registration;
-  std::string frames;  // retry, snapshot, gap, replay (and done)
-  std::uint64_t live_after_sequence_id = 0;
-};
-
-// The stream's opening read, which may wait on the network: the replay and, when `follower` is
-// given, its registration in the same step, so nothing falls in between.
+// The opening read, which may wait on the network: the replay and, for a follow stream, its
+// registration in the same step, so nothing falls in between.
 bridge::FollowStart read_opening(bridge::SessionService& pool, const StreamRequest& request,
                                  const std::shared_ptr<StreamFollower>& follower) {
   std::optional<std::uint64_t> cursor = request.cursor;
@@ -356,24 +433,26 @@ bridge::FollowStart read_opening(bridge::SessionService& pool, const StreamReque
   return start;
 }
 
-asio::awaitable<StreamOpening> open_stream(http::Exchange& exchange, bridge::SessionService& pool,
+// What a stream writes before anything live: computed in a coroutine of its own, so that the
+// replay is not kept in a longer-lived frame.
+struct StreamOpening {
+  std::string frames;  // retry, snapshot, gap, replay (and done)
+  std::uint64_t live_after_sequence_id = 0;
+};
+
+// `live`: the follow stream to register, or null for a replay.
+asio::awaitable<StreamOpening> open_stream(bridge::SessionService& pool,
                                            const StreamRequest& request,
-                                           const StreamSettings& settings,
-                                           BlockingCalls& blocking) {
-  StreamOpening opening;
-  if (request.follow) {
-    opening.follower =
-        std::make_shared<StreamFollower>(exchange.socket(), settings.max_buffered_bytes);
-  }
+                                           const StreamSettings& settings, BlockingCalls& blocking,
+                                           LiveStream* live) {
+  const std::shared_ptr<StreamFollower> follower = live ? live->follower() : nullptr;
   const bridge::FollowStart start =
-      co_await blocking.run([&] { return read_opening(pool, request, opening.follower); });
-  if (request.follow) {
-    opening.registration =
-        std::make_unique<FollowRegistration>(pool, request.session_id, opening.follower);
-    opening.follower->sent_through(start.replay.encoded_bytes_total);
-  }
+      co_await blocking.run([&] { return read_opening(pool, request, follower); });
+  if (live)
+    live->registered(start.replay.encoded_bytes_total);
+  StreamOpening opening;
   opening.frames = opening_frames(start.replay, request.cursor, settings);
-  if (!request.follow)
+  if (!live)
     opening.frames += http::serialize_sse(frame(std::nullopt, "done", "[DONE]"));
   // A cursor past the newest event still means "already seen": live events start after it.
   opening.live_after_sequence_id =
@@ -403,32 +482,39 @@ asio::awaitable<void> start_event_stream(http::Exchange& exchange, bool follow,
 asio::awaitable<void> write_event_stream(http::Exchange& exchange, bridge::SessionService& pool,
                                          StreamRequest request, const StreamSettings& settings,
                                          StreamCounts& counts, BlockingCalls& blocking) {
-  std::optional<StreamSlot> follow_slot;
-  if (request.follow) {
-    follow_slot.emplace(counts.follow);
-    if (follow_slot->count() > settings.max_follow_streams) {
-      throw ApiError(503, "stream_limit_reached",
-                     "the gateway already serves the maximum of " +
-                         std::to_string(settings.max_follow_streams) + " follow streams");
+  if (!request.follow) {
+    const StreamSlot open_slot(counts.open);
+    if (exchange.is_head()) {
+      // The header a GET would get, and nothing else: the session must exist (404 otherwise),
+      // but nothing is replayed.
+      co_await blocking.run([&] { return pool.get(request.session_id); });
+      co_await start_event_stream(exchange, false, settings);
+      co_return;
     }
-  }
-  const StreamSlot open_slot(counts.open);
-  if (exchange.is_head()) {
-    // The header a GET would get, and nothing else: the session must exist (404 otherwise),
-    // but nothing is replayed or followed.
-    co_await blocking.run([&] { return pool.get(request.session_id); });
-    co_await start_event_stream(exchange, request.follow, settings);
+    const StreamOpening opening = co_await open_stream(pool, request, settings, blocking, nullptr);
+    co_await start_event_stream(exchange, false, settings);
+    co_await exchange.write_stream(opening.frames);
+    co_await exchange.end_stream();
     co_return;
   }
-  StreamOpening opening = co_await open_stream(exchange, pool, request, settings, blocking);
-  co_await start_event_stream(exchange, request.follow, settings);
-  co_await exchange.write_stream(std::move(opening.frames));
-  if (request.follow) {
-    co_await follow_live(exchange, pool, request, settings, opening.follower,
-                         opening.live_after_sequence_id, blocking);
-  } else {
-    co_await exchange.end_stream();
+  const auto live = std::make_shared<LiveStream>(exchange.executor(), pool, std::move(request),
+                                                 settings, counts, blocking);
+  if (live->follow_count() > settings.max_follow_streams) {
+    throw ApiError(503, "stream_limit_reached",
+                   "the gateway already serves the maximum of " +
+                       std::to_string(settings.max_follow_streams) + " follow streams");
   }
+  if (exchange.is_head()) {
+    // Nothing is followed either.
+    co_await blocking.run([&] { return pool.get(live->request().session_id); });
+    co_await start_event_stream(exchange, true, settings);
+    co_return;
+  }
+  StreamOpening opening =
+      co_await open_stream(pool, live->request(), settings, blocking, live.get());
+  co_await start_event_stream(exchange, true, settings);
+  co_await exchange.write_stream(std::move(opening.frames));
+  live->start(exchange.detach(), opening.live_after_sequence_id);
 }
 
 }  // namespace tau::gateway

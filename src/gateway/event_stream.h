@@ -46,6 +46,8 @@ std::string encode_event_frame(const core::SessionEvent& event);
 // connection's executor.
 // The stream is counted in `counts` while it is open; a follow stream past
 // `settings.max_follow_streams` is refused (ApiError 503 `stream_limit_reached`) first.
+// A follow stream returns once its opening is written: the exchange is then detached
+// (http::Exchange::detach) and the live part goes on in callbacks, holding no coroutine frame.
 boost::asio::awaitable<void> write_event_stream(http::Exchange& exchange,
                                                 bridge::SessionService& pool, StreamRequest request,
                                                 const StreamSettings& settings,

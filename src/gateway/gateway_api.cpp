@@ -214,7 +214,8 @@ std::vector<std::pair<std::string, std::string>> GatewayApi::routes() const {
 
 asio::awaitable<void> GatewayApi::handle(http::Exchange& exchange) {
   RequestContext context(exchange);
-  // Counted and logged however the exchange ends, also when the connection fails mid-answer.
+  // Counted and logged however the exchange ends, also when the connection fails mid-answer; a
+  // detached stream (a live follow stream) when the stream ends.
   struct Recorder {
     GatewayApi& api;
     const RequestContext& context;
@@ -463,24 +464,42 @@ asio::awaitable<void> GatewayApi::answer_json(const RouteSpec& spec, RequestCont
 
 void GatewayApi::record_request(const RequestContext& context,
                                 std::chrono::steady_clock::time_point started) {
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const http::Exchange& exchange = context.exchange;
-  const std::size_t series = context.route_index.value_or(request_metrics_->unmatched());
+  const auto method = exchange.header().method_string();
+  RequestRecord record{
+      .series = context.route_index.value_or(request_metrics_->unmatched()),
+      .method = std::string(method.data(), method.size()),
+      .route = context.route_index ? router_.routes()[*context.route_index].route_template
+                                   : std::string_view("unmatched"),
+      .principal = context.principal_kind,
+      .started = started,
+  };
+  if (const auto& detached = exchange.detached()) {
+    detached->on_end([this, record = std::move(record), executor = detached->executor()](
+                         unsigned status, std::uint64_t bytes) {
+      record_request(record, status, bytes, executor);
+    });
+    return;
+  }
+  record_request(record, exchange.status(), exchange.body_bytes(), exchange.executor());
+}
+
+void GatewayApi::record_request(const RequestRecord& record, unsigned status, std::uint64_t bytes,
+                                const boost::asio::any_io_executor& executor) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - record.started).count();
   try {
-    request_metrics_->record(series, exchange.status(), seconds);
-    const auto method = exchange.header().method_string();
+    request_metrics_->record(record.series, status, seconds);
     log_access(
         AccessRecord{
-            .method = std::string_view(method.data(), method.size()),
-            .route = context.route_index ? router_.routes()[*context.route_index].route_template
-                                         : std::string_view("unmatched"),
-            .status = exchange.status(),
+            .method = record.method,
+            .route = record.route,
+            .status = status,
             .duration_ms = seconds * 1000,
-            .bytes = exchange.body_bytes(),
-            .principal = context.principal_kind,
+            .bytes = bytes,
+            .principal = record.principal,
         },
-        exchange.executor());
+        executor);
   } catch (const std::exception& error) {
     spdlog::warn("cannot record a request: {}", error.what());
   }

@@ -143,7 +143,18 @@ class GatewayApi {
   boost::asio::awaitable<void> answer_json(const RouteSpec& spec, RequestContext& context);
   static boost::asio::awaitable<void> send_error(http::Exchange& exchange, const ApiError& error);
   // Counts and logs a finished exchange.
+  // What the metrics and the access log say of a request, apart from its answer.
+  struct RequestRecord {
+    std::size_t series = 0;  // the request metrics' series: the route's, or unmatched
+    std::string method;
+    std::string_view route;  // the route template
+    std::string_view principal;
+    std::chrono::steady_clock::time_point started;
+  };
+  // Records the request when its exchange ends, or when its detached stream does.
   void record_request(const RequestContext& context, std::chrono::steady_clock::time_point started);
+  void record_request(const RequestRecord& record, unsigned status, std::uint64_t bytes,
+                      const boost::asio::any_io_executor& executor);
 
   // The handlers: each authorizes what admission cannot, parses its input, makes one call and
   // renders the answer.

@@ -249,34 +249,89 @@ std::optional<HeaderRefusal> header_refusal(const beast::error_code& ec,
   return std::nullopt;
 }
 
+// Ends a connection politely. Closing while the client is still sending (the body of a request
+// refused with 413, say) makes the kernel send a reset, which can destroy the answer before the
+// client reads it. So: end our side, then read and discard what still comes, for a short while.
+asio::awaitable<void> linger(beast::tcp_stream& stream) {
+  constexpr auto kLingerTime = std::chrono::seconds(2);
+  constexpr std::size_t kLingerBytes = 64 * 1024 * 1024;
+  beast::error_code ec;
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec)
+    co_return;  // already closed (e.g. by a timeout)
+  stream.expires_after(kLingerTime);
+  std::array<char, 4096> discard;  // in this short-lived frame only
+  for (std::size_t total = 0; total < kLingerBytes;) {
+    const std::size_t read = co_await stream.async_read_some(
+        asio::buffer(discard), asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      break;
+    total += read;
+  }
+}
+
 }  // namespace
 
 Exchange::Exchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                    std::unique_ptr<Parser> parser, asio::ip::tcp::endpoint remote,
-                   std::chrono::milliseconds body_timeout)
+                   std::chrono::milliseconds body_timeout, std::atomic<std::size_t>& connections)
     : stream_(stream),
       buffer_(buffer),
       parser_(std::move(parser)),
       remote_(std::move(remote)),
       body_timeout_(body_timeout),
       head_(parser_->get().method() == beast_http::verb::head),
-      keep_alive_(parser_->get().keep_alive()) {}
+      keep_alive_(parser_->get().keep_alive()),
+      connections_(connections) {}
 
-void Exchange::release_request() {
-  if (!parser_)
-    return;
-  auto header = std::make_unique<RequestHeader>();
-  const auto& request = parser_->get();
-  if (request.method() == beast_http::verb::unknown)
-    header->method_string(request.method_string());
-  else
-    header->method(request.method());
-  header->version(request.version());
-  released_header_ = std::move(header);
-  parser_.reset();
+std::shared_ptr<DetachedStream> Exchange::detach() {
   keep_alive_ = false;
-  buffer_.clear();
-  buffer_.shrink_to_fit();
+  // The socket moves to a stream of its own; the connection's coroutine ends, and with it the
+  // request's parser and read buffer (bytes the client sent after the request are dropped).
+  detached_ = std::make_shared<DetachedStream>(std::move(stream_.socket()), write_timeout_, status_,
+                                               body_bytes_, connections_);
+  return detached_;
+}
+
+DetachedStream::DetachedStream(asio::ip::tcp::socket socket,
+                               std::chrono::milliseconds write_timeout, unsigned status,
+                               std::uint64_t body_bytes, std::atomic<std::size_t>& connections)
+    : stream_(std::move(socket)),
+      write_timeout_(write_timeout),
+      status_(status),
+      body_bytes_(body_bytes),
+      connections_(connections) {
+  ++connections_;
+}
+
+DetachedStream::~DetachedStream() {
+  report_end();
+  --connections_;
+}
+
+void DetachedStream::on_end(EndReport report) {
+  if (ended_)
+    report(status_, body_bytes_);
+  else
+    end_report_ = std::move(report);
+}
+
+void DetachedStream::report_end() {
+  if (ended_)
+    return;
+  ended_ = true;
+  if (end_report_)
+    std::exchange(end_report_, nullptr)(status_, body_bytes_);
+}
+
+asio::awaitable<void> DetachedStream::linger_and_close(std::shared_ptr<DetachedStream> self) {
+  co_await linger(self->stream_);
+  self->stream_.close();
+}
+
+void DetachedStream::finish() {
+  report_end();
+  asio::co_spawn(executor(), linger_and_close(shared_from_this()), asio::detached);
 }
 
 asio::awaitable<std::optional<std::string>> Exchange::read_body(std::size_t limit) {
@@ -440,8 +495,7 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       ec = co_await skip_empty_lines(stream, buffer);
       if (ec)
         break;  // closed by the peer, or idle too long
-      // On the heap, not in this frame, so that a long-lived exchange can let go of it (see
-      // Exchange::release_request).
+      // On the heap, not in this frame: a parser is large, and g++ keeps a slot for every local.
       auto parser = std::make_unique<RequestParser>();
       // The body limit is applied by Exchange::read_body once the handler has chosen one.
       parser->body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -462,10 +516,13 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
       // (HTTP/1.0 has none); it is answered, and the connection closes after.
       const bool faulty_framing = parser->get().version() < 11 &&
                                   parser->get().count(beast_http::field::transfer_encoding) > 0;
-      Exchange exchange(stream, buffer, std::move(parser), remote, options_.body_timeout);
+      Exchange exchange(stream, buffer, std::move(parser), remote, options_.body_timeout,
+                        connections_);
       if (faulty_framing)
         exchange.close_after();
       co_await handler_(exchange);
+      if (exchange.detached())
+        co_return;  // the detached stream owns the connection now
       if (!exchange.responded() || !exchange.keep_alive())
         break;
     }
@@ -474,27 +531,6 @@ asio::awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket) {
   }
   co_await linger(stream);
   stream.close();
-}
-
-asio::awaitable<void> Server::linger(beast::tcp_stream& stream) {
-  // Closing while the client is still sending (the body of a request refused with 413, say)
-  // makes the kernel send a reset, which can destroy the answer before the client reads it.
-  // So: end our side, then read and discard what still comes, for a short while.
-  constexpr auto kLingerTime = std::chrono::seconds(2);
-  constexpr std::size_t kLingerBytes = 64 * 1024 * 1024;
-  beast::error_code ec;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  if (ec)
-    co_return;  // already closed (e.g. by a timeout)
-  stream.expires_after(kLingerTime);
-  std::array<char, 4096> discard;  // in this short-lived frame only
-  for (std::size_t total = 0; total < kLingerBytes;) {
-    const std::size_t read = co_await stream.async_read_some(
-        asio::buffer(discard), asio::redirect_error(use_awaitable, ec));
-    if (ec)
-      break;
-    total += read;
-  }
 }
 
 asio::awaitable<void> Server::refuse(beast::tcp_stream& stream, unsigned version, bool head,

@@ -4,8 +4,10 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -47,6 +49,75 @@ struct FramingRefusal {
 };
 std::optional<FramingRefusal> framing_refusal(const RequestHeader& header);
 
+// The rest of a chunked response that outlives its handler (a follow stream), written by
+// callbacks: once the handler has returned, no coroutine frame of the request is kept while the
+// stream idles, which for hours-long streams is most of their memory. It owns the connection,
+// which still counts as open, until finish() has ended it politely (or until it is destroyed,
+// which closes it at once). Use it from the connection's executor only, one write at a time.
+class DetachedStream : public std::enable_shared_from_this<DetachedStream> {
+ public:
+  using EndReport = std::function<void(unsigned status, std::uint64_t body_bytes)>;
+
+  DetachedStream(boost::asio::ip::tcp::socket socket, std::chrono::milliseconds write_timeout,
+                 unsigned status, std::uint64_t body_bytes, std::atomic<std::size_t>& connections);
+  ~DetachedStream();
+  DetachedStream(const DetachedStream&) = delete;
+  DetachedStream& operator=(const DetachedStream&) = delete;
+
+  boost::asio::ip::tcp::socket& socket() { return stream_.socket(); }
+  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
+
+  // Writes `data`, which must not be empty (an empty chunk ends the body), as one chunk of the
+  // body, then calls `done(error)`. A write that cannot complete within the write timeout (the
+  // peer stopped reading) closes the connection and fails.
+  template <class Done>
+  void write(std::string data, Done done) {
+    pending_ = std::move(data);
+    write_buffers(beast_http::make_chunk(boost::asio::buffer(pending_)), std::move(done));
+  }
+  // Ends the body (the last chunk), then calls `done(error)`.
+  template <class Done>
+  void end(Done done) {
+    write_buffers(beast_http::make_chunk_last(), std::move(done));
+  }
+
+  // Called once the stream is over (finish(), or destruction) with its status and the body
+  // bytes written by the exchange and here; at once if that has already happened.
+  void on_end(EndReport report);
+  // Ends the connection: our side shut, what the client still sends read and dropped for a
+  // short while (so its last bytes are not lost to a reset), then closed.
+  void finish();
+
+ private:
+  template <class Buffers, class Done>
+  void write_buffers(const Buffers& buffers, Done done) {
+    if (write_timeout_.count() > 0)
+      stream_.expires_after(write_timeout_);
+    boost::asio::async_write(
+        stream_, buffers,
+        [self = shared_from_this(), done = std::move(done)](const boost::system::error_code& error,
+                                                            std::size_t /*written*/) mutable {
+          self->stream_.expires_never();
+          if (!error)
+            self->body_bytes_ += self->pending_.size();
+          // An idle stream keeps no buffer.
+          std::string().swap(self->pending_);
+          done(error);
+        });
+  }
+  void report_end();
+  static boost::asio::awaitable<void> linger_and_close(std::shared_ptr<DetachedStream> self);
+
+  boost::beast::tcp_stream stream_;
+  std::chrono::milliseconds write_timeout_;
+  unsigned status_;
+  std::uint64_t body_bytes_;
+  std::atomic<std::size_t>& connections_;
+  std::string pending_;  // the chunk being written
+  EndReport end_report_;
+  bool ended_ = false;
+};
+
 // One request/response exchange on a connection. The handler sees the header first and decides
 // (route, auth, limits) before the body is read, so an unauthorized client cannot make the server
 // read a large body. A handler sends exactly one response: a whole one, or a chunked stream.
@@ -54,14 +125,12 @@ class Exchange {
  public:
   using Parser = beast_http::request_parser<beast_http::string_body>;
 
+  // `connections`: the server's count of open connections, which a detached stream stays in.
   Exchange(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
            std::unique_ptr<Parser> parser, boost::asio::ip::tcp::endpoint remote,
-           std::chrono::milliseconds body_timeout);
+           std::chrono::milliseconds body_timeout, std::atomic<std::size_t>& connections);
 
-  // After release_request(), only the method and the version are left.
-  const RequestHeader& header() const {
-    return parser_ ? parser_->get().base() : *released_header_;
-  }
+  const RequestHeader& header() const { return parser_->get().base(); }
   // A HEAD request: its answer is the header a GET would get (Content-Length included), without
   // the body. send() and start_stream() leave the body out, and write_stream() and end_stream()
   // write nothing.
@@ -83,13 +152,12 @@ class Exchange {
   // reading) closes the connection and throws.
   void set_write_timeout(std::chrono::milliseconds timeout) { write_timeout_ = timeout; }
   boost::asio::awaitable<void> end_stream();
-  // For a response that stays open long after its request was read (a follow stream): lets go
-  // of the request's parser (header fields, target, body) and of the connection's read buffer,
-  // which an idle stream would otherwise keep for hours. Only once the response has started;
-  // header() then keeps the method and version alone, and the connection closes after the
-  // exchange (bytes the client sent after the request are dropped with the buffer).
-  void release_request();
-
+  // Hands the connection to the rest of a started stream response (not HEAD), which goes on
+  // after the handler returns: see DetachedStream. The exchange is then over: the handler returns
+  // without writing, and the connection is not reused.
+  std::shared_ptr<DetachedStream> detach();
+  // The stream detach() handed the connection to, if any.
+  const std::shared_ptr<DetachedStream>& detached() const { return detached_; }
   // The connection's socket, for a long-lived response that must notice the peer leaving or cut
   // a stalled peer off. Only touch it from the connection's strand.
   boost::asio::ip::tcp::socket& socket() { return stream_.socket(); }
@@ -116,8 +184,7 @@ class Exchange {
 
   boost::beast::tcp_stream& stream_;
   boost::beast::flat_buffer& buffer_;
-  std::unique_ptr<Parser> parser_;                  // null after release_request()
-  std::unique_ptr<RequestHeader> released_header_;  // method and version, after it
+  std::unique_ptr<Parser> parser_;
   boost::asio::ip::tcp::endpoint remote_;
   std::chrono::milliseconds body_timeout_;
   std::chrono::milliseconds write_timeout_{0};  // 0: none
@@ -127,6 +194,8 @@ class Exchange {
   unsigned status_ = 0;
   std::uint64_t body_bytes_ = 0;
   std::vector<std::pair<std::string, std::string>> response_headers_;
+  std::atomic<std::size_t>& connections_;
+  std::shared_ptr<DetachedStream> detached_;
 };
 
 using RequestHandler = std::function<boost::asio::awaitable<void>(Exchange&)>;
@@ -172,8 +241,6 @@ class Server {
  private:
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve_connection(boost::asio::ip::tcp::socket socket);
-  // Ends a connection politely: see the definition.
-  boost::asio::awaitable<void> linger(boost::beast::tcp_stream& stream);
   // Answers a request refused before its handler and closes the connection after. `head`: the
   // request is a HEAD, so the answer has no body.
   boost::asio::awaitable<void> refuse(boost::beast::tcp_stream& stream, unsigned version, bool head,
