@@ -88,6 +88,57 @@ TEST(AccessLog, OneJsonLinePerRequestWithTheRouteTemplateNeverTheRawPath) {
   EXPECT_EQ(text.find("/sessions/" + session), std::string::npos);
 }
 
+// Whether `text` holds a complete access line for `route`.
+bool has_access_line(const std::string& text, const std::string& route) {
+  const std::string needle = "\"route\":\"" + route + "\"";
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    if (text.find('\n', at) != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+// A follow stream's line says what the stream was, so it is written when the stream ends (with
+// every byte written live), not when it went live (its handler returned then).
+TEST(AccessLog, AFollowStreamIsLoggedWhenItEndsWithEveryByteItWrote) {
+  GatewayProcess gateway({"--auth-token", "secret"});
+  HttpClient client(gateway.port(), "secret");
+  const std::string session = open_session(client, "repo");
+  const std::string stream_route = "/gateway/external-coding-agent/sessions/{session_id}/stream";
+  const std::string session_route = "/gateway/external-coding-agent/sessions/{session_id}";
+  {
+    SseStream stream(gateway.port(), session_path(session, "/stream?follow=true"),
+                     {{"Authorization", "Bearer secret"}});
+    ASSERT_EQ(stream.head().status, 200u);
+    ASSERT_EQ(stream.next_message()->event, "external_coding_agent.snapshot");
+    const std::string large(20000, 'x');
+    ASSERT_EQ(
+        client.post(session_path(session, "/progress"), json_body({{"message", large}})).status,
+        200u);
+    ASSERT_EQ(json::parse(stream.next_message()->data).at("message"), json::string_view(large));
+    // Lines are handed over in the order requests end: once the line of a request made after
+    // the stream went live is out, a line the stream had written on going live would be out too.
+    ASSERT_EQ(client.get(session_path(session)).status, 200u);
+    const std::string before_end = gateway.wait_for_stderr(
+        [&](const std::string& text) { return has_access_line(text, session_route); });
+    EXPECT_FALSE(has_access_line(before_end, stream_route)) << before_end;
+    ASSERT_EQ(client.post(session_path(session, "/close"), "").status, 200u);
+    while (const auto message = stream.next_message()) {
+      if (message->event == "done")
+        break;
+    }
+  }
+  const std::string text = gateway.wait_for_stderr(
+      [&](const std::string& text) { return has_access_line(text, stream_route); });
+  for (const auto& record : access_records(text)) {
+    if (record.at("route") != json::string_view(stream_route))
+      continue;
+    EXPECT_EQ(record.at("status"), 200);
+    EXPECT_EQ(record.at("method"), "GET");
+    EXPECT_GT(record.at("bytes").to_number<std::uint64_t>(), 20000u);
+  }
+}
+
 TEST(AccessLog, StartupPrintsTheConfigurationWithSecretsRedacted) {
   GatewayProcess gateway({"--auth-token", "very-secret-token", "--worker-env", "API_KEY=hunter2",
                           "--worker-command", "/bin/cat"});
