@@ -464,24 +464,29 @@ asio::awaitable<void> GatewayApi::answer_json(const RouteSpec& spec, RequestCont
 
 void GatewayApi::record_request(const RequestContext& context,
                                 std::chrono::steady_clock::time_point started) {
-  const http::Exchange& exchange = context.exchange;
-  const auto method = exchange.header().method_string();
-  RequestRecord record{
-      .series = context.route_index.value_or(request_metrics_->unmatched()),
-      .method = std::string(method.data(), method.size()),
-      .route = context.route_index ? router_.routes()[*context.route_index].route_template
-                                   : std::string_view("unmatched"),
-      .principal = context.principal_kind,
-      .started = started,
-  };
-  if (const auto& detached = exchange.detached()) {
-    detached->on_end([this, record = std::move(record), executor = detached->executor()](
-                         unsigned status, std::uint64_t bytes) {
-      record_request(record, status, bytes, executor);
-    });
-    return;
+  // Called from a destructor: a failure to build the record must not escape it.
+  try {
+    const http::Exchange& exchange = context.exchange;
+    const auto method = exchange.header().method_string();
+    RequestRecord record{
+        .series = context.route_index.value_or(request_metrics_->unmatched()),
+        .method = std::string(method.data(), method.size()),
+        .route = context.route_index ? router_.routes()[*context.route_index].route_template
+                                     : std::string_view("unmatched"),
+        .principal = context.principal_kind,
+        .started = started,
+    };
+    if (const auto& detached = exchange.detached()) {
+      detached->on_end([this, record = std::move(record), executor = detached->executor()](
+                           unsigned status, std::uint64_t bytes) {
+        record_request(record, status, bytes, executor);
+      });
+      return;
+    }
+    record_request(record, exchange.status(), exchange.body_bytes(), exchange.executor());
+  } catch (const std::exception& error) {
+    spdlog::warn("cannot record a request: {}", error.what());
   }
-  record_request(record, exchange.status(), exchange.body_bytes(), exchange.executor());
 }
 
 void GatewayApi::record_request(const RequestRecord& record, unsigned status, std::uint64_t bytes,
