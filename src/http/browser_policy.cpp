@@ -294,6 +294,12 @@ std::optional<PolicyRefusal> BrowserPolicy::check_host(std::string_view host) co
                          "the request has no Host; this gateway answers only to its allowed "
                          "hosts (--allowed-host)"};
   }
+  // Nearly every client names the gateway exactly as an entry is written ("127.0.0.1:8787",
+  // "localhost:8787"); an entry's canonical text parses to that entry, so it needs no parse.
+  if (std::find(allowed_host_names_.begin(), allowed_host_names_.end(), host) !=
+      allowed_host_names_.end()) {
+    return std::nullopt;
+  }
   const auto authority = parse_host(host, Names::any_reg_name);
   if (!authority) {
     return PolicyRefusal{400, "malformed_request",
