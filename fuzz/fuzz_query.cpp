@@ -1,6 +1,8 @@
 // Request targets, decimal parameters and list cursors (http/query.h; GET /sessions' cursor).
 //
 // Checks, for any bytes:
+//  - parse_request_target answers what Boost.URL's parse alone answers (its fast path for plain
+//    paths changes nothing);
 //  - parse_request_target accepts only origin-form targets (they start with '/'); an accepted
 //    target has one path segment per '/' of its path ("/" alone has none), and query_value(name)
 //    is the value of the first parameter of that name.
@@ -86,8 +88,17 @@ std::string percent_encode(std::string_view text) {
   return out;
 }
 
+bool same(const std::optional<tau::http::RequestTarget>& a,
+          const std::optional<tau::http::RequestTarget>& b) {
+  if (!a || !b)
+    return !a && !b;
+  return a->path_segments == b->path_segments && a->query == b->query;
+}
+
 void check_target(std::string_view text) {
   const auto target = tau::http::parse_request_target(text);
+  if (!same(target, tau::http::parse_request_target_by_boost_url(text)))
+    fail("the plain-path fast path disagrees with Boost.URL's parse", text);
   if (!target)
     return;
   if (text.empty() || text.front() != '/')

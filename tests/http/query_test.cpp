@@ -50,6 +50,59 @@ TEST(ParseRequestTargetTest, DotSegmentsAreKeptAsWrittenEvenAtTheStart) {
   EXPECT_EQ(parse_request_target("/%2e/x")->path_segments, (Segments{".", "x"}));
 }
 
+// Plain paths skip Boost.URL's parse; the answer must be the one that parse gives, for every
+// character a plain path may hold and for the targets just outside it.
+TEST(ParseRequestTargetTest, ThePlainPathFastPathAnswersAsBoostUrlDoes) {
+  const std::vector<std::string> targets = {
+      "/",
+      "//",
+      "///",
+      "/a",
+      "/a/",
+      "/a//b",
+      "/./a",
+      "/..",
+      "/.//a",
+      "/gateway/external-coding-agent/sessions/eca_0123456789abcdef",
+      "/a-b._~c/!$&'()*+,;=/:@x/A9",
+      "/a:b@c",
+      "/%41",
+      "/a%2Fb",
+      "/a?",
+      "/a?b=c",
+      "/a#b",
+      "/a b",
+      "/a\\b",
+      "/a\"b",
+      "/a<b>",
+      "/a[b]",
+      "/a{b}",
+      "/a|b",
+      "/a^b",
+      "/a`b",
+      std::string("/a\0b", 4),
+      "/caf\xc3\xa9",
+      "a",
+      "",
+      "*",
+      "http://x/a",
+      "/%",
+      "/%4",
+      "/%zz"};
+  for (const std::string& target : targets) {
+    const auto fast = parse_request_target(target);
+    const auto reference = parse_request_target_by_boost_url(target);
+    ASSERT_EQ(fast.has_value(), reference.has_value()) << target;
+    if (fast) {
+      EXPECT_EQ(fast->path_segments, reference->path_segments) << target;
+      EXPECT_EQ(fast->query, reference->query) << target;
+    }
+  }
+  EXPECT_EQ(parse_request_target("/a-b._~c/!$&'()*+,;=/:@x/A9")->path_segments,
+            (Segments{"a-b._~c", "!$&'()*+,;=", ":@x", "A9"}));
+  EXPECT_FALSE(parse_request_target("/a b").has_value());
+}
+
 TEST(ParseRequestTargetTest, OneSegmentPerSlash) {
   EXPECT_EQ(parse_request_target("//")->path_segments, (Segments{"", ""}));
   EXPECT_EQ(parse_request_target("/./a/?q=/b/c")->path_segments, (Segments{".", "a", ""}));
