@@ -48,15 +48,6 @@ json::object to_json(const core::SessionSnapshot& session) {
   };
 }
 
-namespace {
-template <class Integer>
-void append_integer(std::string& out, Integer value) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out.append(digits, end);
-}
-}  // namespace
-
 void append_json_string(std::string& out, std::string_view text) {
   // Printable ASCII but the quote and the backslash is written as is; anything else (control
   // characters, bytes past ASCII) goes through Boost.JSON, whose escaping stays the rule.

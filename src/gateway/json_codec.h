@@ -2,6 +2,7 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +28,13 @@ boost::json::object to_json(const bridge::RuntimeInfo& runtime);
 
 // `text` as boost::json::serialize writes a JSON string (quoted and escaped), appended to `out`.
 void append_json_string(std::string& out, std::string_view text);
+// `value` in decimal, as JSON and the text log write integers, appended to `out`.
+template <class Integer>
+void append_integer(std::string& out, Integer value) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+}
 
 // Request bodies. Each throws ApiError 400 `malformed_json` with a message naming the problem.
 // With `body_optional`, an empty (or all-whitespace) body is an empty object.

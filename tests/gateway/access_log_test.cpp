@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -77,6 +78,9 @@ TEST(AccessLog, OneJsonLinePerRequestWithTheRouteTemplateNeverTheRawPath) {
   EXPECT_EQ(append.at("method"), "POST");
   EXPECT_EQ(append.at("bytes").to_number<std::uint64_t>(), progress.body.size());
   EXPECT_GE(append.at("duration_ms").to_number<double>(), 0.0);
+  // As docs/api.md shows it: milliseconds with three decimals, never an exponent.
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"("duration_ms":[0-9]+\.[0-9]{3},"bytes":)")))
+      << text;
   EXPECT_FALSE(append.at("time").as_string().empty());
   EXPECT_EQ(append.at("level"), "info");
 
@@ -159,6 +163,10 @@ TEST(AccessLog, TextFormatIsForPeople) {
   });
   EXPECT_NE(text.find(" info access GET /healthz 200 "), std::string::npos) << text;
   EXPECT_NE(text.find("principal=anonymous"), std::string::npos) << text;
+  // The duration to the microsecond, then the answer's bytes.
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex(R"( info access GET /healthz 200 [0-9]+\.[0-9]{3}ms [0-9]+B principal=)")))
+      << text;
   EXPECT_EQ(text.find("{\"time\""), std::string::npos) << text;
 }
 
