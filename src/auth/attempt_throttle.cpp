@@ -24,11 +24,14 @@ void AttemptThrottle::forget_expired(Record& record, std::int64_t now) const {
 AttemptThrottle::Turn AttemptThrottle::reserve(std::string_view key, std::int64_t now) {
   std::lock_guard lock(mutex_);
   forget_expired(global_, now);
-  // Only keys that failed have a record: clients that never fail cost nothing here.
+  // Only keys that failed have a record: clients that never fail cost nothing here (while no
+  // key has one, not even a copy of their key for the lookup).
   Record* record = nullptr;
-  if (const auto found = keys_.find(std::string(key)); found != keys_.end()) {
-    record = &found->second;
-    forget_expired(*record, now);
+  if (!keys_.empty()) {
+    if (const auto found = keys_.find(std::string(key)); found != keys_.end()) {
+      record = &found->second;
+      forget_expired(*record, now);
+    }
   }
   const std::int64_t key_delay =
       record ? delay_after(record->failures, settings_.free_failures_per_key,

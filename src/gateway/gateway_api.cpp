@@ -34,7 +34,25 @@ constexpr std::int64_t kDefaultDrainLimit = 64;
 // The key failed credentials are counted under, and the login route's rate limit: the client's
 // address.
 std::string address_key(const RequestContext& context) {
-  return "address:" + context.exchange.remote().address().to_string();
+  const auto address = context.exchange.remote().address();
+  std::string key = "address:";
+  if (!address.is_v4())
+    return key + address.to_string();
+  // What to_string writes for IPv4, without inet_ntop's sprintf: every authenticated request
+  // asks the throttle under this key.
+  const auto bytes = address.to_v4().to_bytes();
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0)
+      key += '.';
+    append_integer(key, static_cast<unsigned>(bytes[i]));
+  }
+  return key;
+}
+
+// Sleeps on the request's executor (a throttled attempt waiting for its turn).
+asio::awaitable<void> pause(const asio::any_io_executor& executor, std::chrono::milliseconds wait) {
+  asio::steady_timer timer(executor, wait);
+  co_await timer.async_wait(asio::use_awaitable);
 }
 
 // The throttle's clock: steady, so a wall-clock jump neither frees nor stalls attempts.
@@ -258,7 +276,8 @@ asio::awaitable<void> GatewayApi::dispatch(http::Exchange& exchange, RequestCont
     co_return;
   }
   const RouteSpec& spec = *routed;
-  co_await wait_for_turn(spec, context);
+  if (const auto wait = wait_for_turn(spec, context); wait.count() > 0)
+    co_await pause(context.exchange.executor(), wait);
   // Tokens and rate limits shared through Redis are checked on the API's own threads, unless
   // they can be decided here (a rate limit lease at hand).
   if (!admit(spec, context, !admit_blocks_))
@@ -306,9 +325,10 @@ bool GatewayApi::checks_credentials(const RouteSpec& spec) const {
   return authenticator_.checks_credentials() && (spec.authenticated || spec.checks_password);
 }
 
-asio::awaitable<void> GatewayApi::wait_for_turn(const RouteSpec& spec, RequestContext& context) {
+std::chrono::milliseconds GatewayApi::wait_for_turn(const RouteSpec& spec,
+                                                    RequestContext& context) {
   if (!checks_credentials(spec))
-    co_return;
+    return std::chrono::milliseconds(0);
   const auth::AttemptThrottle::Turn turn =
       authenticator_.throttle().reserve(address_key(context), steady_now_ms());
   if (turn.refused) {
@@ -316,10 +336,7 @@ asio::awaitable<void> GatewayApi::wait_for_turn(const RouteSpec& spec, RequestCo
                    "too many failed credentials from here or from everyone; retry later")
         .with_header("Retry-After", std::to_string((turn.retry_after_ms + 999) / 1000));
   }
-  if (turn.wait_ms > 0) {
-    asio::steady_timer timer(context.exchange.executor(), std::chrono::milliseconds(turn.wait_ms));
-    co_await timer.async_wait(asio::use_awaitable);
-  }
+  return std::chrono::milliseconds(turn.wait_ms);
 }
 
 bool GatewayApi::admit(const RouteSpec& spec, RequestContext& context, bool may_wait) {
@@ -634,7 +651,9 @@ json::object GatewayApi::open_session(RequestContext& context) {
 std::string GatewayApi::session_detail(RequestContext& context) {
   // {"session": session_json(...)}, rendered without building the objects.
   const core::SessionSnapshot session = pool_.get(context.session_id());
-  std::string body = R"({"session":)";
+  std::string body;
+  body.reserve(256);  // a session's detail, without an agent, in one allocation
+  body += R"({"session":)";
   append_session_json(body, session, agents_.agent_json(session.session_id));
   body += '}';
   return body;

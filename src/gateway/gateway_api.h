@@ -124,9 +124,10 @@ class GatewayApi {
   const RouteSpec* route(RequestContext& context);
   // Whether the route checks a password or a bearer token.
   bool checks_credentials(const RouteSpec& spec) const;
-  // Waits for the request's turn when failed credentials from its address, or from everyone,
-  // slow attempts down (auth::AttemptThrottle); 429 when the turn is too far off.
-  boost::asio::awaitable<void> wait_for_turn(const RouteSpec& spec, RequestContext& context);
+  // How long the request must wait for its turn when failed credentials from its address, or
+  // from everyone, slow attempts down (auth::AttemptThrottle); throws 429 when the turn is too
+  // far off. A plain function: nearly every request has no wait, and so no frame for one.
+  std::chrono::milliseconds wait_for_turn(const RouteSpec& spec, RequestContext& context);
   // Authenticates, rate-limits and checks the body's media type; throws ApiError to refuse.
   // Returns false, with nothing counted, when that would wait on the network and `may_wait` is
   // false (a shared limit without a lease at hand, tokens kept in Redis).
