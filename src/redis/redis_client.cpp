@@ -211,12 +211,14 @@ bool PipelinedConnection::enqueue(const std::vector<std::string>& arguments, Don
     pointers.push_back(argument.data());
     lengths.push_back(argument.size());
   }
-  char* formatted = nullptr;
-  const int length = redisFormatCommandArgv(&formatted, static_cast<int>(arguments.size()),
-                                            pointers.data(), lengths.data());
+  // hiredis' sds formatter, not redisFormatCommandArgv: that one writes each length with
+  // sprintf, which was the gateway's largest cost per append on Redis.
+  sds formatted = nullptr;
+  const int length = redisFormatSdsCommandArgv(&formatted, static_cast<int>(arguments.size()),
+                                               pointers.data(), lengths.data());
   if (length < 0)
     throw std::bad_alloc();
-  const std::unique_ptr<char, void (*)(char*)> owned(formatted, redisFreeCommand);
+  const std::unique_ptr<char, void (*)(sds)> owned(formatted, redisFreeSdsCommand);
   std::unique_lock lock(mutex_);
   if (broken_) {
     const std::string reason = broken_reason_;
