@@ -6,11 +6,12 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -101,12 +102,16 @@ void append_utc_time(std::string& out, std::chrono::system_clock::time_point now
   out.append(fraction, sizeof fraction);
 }
 
-// A duration as fmt's "{:.3f}" writes it: fixed, three decimals.
+// A duration in milliseconds with three decimals, to the microsecond (as docs/api.md shows it).
+// Integer digits: a double's std::to_chars is not in every standard library the lint builds with.
 void append_milliseconds(std::string& out, double milliseconds) {
-  char digits[32];
-  const auto end =
-      std::to_chars(digits, digits + sizeof digits, milliseconds, std::chars_format::fixed, 3).ptr;
-  out.append(digits, end);
+  const long long microseconds = std::max(0LL, std::llround(milliseconds * 1000));
+  append_integer(out, microseconds / 1000);
+  const auto fraction = static_cast<int>(microseconds % 1000);
+  const char decimals[] = {'.', static_cast<char>('0' + fraction / 100),
+                           static_cast<char>('0' + fraction / 10 % 10),
+                           static_cast<char>('0' + fraction % 10)};
+  out.append(decimals, sizeof decimals);
 }
 
 }  // namespace
