@@ -223,7 +223,9 @@ bool PipelinedConnection::enqueue(const std::vector<std::string>& arguments, Don
   if (broken_) {
     const std::string reason = broken_reason_;
     lock.unlock();
-    done(std::make_exception_ptr(RedisUnavailable(reason)), Reply{});
+    // In a statement of its own (see PipelinedConnection::command).
+    std::exception_ptr error = std::make_exception_ptr(RedisUnavailable(reason));
+    done(std::move(error), Reply{});
     return false;
   }
   // Queued and expected under one lock, so the replies' order is the bytes' order.
@@ -236,7 +238,10 @@ bool PipelinedConnection::enqueue(const std::vector<std::string>& arguments, Don
 Reply PipelinedConnection::command(const std::vector<std::string>& arguments) {
   // The answer crosses threads as a reply or a reason, never as an exception object: the
   // caller throws its own (an exception shared by two threads is freed by whichever lets go
-  // last, which ThreadSanitizer cannot see ordered).
+  // last, which ThreadSanitizer cannot see ordered). For the same reason an exception handed to
+  // a `done` is made in a statement of its own: make_exception_ptr(E(...)) copies a temporary
+  // that shares the message's reference-counted string, and the temporary must be gone before
+  // the exception goes to another thread.
   struct Answer {
     std::mutex mutex;
     std::condition_variable answered;
@@ -389,8 +394,11 @@ void PipelinedConnection::fail(const std::string& reason) {
   }
   // Wakes the reader (recv returns) and refuses any later write.
   ::shutdown(socket_, SHUT_RDWR);
-  for (Call& call : failed)
-    call.done(std::make_exception_ptr(RedisUnavailable(reason)), Reply{});
+  for (Call& call : failed) {
+    // In a statement of its own (see PipelinedConnection::command).
+    std::exception_ptr error = std::make_exception_ptr(RedisUnavailable(reason));
+    call.done(std::move(error), Reply{});
+  }
 }
 
 RedisClient::RedisClient(RedisAddress address, Options options)

@@ -84,7 +84,9 @@ bool RedisScript::try_run_async(std::string_view operation, std::string_view pre
       } catch (const std::exception& unavailable) {
         spdlog::warn("redis: {}", unavailable.what());
       }
-      done(std::make_exception_ptr(store_unavailable_error()), Reply{});
+      // In a statement of its own (see PipelinedConnection::command).
+      std::exception_ptr unavailable_error = std::make_exception_ptr(store_unavailable_error());
+      done(std::move(unavailable_error), Reply{});
       return;
     }
     // The exception goes to `done` only once its catch is left, so that `done` holds the only
@@ -113,8 +115,11 @@ bool RedisScript::try_run_async(std::string_view operation, std::string_view pre
         client_->try_submit(*command, [finish, done](std::exception_ptr error, Reply reply) {
           finish(done, std::move(error), std::move(reply));
         });
-    if (!sent)
-      finish(done, std::make_exception_ptr(RedisUnavailable("no connection")), Reply{});
+    if (!sent) {
+      // In a statement of its own (see PipelinedConnection::command).
+      std::exception_ptr unsent = std::make_exception_ptr(RedisUnavailable("no connection"));
+      finish(done, std::move(unsent), Reply{});
+    }
   });
 }
 
