@@ -15,8 +15,10 @@
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/url/grammar/alpha_chars.hpp>
 #include <boost/url/grammar/charset.hpp>
 #include <boost/url/grammar/digit_chars.hpp>
+#include <boost/url/ipv4_address.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <ctime>
@@ -161,15 +163,21 @@ bool is_chunked(beast::string_view coding) {
 // A Host value is uri-host [ ":" port ] (RFC 9112 section 3.2), which is an authority without
 // userinfo. An empty one is allowed.
 bool is_valid_host(beast::string_view value) {
-  // The usual Host, a name or IPv4 address of unreserved characters and maybe ":digits", is an
-  // authority of that grammar as it stands; only the rest needs Boost.URL's parse.
+  // The usual Host, a name or an IPv4 address and maybe ":digits", is an authority as it stands;
+  // only the rest needs Boost.URL's parse. A name here is unreserved characters starting with a
+  // letter: Boost.URL refuses a name that starts with an IPv4 address ("1.2.3.4.5"), and its
+  // answer stays the rule.
   namespace urls = boost::urls;
   const char* const end = value.data() + value.size();
   const char* const past_host =
       urls::grammar::find_if_not(value.data(), end, urls::unreserved_chars);
-  if (past_host == end ||
-      (*past_host == ':' &&
-       urls::grammar::find_if_not(past_host + 1, end, urls::grammar::digit_chars) == end)) {
+  const std::string_view host(value.data(), static_cast<std::size_t>(past_host - value.data()));
+  const bool plain_host =
+      !host.empty() && (urls::grammar::alpha_chars(host.front()) || urls::parse_ipv4_address(host));
+  if (plain_host &&
+      (past_host == end ||
+       (*past_host == ':' &&
+        urls::grammar::find_if_not(past_host + 1, end, urls::grammar::digit_chars) == end))) {
     return true;
   }
   const auto authority = boost::urls::parse_authority(std::string_view(value.data(), value.size()));
